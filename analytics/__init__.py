@@ -1,0 +1,1 @@
+"""Analytics: pure Polars computations over data loaded from the stores."""

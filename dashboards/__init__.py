@@ -1,0 +1,1 @@
+"""Dashboards: the Streamlit app managers and engineers read."""

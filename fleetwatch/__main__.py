@@ -1,0 +1,3 @@
+from fleetwatch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""The ``fleetwatch`` command: one entry point, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
+
+from fleetwatch import __version__, logs
+from fleetwatch.settings import (
+    ENV_PREFIX,
+    SETTINGS_GROUPS,
+    InfluxSettings,
+    LogSettings,
+    MqttSettings,
+    PostgresSettings,
+    SettingsError,
+    load,
+)
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_config(_: argparse.Namespace) -> int:
+    """Print every setting with its effective value (secrets masked)."""
+    loaded, errors = [], []
+    for group in SETTINGS_GROUPS:
+        try:
+            loaded.append(load(group))
+        except SettingsError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise SettingsError("\n".join(errors))
+    for settings in loaded:
+        _print_group(settings)
+    return 0
+
+
+def _print_group(settings: BaseSettings) -> None:
+    for name, field in type(settings).model_fields.items():
+        value = getattr(settings, name)
+        shown = "********" if isinstance(value, SecretStr) else ("" if value is None else value)
+        sys.stdout.write(f"{ENV_PREFIX}{name.upper()}={shown}  # {field.description}\n")
+
+
+def _cmd_check(_: argparse.Namespace) -> int:
+    """Reach each service once and say which are up."""
+    from ingest.broker import BrokerUnavailableError, probe  # noqa: PLC0415 - heavy imports
+    from stores import (  # noqa: PLC0415
+        StoreUnavailableError,
+        influx,
+        postgres,
+    )
+
+    failures = 0
+
+    def report(name: str, check: Callable[[], str]) -> None:
+        nonlocal failures
+        try:
+            sys.stdout.write(f"{name}: ok ({check()})\n")
+        except (StoreUnavailableError, BrokerUnavailableError) as exc:
+            failures += 1
+            sys.stdout.write(f"{name}: FAILED - {exc}\n")
+
+    def check_postgres() -> str:
+        engine = postgres.make_engine(load(PostgresSettings), pool_size=1)
+        try:
+            return f"PostgreSQL {postgres.server_version(engine)}"
+        finally:
+            engine.dispose()
+
+    def check_mqtt() -> str:
+        settings = load(MqttSettings)
+        asyncio.run(probe(settings))
+        return f"{settings.mqtt_host}:{settings.mqtt_port}"
+
+    def check_influx() -> str:
+        with influx.make_client(load(InfluxSettings)) as client:
+            return f"InfluxDB {influx.server_version(client)}"
+
+    report("postgresql", check_postgres)
+    report("mqtt", check_mqtt)
+    report("influxdb", check_influx)
+    if failures:
+        sys.stdout.write("start the local services with: scripts/services.sh up\n")
+    return 1 if failures else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="fleetwatch",
+        description=(
+            "Ingest, store and report on fleets of MQTT field devices. Settings come from "
+            f"{ENV_PREFIX}* environment variables or a .env file (see 'fleetwatch config')."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"fleetwatch {__version__}")
+    parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands: Sequence[tuple[str, str, Handler]] = (
+        ("config", "show the effective settings and validate them", _cmd_config),
+        ("check", "check that PostgreSQL, the MQTT broker and InfluxDB answer", _cmd_check),
+    )
+    for name, help_text, handler in commands:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        log_settings = load(LogSettings)
+        logs.configure(log_settings.log_level, "json" if args.log_json else log_settings.log_format)
+        handler: Handler = args.handler
+        return handler(args)
+    except SettingsError as exc:
+        sys.stderr.write(f"fleetwatch: {exc}\n")
+        return 2

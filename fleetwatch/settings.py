@@ -1,0 +1,129 @@
+"""Configuration from ``FLEETWATCH_*`` environment variables and an optional ``.env`` file.
+
+Every part reads only the group it needs (a dashboard has no use for broker credentials),
+and a bad value stops start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, PostgresDsn, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "FLEETWATCH_"
+ENV_FILE = Path(".env")
+
+
+class SettingsError(RuntimeError):
+    """One or more settings are missing or malformed."""
+
+
+def _config() -> SettingsConfigDict:
+    return SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+
+class PostgresSettings(BaseSettings):
+    """Where the relational store lives."""
+
+    model_config = _config()
+
+    database_url: PostgresDsn = Field(
+        default=PostgresDsn("postgresql://fleetwatch:fleetwatch@127.0.0.1:5432/fleetwatch"),
+        description="PostgreSQL connection URL",
+    )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
+        url = str(self.database_url)
+        scheme, rest = url.split("://", 1)
+        return f"postgresql+psycopg://{rest}" if "+" not in scheme else url
+
+
+class MqttSettings(BaseSettings):
+    """Where the broker lives and which topics belong to the fleet."""
+
+    model_config = _config()
+
+    mqtt_host: str = Field(default="127.0.0.1", min_length=1, description="MQTT broker host")
+    mqtt_port: int = Field(default=1883, ge=1, le=65535, description="MQTT broker port")
+    mqtt_username: str | None = Field(default=None, description="MQTT user, if the broker asks")
+    mqtt_password: SecretStr | None = Field(default=None, description="MQTT password")
+    mqtt_client_id: str = Field(
+        default="fleetwatch-ingest",
+        min_length=1,
+        description="client id; fixed so the broker keeps the persistent session",
+    )
+    topic_prefix: str = Field(
+        default="fleet", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", description="topic root"
+    )
+
+
+class InfluxSettings(BaseSettings):
+    """Where the time-series store lives."""
+
+    model_config = _config()
+
+    influx_url: str = Field(default="http://127.0.0.1:8086", description="InfluxDB 2.x URL")
+    influx_token: SecretStr = Field(
+        default=SecretStr("fleetwatch-operator-token"), description="InfluxDB API token"
+    )
+    influx_org: str = Field(default="fleetwatch", min_length=1, description="InfluxDB org")
+    influx_bucket: str = Field(
+        default="heartbeats", min_length=1, description="bucket of raw heartbeat points"
+    )
+
+    @field_validator("influx_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class LogSettings(BaseSettings):
+    """How the services log."""
+
+    model_config = _config()
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="log level"
+    )
+    log_format: Literal["text", "json"] = Field(default="text", description="log line format")
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+SETTINGS_GROUPS: tuple[type[BaseSettings], ...] = (
+    PostgresSettings,
+    MqttSettings,
+    InfluxSettings,
+    LogSettings,
+)
+
+
+def load(group: type[SettingsT]) -> SettingsT:
+    """Read one settings group, turning validation errors into one readable message."""
+    try:
+        return group()
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from exc
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per bad variable: its name, what is wrong, and the value seen."""
+    lines = ["invalid configuration:"]
+    for error in exc.errors():
+        name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
+        seen = error.get("input")
+        shown = f" (got {seen!r})" if isinstance(seen, str | int | float) else ""
+        lines.append(f"  {name}: {error['msg']}{shown}")
+    return "\n".join(lines)

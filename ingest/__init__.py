@@ -1,0 +1,1 @@
+"""Ingest: MQTT transport, decoding, handling and batching of device messages."""

@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# Local PostgreSQL, Mosquitto and InfluxDB 2.x for development and tests on a Debian
+# machine without a Docker engine. Everything listens on loopback only.
+#
+#   scripts/services.sh up        install (if needed), start and initialise all three
+#   scripts/services.sh down      stop them
+#   scripts/services.sh status    say which are reachable
+#   scripts/services.sh env       print the FLEETWATCH_* settings that point at them
+#   scripts/services.sh influxd   only build (or reuse) the influxd binary, print its path
+#
+# influxd is built from its Go module source once and cached outside the repository,
+# keyed by version; later runs reuse the cached binary.
+set -euo pipefail
+
+# v2.7.12 is the newest 2.x whose whole dependency tree the module proxy serves (v2.10.0
+# needs flux v0.201.0, which the proxy refuses with 403).
+INFLUXDB_VERSION="${FLEETWATCH_INFLUXDB_VERSION:-v2.7.12}"
+PG_PORT="${FLEETWATCH_PG_PORT:-5432}"
+MQTT_PORT="${FLEETWATCH_MQTT_BROKER_PORT:-1883}"
+INFLUX_PORT="${FLEETWATCH_INFLUX_PORT:-8086}"
+PG_CLUSTER="fleetwatch"
+PG_USER="fleetwatch"
+PG_PASSWORD="${FLEETWATCH_PG_PASSWORD:-fleetwatch}"
+PG_DB="fleetwatch"
+INFLUX_ORG="fleetwatch"
+INFLUX_BUCKET="heartbeats"
+INFLUX_TOKEN="${FLEETWATCH_INFLUX_TOKEN:-fleetwatch-operator-token}"
+INFLUX_USER="fleetwatch"
+INFLUX_PASSWORD="${FLEETWATCH_INFLUX_PASSWORD:-fleetwatch-admin}"
+
+CACHE_DIR="${FLEETWATCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/fleetwatch}"
+STATE_DIR="${FLEETWATCH_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/fleetwatch}"
+INFLUXD_BIN="$CACHE_DIR/influxd-$INFLUXDB_VERSION/influxd"
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  # policy-rc.d keeps the packages from starting their own default instances.
+  printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+  as_root chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  as_root rm -f /usr/sbin/policy-rc.d
+}
+
+wait_for() {  # wait_for NAME SECONDS COMMAND...
+  local name=$1 limit=$2; shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -ge $deadline ] && die "$name did not become ready within ${limit}s"
+    sleep 0.5
+  done
+}
+
+# --- InfluxDB build ------------------------------------------------------------------------
+
+build_influxd() {
+  if [ -x "$INFLUXD_BIN" ]; then
+    log "influxd $INFLUXDB_VERSION: cached binary reused"
+    return 0
+  fi
+  command -v go >/dev/null || die "Go is required to build influxd"
+  command -v cargo >/dev/null || die "Rust (cargo) is required to build Flux for influxd"
+  apt_install build-essential pkg-config clang
+  local started=$SECONDS work
+  work="$(mktemp -d "${TMPDIR:-/tmp}/influxd-build.XXXXXX")"
+  log "building influxd $INFLUXDB_VERSION from its Go module source (cold build: several minutes)"
+  # The module may ask for a newer Go than the local one; GOTOOLCHAIN=auto fetches that
+  # toolchain through the module proxy instead of failing.
+  export GOTOOLCHAIN="${GOTOOLCHAIN_OVERRIDE:-auto}" GOFLAGS=-mod=mod
+  local src
+  src="$(cd "$work" && go mod download -json "github.com/influxdata/influxdb/v2@$INFLUXDB_VERSION" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [ -d "$src" ] || die "could not download github.com/influxdata/influxdb/v2@$INFLUXDB_VERSION"
+  # The module cache is read-only and the module's go.mod carries a replace directive, so
+  # it is built in a writable copy rather than with 'go install module@version'.
+  cp -r "$src" "$work/influxdb"
+  chmod -R u+w "$work/influxdb"
+  # The wrapper version influxdb's go.mod names may be missing from the proxy; the newest
+  # published one is an equally good wrapper.
+  local pkgcfg_version
+  pkgcfg_version="$(awk '$1 == "github.com/influxdata/pkg-config" {print $2; exit}' "$work/influxdb/go.mod")"
+  if ! (cd "$work" && GOBIN="$work/bin" go install "github.com/influxdata/pkg-config@$pkgcfg_version"); then
+    log "pkg-config wrapper $pkgcfg_version unavailable; using the newest published one"
+    (cd "$work" && GOBIN="$work/bin" go install "github.com/influxdata/pkg-config@latest")
+  fi
+  mkdir -p "$(dirname "$INFLUXD_BIN")"
+  # Flux pins an old Rust channel in rust-toolchain.toml that cannot be downloaded here;
+  # the stable toolchain builds it.
+  # Flux's crates deny(warnings), and newer rustc lints break that build. RUSTFLAGS does not
+  # reach build scripts when cargo is given --target, so a rustc wrapper caps lints everywhere.
+  cat >"$work/bin/rustc-cap-lints" <<'WRAP'
+#!/bin/sh
+case " $* " in *" --cap-lints"*) exec "$@" ;; *) exec "$@" --cap-lints=warn ;; esac
+WRAP
+  chmod +x "$work/bin/rustc-cap-lints"
+  (cd "$work/influxdb" && PKG_CONFIG="$work/bin/pkg-config" RUSTUP_TOOLCHAIN=stable \
+    RUSTC_WRAPPER="$work/bin/rustc-cap-lints" \
+    go build -tags 'sqlite_foreign_keys,sqlite_json,flux_nosqlite' \
+      -ldflags "-s -w -X main.version=${INFLUXDB_VERSION#v}" \
+      -o "$INFLUXD_BIN.tmp" ./cmd/influxd)
+  mv "$INFLUXD_BIN.tmp" "$INFLUXD_BIN"
+  rm -rf "$work"
+  log "influxd $INFLUXDB_VERSION built in $((SECONDS - started))s"
+}
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+pg_cluster_line() { pg_lsclusters -h 2>/dev/null | awk -v port="$PG_PORT" '$3 == port {print; exit}'; }
+
+postgres_up() {
+  apt_install postgresql postgresql-contrib
+  local line version name
+  line="$(pg_cluster_line)"
+  if [ -z "$line" ]; then
+    version="$(ls /usr/lib/postgresql | sort -V | tail -1)"
+    log "creating PostgreSQL $version cluster '$PG_CLUSTER' on port $PG_PORT"
+    as_root pg_createcluster "$version" "$PG_CLUSTER" -p "$PG_PORT" >/dev/null
+    line="$(pg_cluster_line)"
+  fi
+  read -r version name _ <<<"$line"
+  if ! pg_cluster_line | grep -q online; then
+    # Test and demo instance: durability against power loss is not needed, speed is.
+    as_root tee "/etc/postgresql/$version/$name/conf.d/fleetwatch.conf" >/dev/null <<CONF
+listen_addresses = '127.0.0.1'
+max_connections = 300
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+    as_root pg_ctlcluster "$version" "$name" start
+  fi
+  wait_for PostgreSQL 60 pg_isready -q -h 127.0.0.1 -p "$PG_PORT"
+  as_root runuser -u postgres -- psql -q -p "$PG_PORT" -v ON_ERROR_STOP=1 <<SQL >/dev/null
+SELECT 'CREATE ROLE $PG_USER LOGIN SUPERUSER'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_USER') \gexec
+ALTER ROLE $PG_USER WITH LOGIN SUPERUSER PASSWORD '$PG_PASSWORD';
+SELECT 'CREATE DATABASE $PG_DB OWNER $PG_USER'
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$PG_DB') \gexec
+SQL
+  log "PostgreSQL ready on 127.0.0.1:$PG_PORT"
+}
+
+postgres_down() {
+  local line version name
+  line="$(pg_cluster_line)"
+  [ -n "$line" ] || return 0
+  read -r version name _ <<<"$line"
+  as_root pg_ctlcluster "$version" "$name" stop 2>/dev/null || true
+}
+
+# --- Mosquitto -----------------------------------------------------------------------------
+
+mosquitto_up() {
+  apt_install mosquitto mosquitto-clients
+  local dir="$STATE_DIR/mosquitto"
+  mkdir -p "$dir/data"
+  if [ -f "$dir/mosquitto.pid" ] && kill -0 "$(cat "$dir/mosquitto.pid")" 2>/dev/null; then
+    log "Mosquitto already running on 127.0.0.1:$MQTT_PORT"
+    return 0
+  fi
+  cat >"$dir/mosquitto.conf" <<CONF
+# Written by scripts/services.sh; loopback only, for development and tests.
+user root
+pid_file $dir/mosquitto.pid
+listener $MQTT_PORT 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $dir/data/
+autosave_interval 10
+# Ingest's persistent session must be able to hold a backlog while it restarts.
+max_queued_messages 1000000
+max_inflight_messages 0
+log_dest file $dir/mosquitto.log
+CONF
+  mosquitto -c "$dir/mosquitto.conf" -d
+  wait_for Mosquitto 30 mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -t '$SYS/broker/version' -C 1 -W 2
+  log "Mosquitto ready on 127.0.0.1:$MQTT_PORT"
+}
+
+mosquitto_down() { stop_pidfile "$STATE_DIR/mosquitto/mosquitto.pid"; }
+
+# --- InfluxDB ------------------------------------------------------------------------------
+
+influx_healthy() { curl -fsS "http://127.0.0.1:$INFLUX_PORT/health" >/dev/null 2>&1; }
+
+influxdb_up() {
+  build_influxd
+  local dir="$STATE_DIR/influxdb"
+  mkdir -p "$dir"
+  if ! influx_healthy; then
+    nohup "$INFLUXD_BIN" \
+      --http-bind-address "127.0.0.1:$INFLUX_PORT" \
+      --bolt-path "$dir/influxd.bolt" \
+      --engine-path "$dir/engine" \
+      --sqlite-path "$dir/influxd.sqlite" \
+      --reporting-disabled \
+      --log-level warn >"$dir/influxd.log" 2>&1 &
+    echo $! >"$dir/influxd.pid"
+    wait_for InfluxDB 60 influx_healthy
+  fi
+  if curl -fsS "http://127.0.0.1:$INFLUX_PORT/api/v2/setup" | grep -q '"allowed": *true'; then
+    curl -fsS -X POST "http://127.0.0.1:$INFLUX_PORT/api/v2/setup" \
+      -H 'Content-Type: application/json' \
+      -d "{\"username\":\"$INFLUX_USER\",\"password\":\"$INFLUX_PASSWORD\",\"org\":\"$INFLUX_ORG\",\"bucket\":\"$INFLUX_BUCKET\",\"token\":\"$INFLUX_TOKEN\"}" >/dev/null
+    log "InfluxDB initialised: org $INFLUX_ORG, bucket $INFLUX_BUCKET"
+  fi
+  log "InfluxDB ready on 127.0.0.1:$INFLUX_PORT"
+}
+
+influxdb_down() { stop_pidfile "$STATE_DIR/influxdb/influxd.pid"; }
+
+stop_pidfile() {
+  local pidfile=$1 pid
+  [ -f "$pidfile" ] || return 0
+  pid="$(cat "$pidfile")"
+  if kill "$pid" 2>/dev/null; then
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  fi
+  rm -f "$pidfile"
+}
+
+# --- Commands ------------------------------------------------------------------------------
+
+print_env() {
+  cat <<ENV
+export FLEETWATCH_DATABASE_URL=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB
+export FLEETWATCH_MQTT_HOST=127.0.0.1
+export FLEETWATCH_MQTT_PORT=$MQTT_PORT
+export FLEETWATCH_INFLUX_URL=http://127.0.0.1:$INFLUX_PORT
+export FLEETWATCH_INFLUX_TOKEN=$INFLUX_TOKEN
+export FLEETWATCH_INFLUX_ORG=$INFLUX_ORG
+export FLEETWATCH_INFLUX_BUCKET=$INFLUX_BUCKET
+ENV
+}
+
+print_status() {
+  local rc=0
+  if pg_isready -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; then echo "postgresql: up (127.0.0.1:$PG_PORT)"; else echo "postgresql: down"; rc=1; fi
+  if mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -t '$SYS/broker/version' -C 1 -W 2 >/dev/null 2>&1; then echo "mosquitto: up (127.0.0.1:$MQTT_PORT)"; else echo "mosquitto: down"; rc=1; fi
+  if influx_healthy; then echo "influxdb: up (http://127.0.0.1:$INFLUX_PORT)"; else echo "influxdb: down"; rc=1; fi
+  return $rc
+}
+
+case "${1:-}" in
+  influxd) build_influxd; echo "$INFLUXD_BIN" ;;
+  up)
+    started=$SECONDS
+    postgres_up; mosquitto_up; influxdb_up
+    log "all services up in $((SECONDS - started))s"
+    ;;
+  down) influxdb_down; mosquitto_down; postgres_down; log "services stopped" ;;
+  status) print_status ;;
+  env) print_env ;;
+  *) echo "usage: $0 up|down|status|env|influxd" >&2; exit 2 ;;
+esac
