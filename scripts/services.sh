@@ -73,6 +73,8 @@ build_influxd() {
   apt_install build-essential pkg-config clang
   local started=$SECONDS work
   work="$(mktemp -d "${TMPDIR:-/tmp}/influxd-build.XXXXXX")"
+  # shellcheck disable=SC2064 # expand now: $work is local
+  trap "rm -rf '$work'" EXIT
   log "building influxd $INFLUXDB_VERSION from its Go module source (cold build: several minutes)"
   # The module may ask for a newer Go than the local one; GOTOOLCHAIN=auto fetches that
   # toolchain through the module proxy instead of failing.
@@ -109,7 +111,6 @@ WRAP
       -ldflags "-s -w -X main.version=${INFLUXDB_VERSION#v}" \
       -o "$INFLUXD_BIN.tmp" ./cmd/influxd)
   mv "$INFLUXD_BIN.tmp" "$INFLUXD_BIN"
-  rm -rf "$work"
   log "influxd $INFLUXDB_VERSION built in $((SECONDS - started))s"
 }
 

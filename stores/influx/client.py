@@ -24,11 +24,10 @@ def make_client(
 
 
 def server_version(client: InfluxDBClient) -> str:
-    """The server's version; raises StoreUnavailableError when it is down or unhealthy."""
+    """The server's version; raises StoreUnavailableError when it does not answer."""
+    if not client.ping():
+        raise StoreUnavailableError(f"InfluxDB unreachable at {client.url}")
     try:
-        health = client.health()
+        return str(client.version())
     except (HTTPError, OSError) as exc:
         raise StoreUnavailableError(f"InfluxDB unreachable at {client.url}: {exc}") from exc
-    if health.status != "pass":
-        raise StoreUnavailableError(f"InfluxDB at {client.url} unhealthy: {health.message}")
-    return str(health.version)
