@@ -1,0 +1,247 @@
+"""Bytes and topic in, validated message out: the only place that reads protobuf.
+
+Decoding is separate from handling so that another device kind (JSON telemetry) or another
+transport (WebSocket) only adds a decoder; the handlers see the same validated messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
+
+from ingest.contract import TopicError, TopicKind, TopicScheme, pb
+from ingest.messages import (
+    AlarmReport,
+    CommandReply,
+    DeviceMessage,
+    HeartbeatReport,
+    LastWill,
+    Rejected,
+    RejectReason,
+    StatusReport,
+    check_ip,
+    normalise_mac,
+)
+
+NETWORK_TYPES = {0: "wifi", 1: "ethernet", 2: "none"}
+ETH_INTERFACES = {0: "wifi", 1: "ethernet"}
+
+M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecodeLimits:
+    """Bounds on what the decoder accepts."""
+
+    max_payload_bytes: int = 4096
+    # Device clocks further than this from the server's are not trusted (no NTP yet, drift).
+    max_clock_skew: timedelta = timedelta(hours=24)
+
+    def __post_init__(self) -> None:
+        if self.max_payload_bytes <= 0:
+            raise ValueError("max_payload_bytes must be positive")
+        if self.max_clock_skew <= timedelta(0):
+            raise ValueError("max_clock_skew must be positive")
+
+
+class Decoder:
+    """Turns (topic, payload) from one topic scheme into validated device messages."""
+
+    def __init__(self, scheme: TopicScheme, limits: DecodeLimits | None = None) -> None:
+        self._scheme = scheme
+        self._limits = limits or DecodeLimits()
+        self._by_kind: dict[TopicKind, Callable[[bytes, _Context], DeviceMessage]] = {
+            TopicKind.STATUS: _status,
+            TopicKind.HEARTBEAT: _heartbeat,
+            TopicKind.ALARM: _alarm,
+            TopicKind.RESPONSE: _response,
+            TopicKind.LWT: _last_will,
+        }
+
+    def decode(self, topic: str, payload: bytes, received_at: datetime) -> DeviceMessage:
+        """The validated message; raises Rejected with the reason it must be dead-lettered."""
+        try:
+            parsed = self._scheme.parse(topic)
+        except TopicError as exc:
+            raise Rejected(RejectReason.BAD_TOPIC, str(exc)) from exc
+        handler = self._by_kind.get(parsed.kind)
+        if handler is None:
+            raise Rejected(RejectReason.BAD_TOPIC, f"{parsed.kind.value} is not sent by devices")
+        if len(payload) > self._limits.max_payload_bytes:
+            raise Rejected(
+                RejectReason.TOO_LARGE,
+                f"{len(payload)} bytes exceeds {self._limits.max_payload_bytes}",
+            )
+        context = _Context(parsed.hostname, received_at, self._limits.max_clock_skew)
+        return handler(payload, context)
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    hostname: str
+    received_at: datetime
+    max_skew: timedelta
+
+    def device_time(self, epoch_ms: int) -> datetime | None:
+        """The device timestamp if it is set and plausible, else None."""
+        if epoch_ms <= 0:
+            return None
+        try:
+            when = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+        return when if abs(when - self.received_at) <= self.max_skew else None
+
+    def check_hostname(self, claimed: str) -> None:
+        if claimed and claimed != self.hostname:
+            raise Rejected(
+                RejectReason.HOSTNAME_MISMATCH,
+                f"payload hostname {claimed[:40]!r} published under {self.hostname!r}",
+            )
+
+
+def _parse(kind: type[M], payload: bytes) -> M:
+    try:
+        return kind.FromString(payload)
+    except DecodeError as exc:
+        raise Rejected(RejectReason.UNDECODABLE, f"not a {kind.__name__}: {exc}") from exc
+
+
+def _enum_name(enum: object, value: int, field: str) -> str:
+    try:
+        return str(enum.Name(value))  # type: ignore[attr-defined]
+    except ValueError as exc:
+        raise Rejected(RejectReason.OUT_OF_RANGE, f"{field}={value} is not a known value") from exc
+
+
+def _status(payload: bytes, ctx: _Context) -> StatusReport:
+    msg = _parse(pb.StatusMessage, payload)
+    ctx.check_hostname(msg.hostname)
+    if msg.network not in NETWORK_TYPES:
+        raise Rejected(RejectReason.OUT_OF_RANGE, f"network={msg.network} is not a known value")
+    has_location = msg.latitude != 0.0 or msg.longitude != 0.0
+    return StatusReport(
+        hostname=ctx.hostname,
+        received_at=ctx.received_at,
+        device_ts=ctx.device_time(msg.timestamp),
+        mac=normalise_mac(msg.mac_address),
+        device_db_id=msg.device_db_id,
+        firmware=msg.firmware,
+        partition=msg.partition,
+        ota_validated=msg.ota_validated,
+        uptime=msg.uptime,
+        boot_count=msg.boot_count,
+        device_state=_enum_name(pb.StatusMessage.DeviceState, msg.state, "state"),
+        state_duration=msg.state_duration,
+        free_heap=msg.free_heap,
+        min_heap=msg.min_heap,
+        network_type=NETWORK_TYPES[msg.network],
+        ip_address=check_ip(msg.ip_address),
+        rssi=msg.rssi,
+        connected=msg.connected,
+        has_ip=msg.has_ip,
+        mqtt_connected=msg.mqtt_connected,
+        ntp_synced=msg.ntp_synced,
+        last_ntp_sync=ctx.device_time(msg.last_ntp_sync),
+        panic1=msg.panic1,
+        panic2=msg.panic2,
+        box_sw=msg.box_sw,
+        siren=msg.siren,
+        turret=msg.turret,
+        panic1_count=msg.panic1_count,
+        panic2_count=msg.panic2_count,
+        tamper_count=msg.tamper_count,
+        wifi_disconnects=msg.wifi_disconnects,
+        mqtt_disconnects=msg.mqtt_disconnects,
+        error_count=msg.error_count,
+        temperature=msg.temperature,
+        humidity=msg.humidity,
+        error_flags=msg.error_flags,
+        country=msg.country.upper() or None,
+        zone=msg.zone,
+        latitude=msg.latitude if has_location else None,
+        longitude=msg.longitude if has_location else None,
+    )
+
+
+def _heartbeat(payload: bytes, ctx: _Context) -> HeartbeatReport:
+    msg = _parse(pb.Heartbeat, payload)
+    if msg.eth_interface not in ETH_INTERFACES:
+        raise Rejected(RejectReason.OUT_OF_RANGE, f"eth_interface={msg.eth_interface} not 0/1")
+    return HeartbeatReport(
+        hostname=ctx.hostname,
+        received_at=ctx.received_at,
+        device_ts=ctx.device_time(msg.timestamp),
+        mac=normalise_mac(msg.mac_address),
+        device_db_id=msg.device_db_id,
+        firmware=msg.firmware,
+        uptime=msg.uptime,
+        panic1=msg.panic1,
+        panic2=msg.panic2,
+        box_sw=msg.box_sw,
+        siren=msg.siren,
+        turret=msg.turret,
+        temperature=msg.temperature,
+        humidity=msg.humidity,
+        fan_pwm_duty=msg.fan_pwm_duty,
+        network_type=ETH_INTERFACES[msg.eth_interface],
+    )
+
+
+def _alarm(payload: bytes, ctx: _Context) -> AlarmReport:
+    msg = _parse(pb.AlarmEvent, payload)
+    alarm_type = _enum_name(pb.AlarmEvent.AlarmType, msg.type, "type")
+    is_output = alarm_type == "OUTPUT_EVENT"
+    if is_output and msg.output_type not in (1, 2):
+        raise Rejected(RejectReason.OUT_OF_RANGE, f"output_type={msg.output_type} not 1/2")
+    return AlarmReport(
+        hostname=ctx.hostname,
+        received_at=ctx.received_at,
+        device_ts=ctx.device_time(msg.timestamp),
+        mac=normalise_mac(msg.mac_address),
+        device_db_id=msg.device_db_id,
+        sequence=msg.sequence,
+        alarm_type=alarm_type,
+        event_state=_enum_name(pb.AlarmEvent.EventState, msg.state, "state"),
+        priority=_enum_name(pb.AlarmEvent.Priority, msg.priority, "priority"),
+        physical_state=msg.physical_state,
+        output_type=msg.output_type if is_output else None,
+        pattern_type=msg.pattern_type if is_output else None,
+        duration_seconds=msg.duration_seconds,
+        elapsed_seconds=msg.elapsed_seconds,
+        digest=hashlib.blake2b(payload, digest_size=16).digest(),
+    )
+
+
+def _response(payload: bytes, ctx: _Context) -> CommandReply:
+    msg = _parse(pb.CommandResponse, payload)
+    try:
+        request_id = str(uuid.UUID(msg.request_id))
+    except ValueError as exc:
+        raise Rejected(
+            RejectReason.OUT_OF_RANGE, f"request_id {msg.request_id[:40]!r} is not a UUID"
+        ) from exc
+    if msg.stage == pb.CommandResponse.STAGE_UNSPECIFIED:
+        raise Rejected(RejectReason.OUT_OF_RANGE, "stage is neither ACKNOWLEDGED nor COMPLETED")
+    return CommandReply(
+        hostname=ctx.hostname,
+        received_at=ctx.received_at,
+        device_ts=ctx.device_time(msg.timestamp),
+        request_id=request_id,
+        sequence=msg.sequence,
+        stage=_enum_name(pb.CommandResponse.Stage, msg.stage, "stage"),
+        success=msg.success,
+        response_code=msg.response_code,
+        error_message=msg.error_message,
+        data=dict(msg.data),
+    )
+
+
+def _last_will(_payload: bytes, ctx: _Context) -> LastWill:
+    return LastWill(hostname=ctx.hostname, received_at=ctx.received_at, device_ts=None)

@@ -1,0 +1,225 @@
+"""Validated device messages: what decoding produces and handling consumes.
+
+Each class is a frozen, slotted dataclass holding values already checked against the physical
+ranges of the panel, with the transport facts (topic hostname, server receive time) attached.
+Building one with an impossible value raises ``Rejected`` with a dead-letter reason.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class RejectReason(StrEnum):
+    """Why a message was dead-lettered: a short, stable code for reports and alerts."""
+
+    BAD_TOPIC = "bad_topic"
+    TOO_LARGE = "too_large"
+    UNDECODABLE = "undecodable"
+    BAD_MAC = "bad_mac"
+    OUT_OF_RANGE = "out_of_range"
+    HOSTNAME_MISMATCH = "hostname_mismatch"
+    UNREGISTERED = "unregistered"
+    REPLAY = "replay"
+    UNKNOWN_REQUEST = "unknown_request"
+
+
+class Rejected(ValueError):
+    """A message that cannot be accepted; it is kept as a dead letter with this reason."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# Physical ranges of the panel's sensors and outputs (SHT3x-class sensor, 0-100 % PWM fan).
+TEMPERATURE_RANGE = (-40.0, 125.0)
+HUMIDITY_RANGE = (0.0, 100.0)
+FAN_RANGE = (0, 100)
+RSSI_RANGE = (-127, 0)
+LATITUDE_RANGE = (-90.0, 90.0)
+LONGITUDE_RANGE = (-180.0, 180.0)
+
+_MAC = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
+_COUNTRY = re.compile(r"^[A-Z]{0,3}$")
+
+
+def normalise_mac(raw: str) -> str:
+    """``aa:bb:cc:dd:ee:ff`` from any of the usual spellings; Rejected if it is not a MAC."""
+    text = raw.strip().lower()
+    if not _MAC.match(text):
+        raise Rejected(RejectReason.BAD_MAC, f"{raw[:40]!r} is not a MAC address")
+    digits = re.sub(r"[^0-9a-f]", "", text)
+    if digits in {"000000000000", "ffffffffffff"}:
+        raise Rejected(RejectReason.BAD_MAC, f"{raw!r} is not a device address")
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def check_range(name: str, value: float, bounds: tuple[float, float]) -> None:
+    """Rejected unless ``value`` is finite and within ``bounds`` (inclusive)."""
+    low, high = bounds
+    if not (math.isfinite(value) and low <= value <= high):
+        raise Rejected(RejectReason.OUT_OF_RANGE, f"{name}={value!r} outside [{low}, {high}]")
+
+
+def check_length(name: str, value: str, limit: int) -> None:
+    """Rejected if a text field exceeds its column width."""
+    if len(value) > limit:
+        raise Rejected(RejectReason.OUT_OF_RANGE, f"{name} longer than {limit} characters")
+
+
+def check_ip(value: str) -> str | None:
+    """The address, or None when the device has none; Rejected if it is malformed."""
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError as exc:
+        raise Rejected(RejectReason.OUT_OF_RANGE, f"ip_address {value[:40]!r} invalid") from exc
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Received:
+    """Transport facts shared by every message kind."""
+
+    hostname: str
+    received_at: datetime  # server clock: the time axis everywhere
+    device_ts: datetime | None  # device clock, kept only when plausible
+
+    def __post_init__(self) -> None:
+        if self.received_at.tzinfo is None:
+            raise ValueError("received_at must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusReport(Received):
+    """A StatusMessage: the full picture of one device."""
+
+    mac: str
+    device_db_id: int
+    firmware: str
+    partition: int
+    ota_validated: bool
+    uptime: int
+    boot_count: int
+    device_state: str
+    state_duration: int
+    free_heap: int
+    min_heap: int
+    network_type: str
+    ip_address: str | None
+    rssi: int
+    connected: bool
+    has_ip: bool
+    mqtt_connected: bool
+    ntp_synced: bool
+    last_ntp_sync: datetime | None
+    panic1: bool
+    panic2: bool
+    box_sw: bool
+    siren: bool
+    turret: bool
+    panic1_count: int
+    panic2_count: int
+    tamper_count: int
+    wifi_disconnects: int
+    mqtt_disconnects: int
+    error_count: int
+    temperature: float
+    humidity: float
+    error_flags: int
+    country: str | None
+    zone: int
+    latitude: float | None
+    longitude: float | None
+
+    def __post_init__(self) -> None:
+        Received.__post_init__(self)
+        check_range("temperature", self.temperature, TEMPERATURE_RANGE)
+        check_range("humidity", self.humidity, HUMIDITY_RANGE)
+        check_range("rssi", self.rssi, RSSI_RANGE)
+        check_length("firmware", self.firmware, 16)
+        if self.partition > 2:
+            raise Rejected(RejectReason.OUT_OF_RANGE, f"partition={self.partition} not 0-2")
+        if self.country is not None and not _COUNTRY.match(self.country):
+            raise Rejected(RejectReason.OUT_OF_RANGE, f"country {self.country[:8]!r} not ISO")
+        if self.latitude is not None:
+            check_range("latitude", self.latitude, LATITUDE_RANGE)
+        if self.longitude is not None:
+            check_range("longitude", self.longitude, LONGITUDE_RANGE)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatReport(Received):
+    """A Heartbeat: the fast-changing values."""
+
+    mac: str
+    device_db_id: int
+    firmware: str
+    uptime: int
+    panic1: bool
+    panic2: bool
+    box_sw: bool
+    siren: bool
+    turret: bool
+    temperature: float
+    humidity: float
+    fan_pwm_duty: int
+    network_type: str
+
+    def __post_init__(self) -> None:
+        Received.__post_init__(self)
+        check_range("temperature", self.temperature, TEMPERATURE_RANGE)
+        check_range("humidity", self.humidity, HUMIDITY_RANGE)
+        check_range("fan_pwm_duty", self.fan_pwm_duty, FAN_RANGE)
+        check_length("firmware", self.firmware, 16)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmReport(Received):
+    """An AlarmEvent: an input alarm or an output pattern changing state."""
+
+    mac: str
+    device_db_id: int
+    sequence: int
+    alarm_type: str
+    event_state: str
+    priority: str
+    physical_state: bool
+    output_type: int | None
+    pattern_type: int | None
+    duration_seconds: int
+    elapsed_seconds: int
+    digest: bytes  # hash of the payload: tells an exact redelivery from a replay
+
+    @property
+    def is_output(self) -> bool:
+        """True for siren/turret pattern events."""
+        return self.alarm_type == "OUTPUT_EVENT"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandReply(Received):
+    """A CommandResponse from a device."""
+
+    request_id: str
+    sequence: int
+    stage: str
+    success: bool
+    response_code: int
+    error_message: str
+    data: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LastWill(Received):
+    """The broker's notice that a device's connection was lost."""
+
+
+DeviceMessage = StatusReport | HeartbeatReport | AlarmReport | CommandReply | LastWill
