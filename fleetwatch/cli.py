@@ -93,6 +93,28 @@ def _cmd_check(_: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _cmd_migrate(_: argparse.Namespace) -> int:
+    """Bring the PostgreSQL schema up to the revision this version needs; say which it is."""
+    from stores import StoreError, postgres  # noqa: PLC0415 - heavy imports
+
+    settings = load(PostgresSettings)
+    engine = postgres.make_engine(settings, pool_size=1)
+    try:
+        before = postgres.current_revision(engine)
+        postgres.upgrade(settings)
+        after = postgres.current_revision(engine)
+    except StoreError as exc:
+        sys.stderr.write(f"fleetwatch migrate: {exc}\n")
+        return 1
+    finally:
+        engine.dispose()
+    if before == after:
+        sys.stdout.write(f"postgresql: already at revision {after}\n")
+    else:
+        sys.stdout.write(f"postgresql: migrated from revision {before or 'none'} to {after}\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
@@ -108,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands: Sequence[tuple[str, str, Handler]] = (
         ("config", "show the effective settings and validate them", _cmd_config),
         ("check", "check that PostgreSQL, the MQTT broker and InfluxDB answer", _cmd_check),
+        ("migrate", "create or upgrade the PostgreSQL schema to this version", _cmd_migrate),
     )
     for name, help_text, handler in commands:
         command = sub.add_parser(name, help=help_text, description=help_text)

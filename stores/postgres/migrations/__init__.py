@@ -1,0 +1,1 @@
+"""The Alembic environment and revisions of the PostgreSQL schema (see ``migrate.py``)."""

@@ -1,0 +1,473 @@
+"""The PostgreSQL schema as SQLAlchemy Core tables: the one place table and column names live.
+
+Code that reads or writes PostgreSQL builds its statements from these ``Table`` objects, never
+from names spelled in SQL strings. The database itself is created by the hand-written Alembic
+revisions under ``stores/postgres/migrations``, not by ``metadata.create_all``; a test compares
+the migrated database with this module so the two cannot drift.
+
+The design follows the customer's ``devices`` / ``device_status`` / ``alarm_events`` /
+``command_log`` tables, plus the connection log, the dead-letter store and the bookkeeping of
+the heartbeat CDC (whose history is written to InfluxDB, not here).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import (
+    REAL,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ENUM, INET, JSONB, MACADDR, UUID
+
+# Constraint names are part of the contract: callers recognise an IntegrityError by them.
+metadata = MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+    }
+)
+
+
+class DeviceState(enum.StrEnum):
+    """Lifecycle state of a panel (``device_status.device_state``, a VARCHAR with a CHECK)."""
+
+    BOOT = "BOOT"
+    INIT = "INIT"
+    CONNECTING = "CONNECTING"
+    NORMAL = "NORMAL"
+    ALARM = "ALARM"
+    MAINTENANCE = "MAINTENANCE"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+    OFFLINE = "OFFLINE"
+    UNKNOWN = "UNKNOWN"
+
+
+class NetworkType(enum.StrEnum):
+    """Active network interface (``device_status.network_type``)."""
+
+    WIFI = "wifi"
+    ETHERNET = "ethernet"
+    NONE = "none"
+
+
+class AlarmType(enum.StrEnum):
+    """What raised an alarm event (PostgreSQL type ``alarm_type_enum``)."""
+
+    UNKNOWN = "UNKNOWN"
+    PANIC1 = "PANIC1"
+    PANIC2 = "PANIC2"
+    TAMPER = "TAMPER"
+    FIRE = "FIRE"
+    INTRUSION = "INTRUSION"
+    MEDICAL = "MEDICAL"
+    DURESS = "DURESS"
+    OUTPUT_EVENT = "OUTPUT_EVENT"
+
+
+class EventState(enum.StrEnum):
+    """State an alarm event reports (PostgreSQL type ``event_state_enum``)."""
+
+    INACTIVE = "INACTIVE"
+    ACTIVE = "ACTIVE"
+    TEST = "TEST"
+    STARTING = "STARTING"
+    STOPPING = "STOPPING"
+
+
+class Priority(enum.StrEnum):
+    """Priority of an alarm event (PostgreSQL type ``priority_enum``)."""
+
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    CRITICAL = "CRITICAL"
+
+
+class CommandType(enum.StrEnum):
+    """Kind of command sent to a device (PostgreSQL type ``command_type_enum``)."""
+
+    UNKNOWN = "UNKNOWN"
+    SYSTEM = "SYSTEM"
+    CONFIG = "CONFIG"
+    OUTPUT = "OUTPUT"
+    DIAGNOSTIC = "DIAGNOSTIC"
+    OTA = "OTA"
+
+
+class CommandStatus(enum.StrEnum):
+    """Where a command is in its life (PostgreSQL type ``command_status_enum``)."""
+
+    PENDING = "PENDING"
+    SENT = "SENT"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    TIMEOUT = "TIMEOUT"
+    CANCELLED = "CANCELLED"
+
+
+class ChangeType(enum.StrEnum):
+    """Why the CDC wrote a heartbeat point (PostgreSQL type ``change_type_enum``)."""
+
+    ALARM = "ALARM"
+    STATE_CHANGE = "STATE_CHANGE"
+    CONNECTION = "CONNECTION"
+    SENSOR_DATA = "SENSOR_DATA"
+    PERIODIC = "PERIODIC"
+    MANUAL = "MANUAL"
+    MULTIPLE = "MULTIPLE"
+
+
+class ConnectionEvent(enum.StrEnum):
+    """A change in a device's connection (PostgreSQL type ``connection_event_enum``)."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    TIMEOUT = "timeout"
+
+
+def _pg_enum(python_enum: type[enum.StrEnum], name: str) -> Enum:
+    # Store the values (not the member names) so 'connected' stays lower case in the database.
+    return Enum(
+        python_enum,
+        name=name,
+        metadata=metadata,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+alarm_type_enum: Final = _pg_enum(AlarmType, "alarm_type_enum")
+event_state_enum: Final = _pg_enum(EventState, "event_state_enum")
+priority_enum: Final = _pg_enum(Priority, "priority_enum")
+command_type_enum: Final = _pg_enum(CommandType, "command_type_enum")
+command_status_enum: Final = _pg_enum(CommandStatus, "command_status_enum")
+connection_event_enum: Final = _pg_enum(ConnectionEvent, "connection_event_enum")
+# No column uses it: it is the vocabulary of the CDC's change_type tag in InfluxDB, declared
+# here so SQL reports that label heartbeat history share the customer's spelling.
+change_type_enum: Final = ENUM(
+    *(member.value for member in ChangeType), name="change_type_enum", metadata=metadata
+)
+
+OPEN_ALARM_INDEX: Final = "uq_alarm_events_open"
+"""The unique index allowing one open event per (device, alarm type, output); an insert it
+rejects raises IntegrityError whose ``orig.diag.constraint_name`` is this name."""
+
+
+def _quoted(values: type[enum.StrEnum]) -> str:
+    return ", ".join(f"'{member.value}'" for member in values)
+
+
+def _device_fk(*, primary_key: bool = False) -> Column[int]:
+    """The device a row belongs to; deleting the device deletes the row."""
+    return Column(
+        "device_id",
+        Integer,
+        ForeignKey("devices.id", ondelete="CASCADE"),
+        primary_key=primary_key,
+        nullable=False,
+    )
+
+
+def _created_at() -> Column[datetime]:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+def _updated_at() -> Column[datetime]:
+    """Kept current by the ``set_updated_at()`` trigger, whatever the UPDATE says."""
+    return Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+def _flag(name: str, *, default: bool = False) -> Column[bool]:
+    return Column(name, Boolean, nullable=False, server_default=text(str(default).lower()))
+
+
+def _counter(name: str) -> Column[int]:
+    return Column(name, Integer, nullable=False, server_default=text("0"))
+
+
+def _tstz(name: str, *, nullable: bool = True) -> Column[datetime]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", Integer, Identity(always=False), primary_key=True),
+    Column("mac_address", MACADDR, nullable=False),
+    Column("hostname", String(32)),
+    Column("country", String(3)),
+    Column("zone", Integer),
+    Column("latitude", Numeric(10, 7)),
+    Column("longitude", Numeric(10, 7)),
+    Column("location_desc", Text),
+    _tstz("installation_date"),
+    Column("notes", Text),
+    _flag("active", default=True),
+    _created_at(),
+    _updated_at(),
+    UniqueConstraint("mac_address", name="uq_devices_mac_address"),
+    CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude_range"),
+    CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude_range"),
+    Index("ix_devices_hostname", "hostname"),
+)
+
+device_status = Table(
+    "device_status",
+    metadata,
+    _device_fk(primary_key=True),
+    _flag("is_online"),
+    _tstz("last_seen"),
+    Column("firmware_version", String(16)),
+    Column("partition", Integer),
+    Column("ota_validated", Boolean),
+    Column("uptime", Integer),
+    _counter("boot_count"),
+    Column("device_state", String(20), nullable=False, server_default=DeviceState.UNKNOWN.value),
+    Column("state_duration", Integer),
+    Column("free_heap", Integer),
+    Column("min_heap", Integer),
+    Column("network_type", String(10)),
+    Column("ip_address", INET),
+    Column("rssi", Integer),
+    Column("connected", Boolean),
+    Column("has_ip", Boolean),
+    Column("mqtt_connected", Boolean),
+    Column("ntp_synced", Boolean),
+    _tstz("last_ntp_sync"),
+    _flag("panic1"),
+    _flag("panic2"),
+    _flag("box_sw"),
+    _flag("siren"),
+    _flag("turret"),
+    _counter("panic1_count"),
+    _counter("panic2_count"),
+    _counter("tamper_count"),
+    _counter("wifi_disconnects"),
+    _counter("mqtt_disconnects"),
+    _counter("error_count"),
+    Column("temperature", REAL),
+    Column("humidity", REAL),
+    Column("fan_pwm_duty", SmallInteger),
+    # A uint32 bitmap on the wire: bit 31 does not fit a signed INTEGER.
+    Column("error_flags", BigInteger, nullable=False, server_default=text("0")),
+    _flag("device_synced"),
+    _tstz("last_sync_attempt"),
+    _counter("sync_attempts"),
+    _flag("alarm_active"),
+    _tstz("last_alarm_at"),
+    _flag("siren_active"),
+    Column("siren_pattern", String(20)),
+    _flag("turret_active"),
+    Column("turret_pattern", String(20)),
+    _tstz("last_output_change"),
+    _tstz("last_status_update"),
+    _tstz("last_heartbeat"),
+    # Anti-replay: the highest AlarmEvent.sequence accepted from this device.
+    Column("last_alarm_sequence", BigInteger),
+    _updated_at(),
+    CheckConstraint("fan_pwm_duty BETWEEN 0 AND 100", name="fan_pwm_duty_range"),
+    CheckConstraint("humidity BETWEEN 0 AND 100", name="humidity_range"),
+    CheckConstraint(f"network_type IN ({_quoted(NetworkType)})", name="network_type_known"),
+    CheckConstraint(f"device_state IN ({_quoted(DeviceState)})", name="device_state_known"),
+    Index("ix_device_status_online", "is_online", text("last_seen DESC")),
+    Index(
+        "ix_device_status_alarm_active",
+        "alarm_active",
+        postgresql_where=text("alarm_active"),
+    ),
+    Index("ix_device_status_device_state", "device_state"),
+    Index("ix_device_status_last_seen", text("last_seen DESC")),
+)
+
+alarm_events = Table(
+    "alarm_events",
+    metadata,
+    Column("id", Integer, Identity(always=False), primary_key=True),
+    _device_fk(),
+    Column("sequence", BigInteger),
+    _tstz("timestamp", nullable=False),
+    # The device's own clock, kept only when plausible; "timestamp" is what fleetwatch trusts.
+    _tstz("device_timestamp"),
+    Column("alarm_type", alarm_type_enum, nullable=False),
+    Column("event_state", event_state_enum, nullable=False),
+    Column("priority", priority_enum, nullable=False),
+    Column("physical_state", Boolean),
+    Column("output_type", Integer),
+    Column("pattern_type", Integer),
+    Column("duration_seconds", Integer),
+    Column("elapsed_seconds", Integer),
+    _tstz("resolved_at"),
+    _flag("acknowledged"),
+    Column("acknowledged_by", String(100)),
+    _tstz("acknowledged_at"),
+    Column("notes", Text),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _created_at(),
+    _updated_at(),
+    # The database, not the handler, forbids a second open alarm of one kind on one device.
+    # Inputs have no output_type (NULL), which UNIQUE would treat as distinct: hence COALESCE.
+    Index(
+        OPEN_ALARM_INDEX,
+        "device_id",
+        "alarm_type",
+        text("COALESCE(output_type, 0)"),
+        unique=True,
+        postgresql_where=text("resolved_at IS NULL"),
+    ),
+    # Not unique: one message may both resolve an event and open the next.
+    Index("ix_alarm_events_device_sequence", "device_id", "sequence"),
+    Index("ix_alarm_events_device_timestamp", "device_id", text("timestamp DESC")),
+    Index("ix_alarm_events_type_state", "alarm_type", "event_state"),
+    Index("ix_alarm_events_priority", "priority"),
+    # Fleet-wide open alarms, newest first (the unique index above leads with device_id).
+    Index(
+        "ix_alarm_events_open",
+        text("timestamp DESC"),
+        postgresql_where=text("resolved_at IS NULL"),
+    ),
+    Index(
+        "ix_alarm_events_output",
+        "device_id",
+        "output_type",
+        text("timestamp DESC"),
+        postgresql_where=text("alarm_type = 'OUTPUT_EVENT'"),
+    ),
+)
+
+command_log = Table(
+    "command_log",
+    metadata,
+    Column("id", Integer, Identity(always=False), primary_key=True),
+    _device_fk(),
+    Column("request_id", UUID(as_uuid=True), nullable=False),
+    Column("sequence", BigInteger),
+    Column("timestamp", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("command_type", command_type_enum, nullable=False),
+    Column("command_data", JSONB),
+    Column("auth_level", Integer),
+    Column(
+        "status",
+        command_status_enum,
+        nullable=False,
+        server_default=CommandStatus.PENDING.value,
+    ),
+    _tstz("sent_at"),
+    _tstz("acknowledged_at"),
+    _tstz("completed_at"),
+    _tstz("failed_at"),
+    Column("response_data", JSONB),
+    Column("response_code", Integer),
+    Column("error_message", Text),
+    _counter("retry_count"),
+    Column("max_retries", Integer, nullable=False, server_default=text("3")),
+    _tstz("next_retry_at"),
+    # After this a command is no longer worth sending (a siren test an hour late is harmful).
+    _tstz("expires_at"),
+    Column("initiated_by", String(50)),
+    Column("notes", Text),
+    _created_at(),
+    _updated_at(),
+    UniqueConstraint("request_id", name="uq_command_log_request_id"),
+    CheckConstraint("auth_level BETWEEN 0 AND 2", name="auth_level_range"),
+    Index("ix_command_log_device_timestamp", "device_id", text("timestamp DESC")),
+    Index("ix_command_log_status", "status"),
+    Index("ix_command_log_command_type", "command_type"),
+    Index("ix_command_log_timestamp", text("timestamp DESC")),
+    # The retry loop's work queue: only commands still in flight.
+    Index(
+        "ix_command_log_due",
+        "next_retry_at",
+        postgresql_where=text("status IN ('PENDING', 'SENT', 'TIMEOUT')"),
+    ),
+)
+
+device_connection_log = Table(
+    "device_connection_log",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    _device_fk(),
+    Column("event", connection_event_enum, nullable=False),
+    Column("timestamp", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Index("ix_device_connection_log_device_timestamp", "device_id", text("timestamp DESC")),
+)
+
+# Messages ingest could not use, kept whole so they can be inspected or replayed. No device
+# foreign key: many come from devices fleetwatch does not know.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("topic", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("detail", Text),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_dead_letters_received_at", "received_at"),
+    Index("ix_dead_letters_reason_received_at", "reason", "received_at"),
+)
+
+# The CDC dead band's reference: the values last written to InfluxDB per device, so that a
+# restart neither floods InfluxDB with points nor skips a change.
+heartbeat_cdc_state = Table(
+    "heartbeat_cdc_state",
+    metadata,
+    _device_fk(primary_key=True),
+    _tstz("written_at", nullable=False),
+    Column("temperature", REAL),
+    Column("humidity", REAL),
+    Column("fan_pwm_duty", SmallInteger),
+    Column("panic1", Boolean),
+    Column("panic2", Boolean),
+    Column("box_sw", Boolean),
+    Column("siren", Boolean),
+    Column("turret", Boolean),
+    Column("device_state", String(20)),
+    Column("is_online", Boolean),
+    # Newest heartbeat device timestamp processed: a redelivered heartbeat is older or equal.
+    _tstz("last_device_ts"),
+    _updated_at(),
+)
+
+# Per device and hour: heartbeats received against points written, the CDC's savings.
+heartbeat_counts = Table(
+    "heartbeat_counts",
+    metadata,
+    _device_fk(),
+    _tstz("hour", nullable=False),
+    _counter("received"),
+    _counter("written"),
+    PrimaryKeyConstraint("device_id", "hour", name="pk_heartbeat_counts"),
+)
+
+TABLES_WITH_UPDATED_AT: Final = tuple(
+    table for table in metadata.sorted_tables if "updated_at" in table.c
+)
+"""Each has a BEFORE UPDATE trigger running ``set_updated_at()``."""
