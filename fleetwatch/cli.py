@@ -115,6 +115,34 @@ def _cmd_migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    """Run the ingest service until SIGINT/SIGTERM."""
+    import signal  # noqa: PLC0415
+
+    from ingest.service import IngestOptions, IngestService  # noqa: PLC0415
+    from stores import SchemaError, StoreUnavailableError  # noqa: PLC0415
+
+    options = IngestOptions(batch_size=args.batch_size, batch_wait_s=args.batch_wait_ms / 1000)
+    service = IngestService(
+        load(PostgresSettings), load(MqttSettings), load(InfluxSettings), options
+    )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await service.run(stop)
+
+    try:
+        asyncio.run(run())
+    except (SchemaError, StoreUnavailableError) as exc:
+        sys.stderr.write(f"fleetwatch ingest: {exc}\n")
+        return 2
+    logger.info("ingest stopped")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
@@ -131,10 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
         ("config", "show the effective settings and validate them", _cmd_config),
         ("check", "check that PostgreSQL, the MQTT broker and InfluxDB answer", _cmd_check),
         ("migrate", "create or upgrade the PostgreSQL schema to this version", _cmd_migrate),
+        ("ingest", "receive device messages from MQTT into PostgreSQL and InfluxDB", _cmd_ingest),
     )
+    parsers = {}
     for name, help_text, handler in commands:
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        command.set_defaults(handler=handler)
+        parsers[name] = sub.add_parser(name, help=help_text, description=help_text)
+        parsers[name].set_defaults(handler=handler)
+    ingest = parsers["ingest"]
+    ingest.add_argument("--batch-size", type=int, default=2000, help="messages per transaction")
+    ingest.add_argument(
+        "--batch-wait-ms", type=float, default=50, help="longest wait to fill a batch"
+    )
     return parser
 
 

@@ -307,6 +307,18 @@ class CdcTracker:
         self._states[device_id] = decision.state
         return decision
 
+    def restore(self, saved: Mapping[int, CdcState], device_ids: Iterable[int]) -> None:
+        """Undo the observations of a batch that was not committed.
+
+        ``saved`` is the ``snapshot`` taken before the batch; devices of ``device_ids`` that had
+        no state then lose the one the batch gave them.
+        """
+        for device_id in device_ids:
+            if device_id in saved:
+                self._states[device_id] = saved[device_id]
+            else:
+                self._states.pop(device_id, None)
+
     def snapshot(self, device_ids: Iterable[int]) -> dict[int, CdcState]:
         """The current states of those of ``device_ids`` that have one, for persisting."""
         return {

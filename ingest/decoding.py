@@ -64,15 +64,18 @@ class Decoder:
             TopicKind.LWT: _last_will,
         }
 
-    def decode(self, topic: str, payload: bytes, received_at: datetime) -> DeviceMessage:
-        """The validated message; raises Rejected with the reason it must be dead-lettered."""
+    def decode(self, topic: str, payload: bytes, received_at: datetime) -> DeviceMessage | None:
+        """The validated message, or None for fleetwatch's own commands seen on the wildcard.
+
+        Raises Rejected with the reason the message must be dead-lettered.
+        """
         try:
             parsed = self._scheme.parse(topic)
         except TopicError as exc:
             raise Rejected(RejectReason.BAD_TOPIC, str(exc)) from exc
         handler = self._by_kind.get(parsed.kind)
         if handler is None:
-            raise Rejected(RejectReason.BAD_TOPIC, f"{parsed.kind.value} is not sent by devices")
+            return None  # server -> device traffic: not input
         if len(payload) > self._limits.max_payload_bytes:
             raise Rejected(
                 RejectReason.TOO_LARGE,

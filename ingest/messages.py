@@ -27,6 +27,7 @@ class RejectReason(StrEnum):
     UNREGISTERED = "unregistered"
     REPLAY = "replay"
     UNKNOWN_REQUEST = "unknown_request"
+    STORE_REJECTED = "store_rejected"
 
 
 class Rejected(ValueError):
@@ -68,10 +69,23 @@ def check_range(name: str, value: float, bounds: tuple[float, float]) -> None:
         raise Rejected(RejectReason.OUT_OF_RANGE, f"{name}={value!r} outside [{low}, {high}]")
 
 
+INT32_MAX = 2**31 - 1
+
+
 def check_length(name: str, value: str, limit: int) -> None:
-    """Rejected if a text field exceeds its column width."""
+    """Rejected if a text field exceeds its column width or holds a NUL (PostgreSQL refuses it)."""
     if len(value) > limit:
         raise Rejected(RejectReason.OUT_OF_RANGE, f"{name} longer than {limit} characters")
+    if "\x00" in value:
+        raise Rejected(RejectReason.OUT_OF_RANGE, f"{name} contains a NUL character")
+
+
+def check_int32(owner: object, names: tuple[str, ...]) -> None:
+    """Rejected if an unsigned wire integer does not fit its INTEGER column."""
+    for name in names:
+        value = getattr(owner, name)
+        if value is not None and value > INT32_MAX:
+            raise Rejected(RejectReason.OUT_OF_RANGE, f"{name}={value} exceeds {INT32_MAX}")
 
 
 def check_ip(value: str) -> str | None:
@@ -95,6 +109,22 @@ class Received:
     def __post_init__(self) -> None:
         if self.received_at.tzinfo is None:
             raise ValueError("received_at must be timezone-aware")
+
+
+_STATUS_INTS = (
+    "device_db_id",
+    "uptime",
+    "boot_count",
+    "state_duration",
+    "free_heap",
+    "min_heap",
+    "panic1_count",
+    "panic2_count",
+    "tamper_count",
+    "wifi_disconnects",
+    "mqtt_disconnects",
+    "error_count",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,6 +175,7 @@ class StatusReport(Received):
         check_range("humidity", self.humidity, HUMIDITY_RANGE)
         check_range("rssi", self.rssi, RSSI_RANGE)
         check_length("firmware", self.firmware, 16)
+        check_int32(self, _STATUS_INTS)
         if self.partition > 2:
             raise Rejected(RejectReason.OUT_OF_RANGE, f"partition={self.partition} not 0-2")
         if self.country is not None and not _COUNTRY.match(self.country):
@@ -179,6 +210,7 @@ class HeartbeatReport(Received):
         check_range("humidity", self.humidity, HUMIDITY_RANGE)
         check_range("fan_pwm_duty", self.fan_pwm_duty, FAN_RANGE)
         check_length("firmware", self.firmware, 16)
+        check_int32(self, ("uptime", "device_db_id"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,6 +230,13 @@ class AlarmReport(Received):
     elapsed_seconds: int
     digest: bytes  # hash of the payload: tells an exact redelivery from a replay
 
+    def __post_init__(self) -> None:
+        Received.__post_init__(self)
+        check_int32(
+            self,
+            ("device_db_id", "output_type", "pattern_type", "duration_seconds", "elapsed_seconds"),
+        )
+
     @property
     def is_output(self) -> bool:
         """True for siren/turret pattern events."""
@@ -215,6 +254,13 @@ class CommandReply(Received):
     response_code: int
     error_message: str
     data: dict[str, str]
+
+    def __post_init__(self) -> None:
+        Received.__post_init__(self)
+        check_length("error_message", self.error_message, 2000)
+        for key, value in self.data.items():
+            check_length("data key", key, 200)
+            check_length("data value", value, 2000)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiomqtt
 
 from fleetwatch.settings import MqttSettings
 from ingest.broker import make_client
-from ingest.contract import DEVICE_TO_SERVER, TopicScheme
+from ingest.contract import TopicScheme
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class MqttTransport:
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=queue_size)
         self._client: aiomqtt.Client | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._getter: asyncio.Future[Delivery] | None = None
         self._connection = 0
 
     async def __aenter__(self) -> Self:
@@ -67,15 +68,11 @@ class MqttTransport:
         await client.__aenter__()
         self._client = client
         self._connection += 1
-        for kind in sorted(DEVICE_TO_SERVER):
-            await client.subscribe(self._scheme.subscription(kind), qos=1)
+        # The whole prefix, not just the device kinds: a message on a wrong topic must reach
+        # the decoder to be dead-lettered, not vanish unseen.
+        await client.subscribe(self._scheme.subscription(), qos=1)
         self._reader = asyncio.create_task(self._read(client, self._connection))
-        logger.info(
-            "subscribed to %s/+/{%s} as %s",
-            self._scheme.prefix,
-            ",".join(sorted(DEVICE_TO_SERVER)),
-            self._client_id,
-        )
+        logger.info("subscribed to %s/# as %s", self._scheme.prefix, self._client_id)
         return self
 
     async def __aexit__(
@@ -84,6 +81,9 @@ class MqttTransport:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._getter is not None:
+            self._getter.cancel()
+            self._getter = None
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
@@ -108,7 +108,9 @@ class MqttTransport:
 
     async def next_batch(self, max_size: int, max_wait_s: float) -> list[Delivery]:
         """Wait for one delivery, then gather more for up to ``max_wait_s`` or ``max_size``."""
-        batch = [await self._next()]
+        first = await self._next(None)
+        assert first is not None
+        batch = [first]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max_wait_s
         while len(batch) < max_size:
@@ -117,25 +119,32 @@ class MqttTransport:
             remaining = deadline - loop.time()
             if remaining <= 0 or len(batch) >= max_size:
                 break
-            try:
-                async with asyncio.timeout(remaining):
-                    batch.append(await self._next())
-            except TimeoutError:
+            delivery = await self._next(remaining)
+            if delivery is None:
                 break
+            batch.append(delivery)
         return batch
 
-    async def _next(self) -> Delivery:
-        if self._reader is not None and self._reader.done():
-            self._reader.result()  # re-raise the reader's MqttError: the connection is gone
-            raise aiomqtt.MqttError("message stream ended")
-        getter = asyncio.ensure_future(self._queue.get())
+    async def _next(self, timeout_s: float | None) -> Delivery | None:
+        """The next delivery, or None after ``timeout_s``.
+
+        The pending queue read survives a timeout and is reused by the next call: cancelling
+        it could lose a message it had already taken off the queue.
+        """
         assert self._reader is not None
-        done, _ = await asyncio.wait({getter, self._reader}, return_when=asyncio.FIRST_COMPLETED)
-        if getter in done:
+        if self._getter is None:
+            self._getter = asyncio.ensure_future(self._queue.get())
+        waiting: set[asyncio.Future[Any]] = {self._getter, self._reader}
+        done, _ = await asyncio.wait(
+            waiting, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        if self._getter in done:
+            getter, self._getter = self._getter, None
             return getter.result()
-        getter.cancel()
-        self._reader.result()
-        raise aiomqtt.MqttError("message stream ended")
+        if self._reader in done:
+            self._reader.result()  # re-raises the connection's MqttError
+            raise aiomqtt.MqttError("message stream ended")
+        return None
 
     def ack(self, deliveries: Sequence[Delivery]) -> int:
         """Acknowledge deliveries of the current connection, in order; returns how many."""

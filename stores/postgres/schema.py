@@ -467,6 +467,29 @@ heartbeat_counts = Table(
     PrimaryKeyConstraint("device_id", "hour", name="pk_heartbeat_counts"),
 )
 
+# Accepted AlarmEvent sequences and a digest of each payload: an exact redelivery is
+# idempotent, a different message reusing a sequence is a replay.
+alarm_sequences = Table(
+    "alarm_sequences",
+    metadata,
+    _device_fk(),
+    Column("sequence", BigInteger, nullable=False),
+    Column("digest", LargeBinary, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("device_id", "sequence", name="pk_alarm_sequences"),
+    Index("ix_alarm_sequences_received_at", "received_at"),
+)
+
+# Points committed with their batch but not yet confirmed by InfluxDB (a transactional
+# outbox): replayed when InfluxDB is back, so the two stores never disagree.
+influx_outbox = Table(
+    "influx_outbox",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("line", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 TABLES_WITH_UPDATED_AT: Final = tuple(
     table for table in metadata.sorted_tables if "updated_at" in table.c
 )

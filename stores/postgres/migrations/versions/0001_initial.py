@@ -70,6 +70,8 @@ TABLES_WITH_UPDATED_AT = (
 
 # Children first, so that downgrade can drop in this order.
 TABLES = (
+    "influx_outbox",
+    "alarm_sequences",
     "heartbeat_counts",
     "heartbeat_cdc_state",
     "dead_letters",
@@ -394,6 +396,28 @@ def upgrade() -> None:
         _counter("received"),
         _counter("written"),
         sa.PrimaryKeyConstraint("device_id", "hour", name="pk_heartbeat_counts"),
+    )
+
+    # Accepted AlarmEvent sequences with a digest of their payload: an exact redelivery is
+    # recognised (idempotent), a different message reusing a sequence is a replay.
+    op.create_table(
+        "alarm_sequences",
+        _device_fk("alarm_sequences"),
+        sa.Column("sequence", sa.BigInteger, nullable=False),
+        sa.Column("digest", sa.LargeBinary, nullable=False),
+        sa.Column("received_at", _tstz(), nullable=False, server_default=_now()),
+        sa.PrimaryKeyConstraint("device_id", "sequence", name="pk_alarm_sequences"),
+    )
+    op.create_index("ix_alarm_sequences_received_at", "alarm_sequences", ["received_at"])
+
+    # Points committed with their batch but not yet confirmed by InfluxDB (transactional
+    # outbox): replayed when InfluxDB is back, so PostgreSQL and InfluxDB never disagree.
+    op.create_table(
+        "influx_outbox",
+        sa.Column("id", sa.BigInteger, sa.Identity(always=False), nullable=False),
+        sa.Column("line", sa.Text, nullable=False),
+        sa.Column("created_at", _tstz(), nullable=False, server_default=_now()),
+        sa.PrimaryKeyConstraint("id", name="pk_influx_outbox"),
     )
 
     for table in TABLES_WITH_UPDATED_AT:

@@ -1,0 +1,600 @@
+"""Handling: a batch of validated messages becomes the store operations of one transaction.
+
+The batch is walked in arrival order, device by device state kept in memory, so a device's
+messages take effect in the order it sent them even though the writes are grouped per kind.
+The walk itself does no I/O: ``BatchHandler`` loads what it needs first, then writes the plan.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from ingest.cdc import CdcState, CdcTracker, Decision, Reading
+from ingest.messages import (
+    AlarmReport,
+    CommandReply,
+    DeviceMessage,
+    HeartbeatReport,
+    LastWill,
+    Rejected,
+    RejectReason,
+    StatusReport,
+)
+from stores.influx.points import (
+    AlarmPoint,
+    DeviceTags,
+    HeartbeatPoint,
+    alarm_line,
+    heartbeat_line,
+)
+from stores.postgres.ingest_store import (
+    AlarmChange,
+    BatchTx,
+    CdcRow,
+    ConnectionChange,
+    DeadLetter,
+    DeviceView,
+    IngestStore,
+    NewDevice,
+)
+
+logger = logging.getLogger(__name__)
+
+PAYLOAD_LOG_BYTES = 48
+
+# StatusMessage field -> device_status column, where the names differ.
+_STATUS_COLUMNS = {
+    "firmware": "firmware_version",
+    **{
+        name: name
+        for name in [
+            "partition",
+            "ota_validated",
+            "uptime",
+            "boot_count",
+            "device_state",
+            "state_duration",
+            "free_heap",
+            "min_heap",
+            "network_type",
+            "ip_address",
+            "rssi",
+            "connected",
+            "has_ip",
+            "mqtt_connected",
+            "ntp_synced",
+            "last_ntp_sync",
+            "panic1",
+            "panic2",
+            "box_sw",
+            "siren",
+            "turret",
+            "panic1_count",
+            "panic2_count",
+            "tamper_count",
+            "wifi_disconnects",
+            "mqtt_disconnects",
+            "error_count",
+            "temperature",
+            "humidity",
+            "error_flags",
+        ]
+    },
+}
+_HEARTBEAT_COLUMNS = [
+    "uptime",
+    "panic1",
+    "panic2",
+    "box_sw",
+    "siren",
+    "turret",
+    "temperature",
+    "humidity",
+    "fan_pwm_duty",
+    "network_type",
+]
+_INPUT_IO = {"PANIC1": "panic1", "PANIC2": "panic2", "TAMPER": "box_sw"}
+_INPUT_COUNTER = {"PANIC1": "panic1_count", "PANIC2": "panic2_count", "TAMPER": "tamper_count"}
+_OUTPUTS = {1: "siren", 2: "turret"}
+_RUNNING = frozenset({"ACTIVE", "STARTING", "STOPPING"})
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One received message after decoding: the message, or why it was rejected."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+    message: DeviceMessage | None
+    rejection: Rejected | None = None
+
+
+@dataclass(slots=True)
+class _Device:
+    """A device's state while its messages of the batch are applied."""
+
+    view: DeviceView
+    values: dict[str, object]
+    patch: dict[str, object] = field(default_factory=dict)
+    device_patch: dict[str, object] = field(default_factory=dict)
+    open_alarms: set[tuple[str, int]] = field(default_factory=set)
+
+    @property
+    def device_id(self) -> int:
+        return self.view.device_id
+
+    def set(self, column: str, value: object) -> None:
+        self.values[column] = value
+        self.patch[column] = value
+
+    def tags(self) -> DeviceTags:
+        return DeviceTags(
+            device_id=self.device_id,
+            hostname=str(self.values["hostname"] or ""),
+            zone=self.values["zone"],  # type: ignore[arg-type]
+            country=self.values["country"],  # type: ignore[arg-type]
+        )
+
+
+@dataclass(slots=True)
+class Plan:
+    """Everything one batch writes."""
+
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    alarm_changes: list[AlarmChange] = field(default_factory=list)
+    sequences: list[tuple[int, int, bytes, datetime]] = field(default_factory=list)
+    connections: list[ConnectionChange] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    cdc_devices: set[int] = field(default_factory=set)
+    counts: Counter[tuple[int, datetime, str]] = field(default_factory=Counter)
+    duplicates: int = 0
+    accepted: int = 0
+    ignored: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a committed batch did."""
+
+    accepted: int
+    duplicates: int
+    dead_letters: Counter[str]
+    points_written: int
+    point_ids: list[int]
+    lines: list[str]
+
+
+def reject(item: Item, reason: RejectReason, detail: str) -> DeadLetter:
+    """A dead letter for ``item``, logged with its topic and a short prefix of its payload."""
+    logger.warning(
+        "dead letter %s on %s: %s (payload %d bytes: %s)",
+        reason.value,
+        item.topic[:120],
+        detail[:200],
+        len(item.payload),
+        item.payload[:PAYLOAD_LOG_BYTES].hex(),
+    )
+    return DeadLetter(
+        topic=item.topic,
+        payload=item.payload,
+        reason=reason.value,
+        detail=detail,
+        received_at=item.received_at,
+    )
+
+
+def _hour(when: datetime) -> datetime:
+    return when.replace(minute=0, second=0, microsecond=0)
+
+
+class Walk:
+    """Applies a batch's messages in order to in-memory device states, building a Plan."""
+
+    def __init__(
+        self,
+        devices: dict[int, _Device],
+        ids_by_mac: dict[str, int],
+        ids_by_hostname: dict[str, int],
+        digests: dict[tuple[int, int], bytes],
+        tracker: CdcTracker,
+    ) -> None:
+        self._devices = devices
+        self._by_mac = ids_by_mac
+        self._by_hostname = ids_by_hostname
+        self._digests = digests
+        self._tracker = tracker
+        self.plan = Plan()
+
+    def apply(self, item: Item) -> None:
+        """Apply one item; a message that cannot be used becomes a dead letter."""
+        if item.rejection is not None:
+            rejection = item.rejection
+            self.plan.dead_letters.append(reject(item, rejection.reason, rejection.detail))
+            return
+        message = item.message
+        if message is None:
+            self.plan.ignored += 1  # fleetwatch's own command, seen on the wildcard
+            return
+        try:
+            match message:
+                case StatusReport():
+                    self._status(self._device(message.mac), message)
+                case HeartbeatReport():
+                    self._heartbeat(self._known(message.mac), message)
+                case AlarmReport():
+                    self._alarm(self._known(message.mac), message)
+                case LastWill():
+                    self._last_will(self._known_host(message.hostname), message)
+                case CommandReply():
+                    raise Rejected(
+                        RejectReason.UNKNOWN_REQUEST, f"no command {message.request_id} pending"
+                    )
+                case _:
+                    raise TypeError(f"unexpected message {type(message).__name__}")
+        except Rejected as exc:
+            self.plan.dead_letters.append(reject(item, exc.reason, exc.detail))
+            return
+        self.plan.accepted += 1
+
+    def _device(self, mac: str) -> _Device:
+        return self._devices[self._by_mac[mac]]
+
+    def _known(self, mac: str) -> _Device:
+        device_id = self._by_mac.get(mac)
+        if device_id is None:
+            raise Rejected(RejectReason.UNREGISTERED, f"no device with MAC {mac}")
+        return self._devices[device_id]
+
+    def _known_host(self, hostname: str) -> _Device:
+        device_id = self._by_hostname.get(hostname)
+        if device_id is None:
+            raise Rejected(RejectReason.UNREGISTERED, f"no device with hostname {hostname}")
+        return self._devices[device_id]
+
+    def _seen(self, dev: _Device, when: datetime, via: str) -> None:
+        """Any message proves the device is alive; coming back from offline is logged."""
+        dev.set("last_seen", when)
+        if not dev.values["is_online"]:
+            dev.set("is_online", True)
+            if dev.values["device_state"] == "OFFLINE":
+                dev.set("device_state", "UNKNOWN")
+            self.plan.connections.append(
+                ConnectionChange(dev.device_id, "connected", when, json.dumps({"via": via}))
+            )
+            if via != "heartbeat":  # a heartbeat's own reading carries is_online=True
+                self._connection_point(dev, when, online=True)
+
+    def _status(self, dev: _Device, msg: StatusReport) -> None:
+        self._seen(dev, msg.received_at, "status")
+        statics: dict[str, object] = {"hostname": msg.hostname, "country": msg.country}
+        statics["zone"] = msg.zone
+        if msg.latitude is not None and msg.longitude is not None:
+            statics["latitude"], statics["longitude"] = msg.latitude, msg.longitude
+        for column, value in statics.items():
+            if value is not None and dev.values[column] != value:
+                dev.values[column] = value
+                dev.device_patch[column] = value
+        for attribute, column in _STATUS_COLUMNS.items():
+            dev.set(column, getattr(msg, attribute))
+        dev.set("device_synced", msg.device_db_id == dev.device_id)
+        dev.set("last_status_update", msg.received_at)
+
+    def _heartbeat(self, dev: _Device, msg: HeartbeatReport) -> None:
+        reading = Reading(
+            received_at=msg.received_at,
+            device_ts=msg.device_ts,
+            temperature=msg.temperature,
+            humidity=msg.humidity,
+            fan_pwm_duty=msg.fan_pwm_duty,
+            panic1=msg.panic1,
+            panic2=msg.panic2,
+            box_sw=msg.box_sw,
+            siren=msg.siren,
+            turret=msg.turret,
+            device_state=str(dev.values["device_state"]),
+            is_online=True,
+        )
+        hour = _hour(msg.received_at)
+        decision = self._tracker.observe(dev.device_id, reading)
+        self.plan.cdc_devices.add(dev.device_id)
+        if decision.duplicate:
+            # Older than what was processed: a redelivery. Its values are stale too.
+            self.plan.duplicates += 1
+            return
+        self._seen(dev, msg.received_at, "heartbeat")
+        for column in _HEARTBEAT_COLUMNS:
+            dev.set(column, getattr(msg, column))
+        if msg.firmware:
+            dev.set("firmware_version", msg.firmware)
+        dev.set("last_heartbeat", msg.received_at)
+        dev.set("device_synced", msg.device_db_id == dev.device_id)
+        self.plan.counts[(dev.device_id, hour, "received")] += 1
+        if decision.write and decision.change_type is not None:
+            self.plan.counts[(dev.device_id, hour, "written")] += 1
+            point = _history_point(dev, reading, decision, uptime=msg.uptime)
+            self.plan.lines.append(heartbeat_line(point))
+
+    def _alarm(self, dev: _Device, msg: AlarmReport) -> None:
+        key = (dev.device_id, msg.sequence)
+        last = dev.values["last_alarm_sequence"]
+        if isinstance(last, int) and msg.sequence <= last:
+            if self._digests.get(key) == msg.digest:
+                self.plan.duplicates += 1  # the same event delivered again: nothing to do
+                return
+            raise Rejected(
+                RejectReason.REPLAY,
+                f"sequence {msg.sequence} <= last accepted {last} with different content",
+            )
+        self._digests[key] = msg.digest
+        self.plan.sequences.append((dev.device_id, msg.sequence, msg.digest, msg.received_at))
+        dev.set("last_alarm_sequence", msg.sequence)
+        self._seen(dev, msg.received_at, "alarm")
+        action = self._alarm_action(dev, msg)
+        if action is not None:
+            self.plan.alarm_changes.append(_alarm_change(dev.device_id, action, msg))
+        self.plan.lines.append(alarm_line(_alarm_point(dev.tags(), msg)))
+
+    def _alarm_action(self, dev: _Device, msg: AlarmReport) -> str | None:
+        """Update I/O and output columns; the alarm_events action for this message."""
+        running = msg.event_state in _RUNNING
+        kind = (msg.alarm_type, msg.output_type or 0)
+        if msg.is_output:
+            output = _OUTPUTS[msg.output_type or 0]
+            dev.set(output, running)
+            dev.set(f"{output}_active", running)
+            dev.set(f"{output}_pattern", str(msg.pattern_type) if running else None)
+            dev.set("last_output_change", msg.received_at)
+        elif msg.alarm_type in _INPUT_IO:
+            dev.set(_INPUT_IO[msg.alarm_type], running)
+        action = _transition(kind in dev.open_alarms, msg.event_state)
+        if action == "open":
+            dev.open_alarms.add(kind)
+            if not msg.is_output:
+                dev.set("last_alarm_at", msg.received_at)
+                counter = _INPUT_COUNTER.get(msg.alarm_type)
+                if counter:
+                    dev.set(counter, int(dev.values[counter] or 0) + 1)  # type: ignore[call-overload]
+        elif action == "resolve":
+            dev.open_alarms.discard(kind)
+        dev.set("alarm_active", any(t != "OUTPUT_EVENT" for t, _ in dev.open_alarms))
+        return action
+
+    def _last_will(self, dev: _Device, msg: LastWill) -> None:
+        if not dev.values["is_online"]:
+            return
+        dev.set("is_online", False)
+        dev.set("device_state", "OFFLINE")
+        self.plan.connections.append(
+            ConnectionChange(
+                dev.device_id, "disconnected", msg.received_at, json.dumps({"via": "last_will"})
+            )
+        )
+        self._connection_point(dev, msg.received_at, online=False)
+
+    def _connection_point(self, dev: _Device, when: datetime, *, online: bool) -> None:
+        """Store the connection change in the history as the last known values, re-flagged."""
+        state = self._tracker.snapshot([dev.device_id]).get(dev.device_id)
+        if state is None:
+            return  # never sent a heartbeat: there is no series to mark
+        reading = replace(state.reference, received_at=when, device_ts=None, is_online=online)
+        decision = self._tracker.observe(dev.device_id, reading)
+        self.plan.cdc_devices.add(dev.device_id)
+        if decision.write and decision.change_type is not None:
+            self.plan.counts[(dev.device_id, _hour(when), "written")] += 1
+            self.plan.lines.append(heartbeat_line(_history_point(dev, reading, decision)))
+
+
+def _history_point(
+    dev: _Device, reading: Reading, decision: Decision, *, uptime: int | None = None
+) -> HeartbeatPoint:
+    """The heartbeat-measurement point of a CDC write."""
+    return HeartbeatPoint(
+        tags=dev.tags(),
+        time=reading.received_at,
+        temperature=reading.temperature,
+        humidity=reading.humidity,
+        fan_pwm_duty=reading.fan_pwm_duty,
+        panic1=reading.panic1,
+        panic2=reading.panic2,
+        box_sw=reading.box_sw,
+        siren=reading.siren,
+        turret=reading.turret,
+        is_online=reading.is_online,
+        device_state=reading.device_state,
+        uptime=uptime,
+        change_type=decision.change_type.value if decision.change_type else "MANUAL",
+        changes=decision.changes,
+        device_time=reading.device_ts,
+    )
+
+
+def _transition(is_open: bool, state: str) -> str | None:
+    """alarm_events action for an event state, given whether that kind is open."""
+    if state == "TEST":
+        return "record"
+    if state in ("ACTIVE", "STARTING"):
+        return "update" if is_open else "open"
+    if state == "STOPPING":
+        return "update" if is_open else "open"
+    return "resolve" if is_open else None  # INACTIVE with nothing open: already resolved
+
+
+def _alarm_change(device_id: int, action: str, msg: AlarmReport) -> AlarmChange:
+    return AlarmChange(
+        action=action,
+        device_id=device_id,
+        alarm_type=msg.alarm_type,
+        output_type=msg.output_type,
+        sequence=msg.sequence,
+        timestamp=msg.received_at,
+        device_timestamp=msg.device_ts,
+        event_state=msg.event_state,
+        priority=msg.priority,
+        physical_state=msg.physical_state,
+        pattern_type=msg.pattern_type,
+        duration_seconds=msg.duration_seconds,
+        elapsed_seconds=msg.elapsed_seconds,
+    )
+
+
+def _alarm_point(tags: DeviceTags, msg: AlarmReport) -> AlarmPoint:
+    return AlarmPoint(
+        tags=tags,
+        time=msg.received_at,
+        alarm_type=msg.alarm_type,
+        event_state=msg.event_state,
+        priority=msg.priority,
+        sequence=msg.sequence,
+        physical_state=msg.physical_state,
+        output_type=msg.output_type,
+        pattern_type=msg.pattern_type,
+        duration_seconds=msg.duration_seconds,
+        elapsed_seconds=msg.elapsed_seconds,
+    )
+
+
+def _working(view: DeviceView, open_alarms: set[tuple[int, str, int]]) -> _Device:
+    values: dict[str, object] = {
+        name: getattr(view, name) for name in DeviceView.__dataclass_fields__
+    }
+    mine = {(t, o) for d, t, o in open_alarms if d == view.device_id}
+    return _Device(view=view, values=values, open_alarms=mine)
+
+
+def cdc_row(device_id: int, state: CdcState) -> CdcRow:
+    """The persisted form of a CDC state."""
+    ref = state.reference
+    return CdcRow(
+        device_id=device_id,
+        written_at=ref.received_at,
+        temperature=ref.temperature,
+        humidity=ref.humidity,
+        fan_pwm_duty=ref.fan_pwm_duty,
+        panic1=ref.panic1,
+        panic2=ref.panic2,
+        box_sw=ref.box_sw,
+        siren=ref.siren,
+        turret=ref.turret,
+        device_state=ref.device_state,
+        is_online=ref.is_online,
+        last_device_ts=state.last_device_ts,
+    )
+
+
+def cdc_state(row: CdcRow) -> CdcState:
+    """A CDC state from its persisted form."""
+    reference = Reading(
+        received_at=row.written_at,
+        device_ts=None,
+        temperature=row.temperature,
+        humidity=row.humidity,
+        fan_pwm_duty=row.fan_pwm_duty,
+        panic1=row.panic1,
+        panic2=row.panic2,
+        box_sw=row.box_sw,
+        siren=row.siren,
+        turret=row.turret,
+        device_state=row.device_state,
+        is_online=row.is_online,
+    )
+    return CdcState(reference=reference, last_device_ts=row.last_device_ts)
+
+
+class BatchHandler:
+    """Applies batches of decoded items to PostgreSQL in one transaction each.
+
+    The CDC tracker is advanced during the walk and rolled back if the transaction fails, so
+    a retried batch is judged exactly as the first attempt was.
+    """
+
+    def __init__(self, store: IngestStore, tracker: CdcTracker) -> None:
+        self._store = store
+        self._tracker = tracker
+
+    def seed(self) -> int:
+        """Load every persisted CDC state; returns how many."""
+        rows = self._store.load_cdc_states()
+        self._tracker.seed({row.device_id: cdc_state(row) for row in rows})
+        return len(rows)
+
+    def handle(self, items: Sequence[Item]) -> Outcome:
+        """Write one batch; raises StoreUnavailableError (nothing written) to be retried."""
+        involved: set[int] = set()
+        saved: dict[int, CdcState] = {}
+        try:
+            with self._store.batch() as tx:
+                walk = self._walk(tx, items, involved, saved)
+                plan = walk.plan
+                point_ids = self._write(tx, walk, plan)
+        except BaseException:
+            self._tracker.restore(saved, involved)
+            raise
+        reasons = Counter(letter.reason for letter in plan.dead_letters)
+        return Outcome(
+            accepted=plan.accepted,
+            duplicates=plan.duplicates,
+            dead_letters=reasons,
+            points_written=len(plan.lines),
+            point_ids=point_ids,
+            lines=plan.lines,
+        )
+
+    def _walk(
+        self, tx: BatchTx, items: Sequence[Item], involved: set[int], saved: dict[int, CdcState]
+    ) -> Walk:
+        messages = [item.message for item in items if item.message is not None]
+        macs = {
+            m.mac for m in messages if isinstance(m, StatusReport | HeartbeatReport | AlarmReport)
+        }
+        by_mac = tx.find_by_mac(macs)
+        new = {
+            m.mac: NewDevice(m.mac, m.hostname, m.country, m.zone, m.latitude, m.longitude)
+            for m in messages
+            if isinstance(m, StatusReport) and m.mac not in by_mac
+        }
+        by_mac.update(tx.register(list(new.values())))
+        wills = {m.hostname for m in messages if isinstance(m, LastWill)}
+        by_host = tx.find_by_hostname(wills) if wills else {}
+        ids = set(by_mac.values()) | set(by_host.values())
+        involved.update(ids)
+        saved.update(self._tracker.snapshot(ids))
+        views = tx.lock_views(ids)
+        alarm_ids = {
+            by_mac[m.mac] for m in messages if isinstance(m, AlarmReport) and m.mac in by_mac
+        }
+        open_alarms = tx.open_alarms(alarm_ids) if alarm_ids else set()
+        digests = tx.alarm_digests(
+            (by_mac[m.mac], m.sequence)
+            for m in messages
+            if isinstance(m, AlarmReport) and m.mac in by_mac
+        )
+        devices = {i: _working(v, open_alarms) for i, v in views.items()}
+        walk = Walk(devices, by_mac, by_host, digests, self._tracker)
+        for item in items:
+            walk.apply(item)
+        return walk
+
+    def _write(self, tx: BatchTx, walk: Walk, plan: Plan) -> list[int]:
+        devices = walk._devices
+        tx.update_devices({i: d.device_patch for i, d in devices.items() if d.device_patch})
+        tx.patch_status({i: d.patch for i, d in devices.items() if d.patch})
+        tx.apply_alarm_changes(plan.alarm_changes)
+        tx.record_alarm_sequences(plan.sequences)
+        tx.insert_dead_letters(plan.dead_letters)
+        tx.log_connections(plan.connections)
+        states = self._tracker.snapshot(plan.cdc_devices)
+        tx.save_cdc_states([cdc_row(i, s) for i, s in states.items()])
+        counts: dict[tuple[int, datetime], tuple[int, int]] = {}
+        for (device_id, hour, kind), n in plan.counts.items():
+            received, written = counts.get((device_id, hour), (0, 0))
+            counts[(device_id, hour)] = (
+                (received + n, written) if kind == "received" else (received, written + n)
+            )
+        tx.add_heartbeat_counts(counts)
+        return tx.enqueue_points(plan.lines)

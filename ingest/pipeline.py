@@ -1,0 +1,140 @@
+"""One batch through ingest: decode, handle in one PostgreSQL transaction, flush to InfluxDB.
+
+Blocking by design (psycopg, influxdb-client): the service runs it in a worker thread so the
+event loop keeps receiving. Points reach InfluxDB through the PostgreSQL outbox: they are
+committed with the batch, written after the commit and deleted once InfluxDB confirms them.
+If InfluxDB is down they wait in the outbox and ``drain_outbox`` replays them later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+
+from ingest.decoding import Decoder
+from ingest.handling import BatchHandler, Item, Outcome
+from ingest.messages import Rejected, RejectReason
+from ingest.transport import Delivery
+from stores.errors import StoreError, StoreUnavailableError
+from stores.influx.writer import LineWriter
+from stores.postgres.ingest_store import IngestStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Totals:
+    """Running counts since start-up, for logs and metrics."""
+
+    messages: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    points: int = 0
+    batches: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+
+    def add(self, received: int, outcome: Outcome) -> None:
+        self.messages += received
+        self.accepted += outcome.accepted
+        self.duplicates += outcome.duplicates
+        self.points += outcome.points_written
+        self.batches += 1
+        self.dead_letters.update(outcome.dead_letters)
+
+
+class Pipeline:
+    """Decoder, handler and InfluxDB writer for one ingest process."""
+
+    def __init__(
+        self,
+        decoder: Decoder,
+        handler: BatchHandler,
+        store: IngestStore,
+        writer: LineWriter,
+    ) -> None:
+        self._decoder = decoder
+        self._handler = handler
+        self._store = store
+        self._writer = writer
+        self.totals = Totals()
+        self.influx_backlog = False
+
+    def decode(self, delivery: Delivery) -> Item:
+        """The decoded item, or the item carrying its rejection."""
+        try:
+            message = self._decoder.decode(delivery.topic, delivery.payload, delivery.received_at)
+        except Rejected as exc:
+            return Item(delivery.topic, delivery.payload, delivery.received_at, None, exc)
+        return Item(delivery.topic, delivery.payload, delivery.received_at, message)
+
+    def process(self, deliveries: Sequence[Delivery]) -> Outcome:
+        """Commit one batch, then try to flush its points; StoreUnavailableError = retry."""
+        items = [self.decode(delivery) for delivery in deliveries]
+        outcome = self._handle(items)
+        self.totals.add(len(deliveries), outcome)
+        if outcome.lines and not self.influx_backlog:
+            self._flush(outcome.point_ids, outcome.lines)
+        return outcome
+
+    def _handle(self, items: Sequence[Item]) -> Outcome:
+        try:
+            return self._handler.handle(items)
+        except StoreUnavailableError:
+            raise
+        except psycopg.Error as exc:
+            # A value the database refuses must not block the stream: find it by handling the
+            # items one at a time, keep it as a dead letter, and commit the rest.
+            logger.warning("batch refused by PostgreSQL (%s); retrying item by item", exc)
+            return _merge([self._handle_alone(item) for item in items])
+
+    def _handle_alone(self, item: Item) -> Outcome:
+        try:
+            return self._handler.handle([item])
+        except StoreUnavailableError:
+            raise
+        except psycopg.Error as exc:
+            rejection = Rejected(RejectReason.STORE_REJECTED, str(exc).splitlines()[0][:300])
+            dead = Item(item.topic, item.payload, item.received_at, None, rejection)
+            return self._handler.handle([dead])
+
+    def _flush(self, ids: Sequence[int], lines: Sequence[str]) -> bool:
+        try:
+            self._writer.write(lines)
+        except StoreError as exc:
+            logger.warning("InfluxDB write failed, %d points wait in the outbox: %s", len(ids), exc)
+            self.influx_backlog = True
+            return False
+        self._store.delete_points(ids)
+        return True
+
+    def drain_outbox(self, chunk: int = 10_000) -> int:
+        """Replay outbox points to InfluxDB until it is empty or fails; returns points sent."""
+        sent = 0
+        while True:
+            rows = self._store.pending_points(chunk)
+            if not rows:
+                if self.influx_backlog:
+                    logger.info("InfluxDB outbox drained (%d points replayed)", sent)
+                self.influx_backlog = False
+                return sent
+            if not self._flush([r[0] for r in rows], [r[1] for r in rows]):
+                return sent
+            sent += len(rows)
+
+
+def _merge(outcomes: Sequence[Outcome]) -> Outcome:
+    reasons: Counter[str] = Counter()
+    for outcome in outcomes:
+        reasons.update(outcome.dead_letters)
+    return Outcome(
+        accepted=sum(o.accepted for o in outcomes),
+        duplicates=sum(o.duplicates for o in outcomes),
+        dead_letters=reasons,
+        points_written=sum(o.points_written for o in outcomes),
+        point_ids=[i for o in outcomes for i in o.point_ids],
+        lines=[line for o in outcomes for line in o.lines],
+    )

@@ -1,0 +1,205 @@
+"""The ingest service: receive, batch, process in a worker thread, acknowledge, repeat.
+
+A batch is acknowledged to the broker only after its transaction committed. If PostgreSQL
+is unreachable the same batch is retried with backoff and nothing is acknowledged, so the
+broker keeps (and after a reconnect redelivers) everything not yet stored. If the broker
+connection drops, ingest reconnects with the same persistent session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+import aiomqtt
+
+from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
+from ingest.cdc import DEFAULT_THRESHOLDS, CdcTracker, Thresholds
+from ingest.contract import TopicScheme
+from ingest.decoding import DecodeLimits, Decoder
+from ingest.handling import BatchHandler, Outcome
+from ingest.pipeline import Pipeline
+from ingest.transport import Delivery, MqttTransport
+from stores.errors import StoreUnavailableError
+from stores.influx.client import make_client
+from stores.influx.writer import LineWriter
+from stores.postgres.engine import make_engine
+from stores.postgres.ingest_store import IngestStore
+from stores.postgres.migrate import require_current
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestOptions:
+    """Tuning of the ingest loop."""
+
+    batch_size: int = 2000
+    batch_wait_s: float = 0.05
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 15.0
+    outbox_drain_interval_s: float = 5.0
+    report_interval_s: float = 30.0
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
+    limits: DecodeLimits = field(default_factory=DecodeLimits)
+    client_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.batch_wait_s < 0:
+            raise ValueError("batch_size must be >= 1 and batch_wait_s >= 0")
+
+
+class IngestService:
+    """Owns the pipeline and the loops around it; ``run`` until ``stop`` is set."""
+
+    def __init__(
+        self,
+        pg: PostgresSettings,
+        mqtt: MqttSettings,
+        influx: InfluxSettings,
+        options: IngestOptions | None = None,
+    ) -> None:
+        self._pg = pg
+        self._mqtt = mqtt
+        self._options = options or IngestOptions()
+        self._store = IngestStore(str(pg.database_url))
+        self._influx = make_client(influx)
+        self._tracker = CdcTracker(self._options.thresholds)
+        self._handler = BatchHandler(self._store, self._tracker)
+        self.pipeline = Pipeline(
+            Decoder(TopicScheme(mqtt.topic_prefix), self._options.limits),
+            self._handler,
+            self._store,
+            LineWriter(self._influx, influx.influx_bucket),
+        )
+        self.connected = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self.failure: BaseException | None = None
+
+    @property
+    def topic_prefix(self) -> str:
+        """The topic root this service subscribes under."""
+        return self._mqtt.topic_prefix
+
+    def check_schema(self) -> None:
+        """Refuse to start on an unmigrated database (SchemaError names the fix)."""
+        engine = make_engine(self._pg, pool_size=1)
+        try:
+            require_current(engine)
+        finally:
+            engine.dispose()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; the batch in hand is finished and acknowledged."""
+        await asyncio.to_thread(self.check_schema)
+        seeded = await asyncio.to_thread(self.pipeline._handler.seed)
+        logger.info("CDC state seeded for %d devices", seeded)
+        drainer = asyncio.create_task(self._drain_outbox(stop))
+        reporter = asyncio.create_task(self._report(stop))
+        try:
+            await self._connect_loop(stop)
+        except Exception as exc:
+            self.failure = exc
+            async with self._progress:
+                self._progress.notify_all()
+            raise
+        finally:
+            stop.set()
+            await asyncio.gather(drainer, reporter, return_exceptions=True)
+            await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        self._store.close()
+        self._influx.close()  # type: ignore[no-untyped-call]
+
+    async def _connect_loop(self, stop: asyncio.Event) -> None:
+        delay = self._options.retry_initial_s
+        while not stop.is_set():
+            try:
+                async with MqttTransport(self._mqtt, client_id=self._options.client_id) as link:
+                    self.connected.set()
+                    delay = self._options.retry_initial_s
+                    await self._consume(link, stop)
+            except aiomqtt.MqttError as exc:
+                logger.warning("broker connection lost (%s); reconnecting in %.1fs", exc, delay)
+            finally:
+                self.connected.clear()
+            if await _wait(stop, delay):
+                return
+            delay = min(delay * 2, self._options.retry_max_s)
+
+    async def _consume(self, link: MqttTransport, stop: asyncio.Event) -> None:
+        options = self._options
+        while not stop.is_set():
+            fetch = asyncio.ensure_future(link.next_batch(options.batch_size, options.batch_wait_s))
+            stopping = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if fetch not in done:
+                fetch.cancel()  # unacknowledged: the broker redelivers it next time
+                await asyncio.gather(fetch, return_exceptions=True)
+                return
+            stopping.cancel()
+            batch = fetch.result()
+            if await self._process(batch, stop) is None:
+                return
+            link.ack(batch)
+            async with self._progress:
+                self._progress.notify_all()
+
+    async def wait_processed(self, messages: int, timeout_s: float = 10.0) -> None:
+        """Wait until at least ``messages`` have been committed and acknowledged."""
+        async with asyncio.timeout(timeout_s), self._progress:
+            await self._progress.wait_for(
+                lambda: self.failure is not None or self.pipeline.totals.messages >= messages
+            )
+        if self.failure is not None:
+            raise RuntimeError("ingest failed") from self.failure
+
+    async def _process(self, batch: list[Delivery], stop: asyncio.Event) -> Outcome | None:
+        """Process with retries while PostgreSQL is unreachable; None if stopped first."""
+        delay = self._options.retry_initial_s
+        while True:
+            try:
+                return await asyncio.to_thread(self.pipeline.process, batch)
+            except StoreUnavailableError as exc:
+                logger.warning("%s; batch of %d kept, retry in %.1fs", exc, len(batch), delay)
+            if await _wait(stop, delay):
+                return None
+            delay = min(delay * 2, self._options.retry_max_s)
+
+    async def _drain_outbox(self, stop: asyncio.Event) -> None:
+        while not await _wait(stop, self._options.outbox_drain_interval_s):
+            if not self.pipeline.influx_backlog:
+                continue
+            try:
+                await asyncio.to_thread(self.pipeline.drain_outbox)
+            except StoreUnavailableError as exc:
+                logger.warning("outbox drain postponed: %s", exc)
+
+    async def _report(self, stop: asyncio.Event) -> None:
+        totals = self.pipeline.totals
+        last_count, last_time = 0, time.monotonic()
+        while not await _wait(stop, self._options.report_interval_s):
+            now = time.monotonic()
+            rate = (totals.messages - last_count) / max(now - last_time, 1e-9)
+            last_count, last_time = totals.messages, now
+            logger.info(
+                "ingest: %d messages (%.0f/s), %d points, %d duplicates, dead letters %s",
+                totals.messages,
+                rate,
+                totals.points,
+                totals.duplicates,
+                dict(totals.dead_letters) or "none",
+            )
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to ``seconds``; True if ``stop`` was set meanwhile."""
+    try:
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -1,0 +1,512 @@
+"""PostgreSQL operations of the ingest hot path: set-based, one round trip per intent.
+
+Ingest writes a whole micro-batch in one transaction. Every multi-row write passes one array
+per column and ``unnest``s them server-side, so a batch of thousands of messages costs a
+handful of statements, whatever its size. Table and column names come from ``schema``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from sqlalchemy import Column, Table
+from sqlalchemy.dialects import postgresql
+
+from stores.errors import StoreUnavailableError
+from stores.postgres import schema
+
+logger = logging.getLogger(__name__)
+
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def sql_type(column: Column[Any]) -> str:
+    """The PostgreSQL type of a schema column, for casting arrays (``real``, ``inet``, …)."""
+    return str(column.type.compile(dialect=_DIALECT))
+
+
+@dataclass(frozen=True, slots=True)
+class NewDevice:
+    """A device seen for the first time (from its StatusMessage)."""
+
+    mac: str
+    hostname: str
+    country: str | None
+    zone: int | None
+    latitude: float | None
+    longitude: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceView:
+    """What ingest needs to know about one device before applying a batch to it."""
+
+    device_id: int
+    mac: str
+    hostname: str | None
+    country: str | None
+    zone: int | None
+    latitude: float | None
+    longitude: float | None
+    is_online: bool
+    device_state: str
+    last_alarm_sequence: int | None
+    panic1: bool
+    panic2: bool
+    box_sw: bool
+    siren: bool
+    turret: bool
+    panic1_count: int
+    panic2_count: int
+    tamper_count: int
+    temperature: float | None
+    humidity: float | None
+    fan_pwm_duty: int | None
+    uptime: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CdcRow:
+    """One device's CDC reference as persisted (see heartbeat_cdc_state)."""
+
+    device_id: int
+    written_at: datetime
+    temperature: float
+    humidity: float
+    fan_pwm_duty: int
+    panic1: bool
+    panic2: bool
+    box_sw: bool
+    siren: bool
+    turret: bool
+    device_state: str | None
+    is_online: bool
+    last_device_ts: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected message, kept whole."""
+
+    topic: str
+    payload: bytes
+    reason: str
+    detail: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmChange:
+    """One change to alarm_events, applied in message order.
+
+    ``action`` is ``open`` (insert, or update the open event of the same kind), ``update``
+    (change the open event's state), ``resolve`` (close the open event) or ``record``
+    (an already-closed event, e.g. a TEST).
+    """
+
+    action: str
+    device_id: int
+    alarm_type: str
+    output_type: int | None
+    sequence: int
+    timestamp: datetime
+    device_timestamp: datetime | None
+    event_state: str
+    priority: str
+    physical_state: bool
+    pattern_type: int | None
+    duration_seconds: int
+    elapsed_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionChange:
+    """A row of device_connection_log."""
+
+    device_id: int
+    event: str
+    timestamp: datetime
+    details: str  # JSON text
+
+
+_VIEW_SQL = sql.SQL(
+    """
+    SELECT d.id AS device_id, d.mac_address::text AS mac, d.hostname, d.country, d.zone,
+           d.latitude, d.longitude, s.is_online, s.device_state, s.last_alarm_sequence,
+           s.panic1, s.panic2, s.box_sw, s.siren, s.turret,
+           s.panic1_count, s.panic2_count, s.tamper_count,
+           s.temperature, s.humidity, s.fan_pwm_duty, s.uptime
+      FROM {devices} d JOIN {status} s ON s.device_id = d.id
+     WHERE d.id = ANY(%s)
+     ORDER BY d.id
+       FOR UPDATE OF s
+    """
+).format(devices=sql.Identifier("devices"), status=sql.Identifier("device_status"))
+
+
+def _float(value: Decimal | float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+class BatchTx:
+    """The operations available inside one batch transaction."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def find_by_mac(self, macs: Iterable[str]) -> dict[str, int]:
+        """Known device ids by MAC (``aa:bb:…`` form)."""
+        rows = self._conn.execute(
+            "SELECT mac_address::text, id FROM devices WHERE mac_address = ANY(%s::macaddr[])",
+            [sorted(set(macs))],
+        ).fetchall()
+        return dict(rows)
+
+    def find_by_hostname(self, hostnames: Iterable[str]) -> dict[str, int]:
+        """Known device ids by hostname (the newest device when a hostname was reused)."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT ON (hostname) hostname, id FROM devices "
+            "WHERE hostname = ANY(%s) ORDER BY hostname, id DESC",
+            [sorted(set(hostnames))],
+        ).fetchall()
+        return dict(rows)
+
+    def register(self, new: Sequence[NewDevice]) -> dict[str, int]:
+        """Create devices and their status rows; concurrent registrations of a MAC are safe."""
+        if not new:
+            return {}
+        self._conn.execute(
+            """
+            WITH added AS (
+              INSERT INTO devices (mac_address, hostname, country, zone, latitude, longitude)
+              SELECT * FROM unnest(%s::macaddr[], %s::varchar[], %s::varchar[], %s::int[],
+                                   %s::numeric[], %s::numeric[])
+              ON CONFLICT (mac_address) DO NOTHING
+              RETURNING id)
+            INSERT INTO device_status (device_id) SELECT id FROM added
+            """,
+            [
+                [d.mac for d in new],
+                [d.hostname for d in new],
+                [d.country for d in new],
+                [d.zone for d in new],
+                [d.latitude for d in new],
+                [d.longitude for d in new],
+            ],
+        )
+        return self.find_by_mac(d.mac for d in new)
+
+    def lock_views(self, device_ids: Iterable[int]) -> dict[int, DeviceView]:
+        """Current state of the devices, locked until commit (in id order: no deadlocks)."""
+        with self._conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(_VIEW_SQL, [sorted(set(device_ids))])
+            rows = cur.fetchall()
+        views = {}
+        for row in rows:
+            row["latitude"], row["longitude"] = _float(row["latitude"]), _float(row["longitude"])
+            views[row["device_id"]] = DeviceView(**row)
+        return views
+
+    def open_alarms(self, device_ids: Iterable[int]) -> set[tuple[int, str, int]]:
+        """(device_id, alarm_type, output_type or 0) of every open alarm of these devices."""
+        rows = self._conn.execute(
+            "SELECT device_id, alarm_type::text, COALESCE(output_type, 0) FROM alarm_events "
+            "WHERE resolved_at IS NULL AND device_id = ANY(%s)",
+            [sorted(set(device_ids))],
+        ).fetchall()
+        return {(d, t, o) for d, t, o in rows}
+
+    def alarm_digests(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Digests of already accepted (device_id, sequence) pairs."""
+        pairs = sorted(set(keys))
+        if not pairs:
+            return {}
+        rows = self._conn.execute(
+            "SELECT s.device_id, s.sequence, s.digest FROM alarm_sequences s "
+            "JOIN unnest(%s::int[], %s::bigint[]) AS k(device_id, sequence) "
+            "USING (device_id, sequence)",
+            [[d for d, _ in pairs], [q for _, q in pairs]],
+        ).fetchall()
+        return {(d, q): bytes(digest) for d, q, digest in rows}
+
+    def update_devices(self, changes: Mapping[int, Mapping[str, object]]) -> None:
+        """Apply changed static fields (location, hostname) to devices."""
+        _patch(self._conn, schema.devices, "id", changes)
+
+    def patch_status(self, patches: Mapping[int, Mapping[str, object]]) -> None:
+        """Apply per-device column patches to device_status, one statement per column set."""
+        _patch(self._conn, schema.device_status, "device_id", patches)
+
+    def apply_alarm_changes(self, changes: Sequence[AlarmChange]) -> None:
+        """Insert, update and resolve alarm events in message order."""
+        for change in changes:
+            statement = _ALARM_SQL[change.action]
+            self._conn.execute(statement, _alarm_params(change))
+
+    def record_alarm_sequences(self, rows: Sequence[tuple[int, int, bytes, datetime]]) -> None:
+        """Remember accepted (device_id, sequence, digest, received_at)."""
+        if rows:
+            self._conn.execute(
+                "INSERT INTO alarm_sequences (device_id, sequence, digest, received_at) "
+                "SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bytea[], %s::timestamptz[]) "
+                "ON CONFLICT DO NOTHING",
+                [list(col) for col in zip(*rows, strict=True)],
+            )
+
+    def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep rejected messages whole."""
+        if letters:
+            self._conn.execute(
+                "INSERT INTO dead_letters (topic, payload, reason, detail, received_at) "
+                "SELECT * FROM unnest(%s::text[], %s::bytea[], %s::varchar[], %s::text[], "
+                "%s::timestamptz[])",
+                [
+                    [x.topic for x in letters],
+                    [x.payload for x in letters],
+                    [x.reason for x in letters],
+                    [x.detail for x in letters],
+                    [x.received_at for x in letters],
+                ],
+            )
+
+    def log_connections(self, changes: Sequence[ConnectionChange]) -> None:
+        """Append connected/disconnected/timeout events."""
+        if changes:
+            self._conn.execute(
+                "INSERT INTO device_connection_log (device_id, event, timestamp, details) "
+                "SELECT * FROM unnest(%s::int[], %s::connection_event_enum[], "
+                "%s::timestamptz[], %s::jsonb[])",
+                [
+                    [c.device_id for c in changes],
+                    [c.event for c in changes],
+                    [c.timestamp for c in changes],
+                    [c.details for c in changes],
+                ],
+            )
+
+    def save_cdc_states(self, rows: Sequence[CdcRow]) -> None:
+        """Persist the CDC references that changed in this batch."""
+        if not rows:
+            return
+        names = [c.name for c in schema.heartbeat_cdc_state.c if c.name != "updated_at"]
+        columns = [schema.heartbeat_cdc_state.c[n] for n in names]
+        query = sql.SQL(
+            "INSERT INTO heartbeat_cdc_state ({cols}) SELECT * FROM unnest({arrays}) "
+            "ON CONFLICT (device_id) DO UPDATE SET {sets}"
+        ).format(
+            cols=sql.SQL(", ").join(map(sql.Identifier, names)),
+            arrays=sql.SQL(", ").join(
+                sql.SQL("%s::{}[]").format(sql.SQL(sql_type(c))) for c in columns
+            ),
+            sets=sql.SQL(", ").join(
+                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(n))
+                for n in names
+                if n != "device_id"
+            ),
+        )
+        self._conn.execute(query, [[getattr(r, n) for r in rows] for n in names])
+
+    def add_heartbeat_counts(self, counts: Mapping[tuple[int, datetime], tuple[int, int]]) -> None:
+        """Add (received, written) to each (device_id, hour)."""
+        if not counts:
+            return
+        keys = sorted(counts)
+        self._conn.execute(
+            "INSERT INTO heartbeat_counts AS h (device_id, hour, received, written) "
+            "SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::int[], %s::int[]) "
+            "ON CONFLICT (device_id, hour) DO UPDATE "
+            "SET received = h.received + EXCLUDED.received, written = h.written + EXCLUDED.written",
+            [
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [counts[k][0] for k in keys],
+                [counts[k][1] for k in keys],
+            ],
+        )
+
+    def enqueue_points(self, lines: Sequence[str]) -> list[int]:
+        """Put line-protocol points in the outbox; their ids, for deleting once written."""
+        if not lines:
+            return []
+        rows = self._conn.execute(
+            "INSERT INTO influx_outbox (line) SELECT unnest(%s::text[]) RETURNING id",
+            [list(lines)],
+        ).fetchall()
+        return [row[0] for row in rows]
+
+
+def _patch(
+    conn: psycopg.Connection[Any],
+    table: Table,
+    key: str,
+    patches: Mapping[int, Mapping[str, object]],
+) -> None:
+    """UPDATE rows of ``table`` from per-row dicts, grouped so each column set is one query."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for row_id, patch in patches.items():
+        if patch:
+            groups.setdefault(tuple(sorted(patch)), []).append(row_id)
+    for names, ids in groups.items():
+        arrays = [ids] + [[patches[i][n] for i in ids] for n in names]
+        query = sql.SQL(
+            "UPDATE {table} AS t SET {sets} FROM unnest({arrays}) AS v({cols}) "
+            "WHERE t.{key} = v.{key}"
+        ).format(
+            table=sql.Identifier(table.name),
+            sets=sql.SQL(", ").join(
+                sql.SQL("{0} = v.{0}").format(sql.Identifier(n)) for n in names
+            ),
+            arrays=sql.SQL(", ").join(
+                sql.SQL("%s::{}[]").format(sql.SQL(sql_type(table.c[n]))) for n in (key, *names)
+            ),
+            cols=sql.SQL(", ").join(map(sql.Identifier, (key, *names))),
+            key=sql.Identifier(key),
+        )
+        conn.execute(query, arrays)
+
+
+_ALARM_COLUMNS = (
+    "device_id, alarm_type, output_type, sequence, timestamp, device_timestamp, event_state, "
+    "priority, physical_state, pattern_type, duration_seconds, elapsed_seconds"
+)
+_ALARM_VALUES = (
+    "%(device_id)s, %(alarm_type)s, %(output_type)s, %(sequence)s, %(timestamp)s, "
+    "%(device_timestamp)s, %(event_state)s, %(priority)s, %(physical_state)s, %(pattern_type)s, "
+    "%(duration_seconds)s, %(elapsed_seconds)s"
+)
+_OPEN_MATCH = (
+    "device_id = %(device_id)s AND alarm_type = %(alarm_type)s "
+    "AND COALESCE(output_type, 0) = COALESCE(%(output_type)s, 0) AND resolved_at IS NULL"
+)
+_ALARM_SQL: dict[str, str] = {
+    # The partial unique index is the arbiter: a second "open" of the same kind updates the
+    # open event instead of inserting, even if two ingest processes race.
+    "open": (
+        f"INSERT INTO alarm_events ({_ALARM_COLUMNS}) VALUES ({_ALARM_VALUES}) "  # noqa: S608
+        "ON CONFLICT (device_id, alarm_type, COALESCE(output_type, 0)) "
+        "WHERE resolved_at IS NULL DO UPDATE SET event_state = EXCLUDED.event_state, "
+        "pattern_type = EXCLUDED.pattern_type, duration_seconds = EXCLUDED.duration_seconds, "
+        "elapsed_seconds = EXCLUDED.elapsed_seconds"
+    ),
+    "update": (
+        "UPDATE alarm_events SET event_state = %(event_state)s, "  # noqa: S608
+        "elapsed_seconds = %(elapsed_seconds)s WHERE " + _OPEN_MATCH
+    ),
+    "resolve": (
+        "UPDATE alarm_events SET event_state = %(event_state)s, resolved_at = %(timestamp)s, "  # noqa: S608
+        "elapsed_seconds = COALESCE(NULLIF(%(elapsed_seconds)s, 0), "
+        "EXTRACT(EPOCH FROM %(timestamp)s - timestamp)::int) WHERE " + _OPEN_MATCH
+    ),
+    "record": (
+        f"INSERT INTO alarm_events ({_ALARM_COLUMNS}, resolved_at) "  # noqa: S608
+        f"VALUES ({_ALARM_VALUES}, %(timestamp)s)"
+    ),
+}
+
+
+def _alarm_params(change: AlarmChange) -> dict[str, object]:
+    return {
+        name: getattr(change, name)
+        for name in (
+            "device_id",
+            "alarm_type",
+            "output_type",
+            "sequence",
+            "timestamp",
+            "device_timestamp",
+            "event_state",
+            "priority",
+            "physical_state",
+            "pattern_type",
+            "duration_seconds",
+            "elapsed_seconds",
+        )
+    }
+
+
+class IngestStore:
+    """One PostgreSQL connection used by ingest, one batch transaction at a time."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = psycopg.connect(
+                    self._conninfo, connect_timeout=5, application_name="fleetwatch-ingest"
+                )
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailableError(f"PostgreSQL unreachable: {exc}") from exc
+        return self._conn
+
+    @contextmanager
+    def batch(self) -> Iterator[BatchTx]:
+        """A transaction for one batch: committed on success, rolled back on any error.
+
+        Connection-level failures surface as StoreUnavailableError (retry later); anything
+        else is a bug or a constraint violation and propagates unchanged.
+        """
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                yield BatchTx(conn)
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise StoreUnavailableError(f"PostgreSQL batch failed: {exc}") from exc
+
+    def load_cdc_states(self) -> list[CdcRow]:
+        """Every persisted CDC reference (start-up seeding)."""
+        names = [c.name for c in schema.heartbeat_cdc_state.c if c.name != "updated_at"]
+        with self.batch():
+            conn = self._connection()
+            with conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(
+                    sql.SQL("SELECT {} FROM heartbeat_cdc_state").format(
+                        sql.SQL(", ").join(map(sql.Identifier, names))
+                    )
+                )
+                return [CdcRow(**row) for row in cur.fetchall()]
+
+    def pending_points(self, limit: int) -> list[tuple[int, str]]:
+        """The oldest outbox points not yet confirmed by InfluxDB."""
+        with self.batch():
+            rows = (
+                self._connection()
+                .execute("SELECT id, line FROM influx_outbox ORDER BY id LIMIT %s", [limit])
+                .fetchall()
+            )
+        return [(row[0], row[1]) for row in rows]
+
+    def delete_points(self, ids: Sequence[int]) -> None:
+        """Forget outbox points InfluxDB has confirmed."""
+        if ids:
+            with self.batch() as _:
+                self._connection().execute(
+                    "DELETE FROM influx_outbox WHERE id = ANY(%s)", [list(ids)]
+                )
+
+    def outbox_size(self) -> int:
+        """How many points wait for InfluxDB."""
+        with self.batch():
+            row = self._connection().execute("SELECT count(*) FROM influx_outbox").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        """Drop the connection (a new one is made on next use)."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.close()
+            except psycopg.Error:
+                logger.debug("ignoring error while closing a broken connection")

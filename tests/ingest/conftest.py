@@ -1,0 +1,89 @@
+"""Fixtures running the real ingest service against the test's own services."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
+from ingest.broker import make_client
+from ingest.service import IngestOptions, IngestService
+from stores.postgres.migrate import upgrade
+from tests.support.devices import Publisher
+
+
+@pytest.fixture
+def migrated_pg(pg_settings: PostgresSettings) -> PostgresSettings:
+    """A fresh database at the current schema revision."""
+    upgrade(pg_settings)
+    return pg_settings
+
+
+@pytest.fixture
+def db(migrated_pg: PostgresSettings) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection for reading what ingest wrote."""
+    with psycopg.connect(str(migrated_pg.database_url), autocommit=True) as conn:
+        yield conn
+
+
+async def start_ingest(
+    pg: PostgresSettings,
+    mqtt: MqttSettings,
+    influx: InfluxSettings,
+    client_id: str,
+    **options: Any,  # noqa: ANN401 - IngestOptions fields
+) -> tuple[IngestService, asyncio.Event, asyncio.Task[None]]:
+    """Start an ingest service and wait until it is subscribed."""
+    opts = IngestOptions(client_id=client_id, batch_wait_s=0.02, **options)
+    service = IngestService(pg, mqtt, influx, opts)
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    connected = asyncio.create_task(service.connected.wait())
+    async with asyncio.timeout(20):
+        await asyncio.wait({task, connected}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()  # surfaces the start-up error
+    return service, stop, task
+
+
+async def forget_session(mqtt: MqttSettings, client_id: str) -> None:
+    """Drop the broker's persistent session of ``client_id`` (tests must not leave any)."""
+    async with make_client(mqtt, client_id=client_id, clean_session=True):
+        pass
+
+
+@pytest.fixture
+def ingest_client_id() -> str:
+    return f"ingest-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def ingest(
+    migrated_pg: PostgresSettings,
+    mqtt_settings: MqttSettings,
+    influx_settings: InfluxSettings,
+    ingest_client_id: str,
+) -> AsyncIterator[IngestService]:
+    """A running ingest service on the test's database, bucket and topic prefix."""
+    service, stop, task = await start_ingest(
+        migrated_pg, mqtt_settings, influx_settings, ingest_client_id
+    )
+    try:
+        yield service
+    finally:
+        stop.set()
+        async with asyncio.timeout(20):
+            await task
+        await forget_session(mqtt_settings, ingest_client_id)
+
+
+@pytest.fixture
+async def device(mqtt_settings: MqttSettings) -> AsyncIterator[Publisher]:
+    """A connected publisher playing the devices."""
+    async with make_client(mqtt_settings) as client:
+        yield Publisher(client, mqtt_settings.topic_prefix)
