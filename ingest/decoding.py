@@ -40,14 +40,17 @@ class DecodeLimits:
     """Bounds on what the decoder accepts."""
 
     max_payload_bytes: int = 4096
-    # Device clocks further than this from the server's are not trusted (no NTP yet, drift).
-    max_clock_skew: timedelta = timedelta(hours=24)
+    # A device timestamp is trusted as the event time only inside this window around the
+    # server's receive time: a clock ahead of the server is wrong (no NTP yet), while one
+    # behind it may be a backlog the broker held while ingest was down.
+    max_clock_ahead: timedelta = timedelta(minutes=5)
+    max_backlog_age: timedelta = timedelta(days=7)
 
     def __post_init__(self) -> None:
         if self.max_payload_bytes <= 0:
             raise ValueError("max_payload_bytes must be positive")
-        if self.max_clock_skew <= timedelta(0):
-            raise ValueError("max_clock_skew must be positive")
+        if self.max_clock_ahead <= timedelta(0) or self.max_backlog_age <= timedelta(0):
+            raise ValueError("clock windows must be positive")
 
 
 class Decoder:
@@ -81,7 +84,7 @@ class Decoder:
                 RejectReason.TOO_LARGE,
                 f"{len(payload)} bytes exceeds {self._limits.max_payload_bytes}",
             )
-        context = _Context(parsed.hostname, received_at, self._limits.max_clock_skew)
+        context = _Context(parsed.hostname, received_at, self._limits)
         return handler(payload, context)
 
 
@@ -89,7 +92,7 @@ class Decoder:
 class _Context:
     hostname: str
     received_at: datetime
-    max_skew: timedelta
+    limits: DecodeLimits
 
     def device_time(self, epoch_ms: int) -> datetime | None:
         """The device timestamp if it is set and plausible, else None."""
@@ -99,7 +102,9 @@ class _Context:
             when = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
-        return when if abs(when - self.received_at) <= self.max_skew else None
+        ahead = when - self.received_at
+        plausible = -self.limits.max_backlog_age <= ahead <= self.limits.max_clock_ahead
+        return when if plausible else None
 
     def check_hostname(self, claimed: str) -> None:
         if claimed and claimed != self.hostname:

@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ingest.cdc import CdcState, CdcTracker, Decision, Reading
 from ingest.messages import (
@@ -102,6 +102,7 @@ _INPUT_IO = {"PANIC1": "panic1", "PANIC2": "panic2", "TAMPER": "box_sw"}
 _INPUT_COUNTER = {"PANIC1": "panic1_count", "PANIC2": "panic2_count", "TAMPER": "tamper_count"}
 _OUTPUTS = {1: "siren", 2: "turret"}
 _RUNNING = frozenset({"ACTIVE", "STARTING", "STOPPING"})
+_ONE_MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +271,17 @@ class Walk:
             if via != "heartbeat":  # a heartbeat's own reading carries is_online=True
                 self._connection_point(dev, when, online=True)
 
+    def _history_time(self, dev: _Device, when: datetime) -> datetime:
+        """``when``, moved just past the device's last point if it would land on or before it.
+
+        Points are keyed by series and time: two at the same millisecond would overwrite each
+        other, and a backlog received in a burst arrives with near-identical server times.
+        """
+        state = self._tracker.snapshot([dev.device_id]).get(dev.device_id)
+        if state is not None and when <= state.written_at:
+            return state.written_at + _ONE_MS
+        return when
+
     def _status(self, dev: _Device, msg: StatusReport) -> None:
         self._seen(dev, msg.received_at, "status")
         statics: dict[str, object] = {"hostname": msg.hostname, "country": msg.country}
@@ -287,7 +299,7 @@ class Walk:
 
     def _heartbeat(self, dev: _Device, msg: HeartbeatReport) -> None:
         reading = Reading(
-            received_at=msg.received_at,
+            received_at=self._history_time(dev, msg.event_time),
             device_ts=msg.device_ts,
             temperature=msg.temperature,
             humidity=msg.humidity,
@@ -300,7 +312,7 @@ class Walk:
             device_state=str(dev.values["device_state"]),
             is_online=True,
         )
-        hour = _hour(msg.received_at)
+        hour = _hour(reading.received_at)
         decision = self._tracker.observe(dev.device_id, reading)
         self.plan.cdc_devices.add(dev.device_id)
         if decision.duplicate:
@@ -382,6 +394,7 @@ class Walk:
         state = self._tracker.snapshot([dev.device_id]).get(dev.device_id)
         if state is None:
             return  # never sent a heartbeat: there is no series to mark
+        when = self._history_time(dev, when)
         reading = replace(state.reference, received_at=when, device_ts=None, is_online=online)
         decision = self._tracker.observe(dev.device_id, reading)
         self.plan.cdc_devices.add(dev.device_id)
@@ -446,7 +459,7 @@ def _alarm_change(device_id: int, action: str, msg: AlarmReport) -> AlarmChange:
 def _alarm_point(tags: DeviceTags, msg: AlarmReport) -> AlarmPoint:
     return AlarmPoint(
         tags=tags,
-        time=msg.received_at,
+        time=msg.event_time,
         alarm_type=msg.alarm_type,
         event_state=msg.event_state,
         priority=msg.priority,

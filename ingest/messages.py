@@ -103,8 +103,13 @@ class Received:
     """Transport facts shared by every message kind."""
 
     hostname: str
-    received_at: datetime  # server clock: the time axis everywhere
+    received_at: datetime  # server clock
     device_ts: datetime | None  # device clock, kept only when plausible
+
+    @property
+    def event_time(self) -> datetime:
+        """When it happened: the device clock when plausible, else the server's receipt."""
+        return self.device_ts or self.received_at
 
     def __post_init__(self) -> None:
         if self.received_at.tzinfo is None:

@@ -77,6 +77,7 @@ class IngestService:
         self.connected = asyncio.Event()
         self._progress = asyncio.Condition()
         self.failure: BaseException | None = None
+        self.store_retries = 0
 
     @property
     def topic_prefix(self) -> str:
@@ -148,6 +149,11 @@ class IngestService:
             async with self._progress:
                 self._progress.notify_all()
 
+    async def wait_store_retry(self, timeout_s: float = 10.0) -> None:
+        """Wait until a batch has been kept back because PostgreSQL was unreachable."""
+        async with asyncio.timeout(timeout_s), self._progress:
+            await self._progress.wait_for(lambda: self.store_retries > 0)
+
     async def wait_processed(self, messages: int, timeout_s: float = 10.0) -> None:
         """Wait until at least ``messages`` have been committed and acknowledged."""
         async with asyncio.timeout(timeout_s), self._progress:
@@ -165,6 +171,9 @@ class IngestService:
                 return await asyncio.to_thread(self.pipeline.process, batch)
             except StoreUnavailableError as exc:
                 logger.warning("%s; batch of %d kept, retry in %.1fs", exc, len(batch), delay)
+                self.store_retries += 1
+                async with self._progress:
+                    self._progress.notify_all()
             if await _wait(stop, delay):
                 return None
             delay = min(delay * 2, self._options.retry_max_s)

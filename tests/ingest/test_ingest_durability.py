@@ -1,0 +1,177 @@
+"""No accepted message is lost when ingest is killed or PostgreSQL goes away mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+import psycopg
+from pydantic import PostgresDsn
+
+from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
+from ingest.broker import make_client
+from ingest.contract import TopicKind
+from stores.influx import make_client as influx_client
+from tests.ingest.conftest import forget_session, start_ingest
+from tests.support.devices import FakePanel, Publisher
+from tests.support.tcp_proxy import TcpProxy
+
+PANELS = [FakePanel(n) for n in range(1, 21)]
+
+
+def total_received(db: psycopg.Connection[Any]) -> int:
+    row = db.execute("SELECT coalesce(sum(received), 0) FROM heartbeat_counts").fetchone()
+    return int(row[0]) if row else 0
+
+
+async def wait_until_received(db: psycopg.Connection[Any], count: int, timeout_s: float) -> None:
+    """Poll PostgreSQL until ``count`` heartbeats are committed (a subprocess has no event)."""
+    async with asyncio.timeout(timeout_s):
+        while total_received(db) < count:  # noqa: ASYNC110 - another process: no event to await
+            await asyncio.sleep(0.1)
+
+
+@contextmanager
+def ingest_process(
+    pg: PostgresSettings, mqtt: MqttSettings, influx: InfluxSettings, client_id: str
+) -> Iterator[subprocess.Popen[str]]:
+    """``fleetwatch ingest`` as a child process, returned once it has subscribed."""
+    env = {
+        **os.environ,
+        "FLEETWATCH_DATABASE_URL": str(pg.database_url),
+        "FLEETWATCH_MQTT_HOST": mqtt.mqtt_host,
+        "FLEETWATCH_MQTT_PORT": str(mqtt.mqtt_port),
+        "FLEETWATCH_TOPIC_PREFIX": mqtt.topic_prefix,
+        "FLEETWATCH_MQTT_CLIENT_ID": client_id,
+        "FLEETWATCH_INFLUX_URL": influx.influx_url,
+        "FLEETWATCH_INFLUX_TOKEN": influx.influx_token.get_secret_value(),
+        "FLEETWATCH_INFLUX_ORG": influx.influx_org,
+        "FLEETWATCH_INFLUX_BUCKET": influx.influx_bucket,
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-m", "fleetwatch", "ingest", "--batch-size", "200"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stderr is not None
+    drain = threading.Thread(target=_drain, args=(child.stderr,), daemon=True)
+    try:
+        for line in child.stderr:  # blocks until the child logs; it ends if the child dies
+            if "subscribed to" in line:
+                break
+        else:
+            raise AssertionError(f"ingest exited with {child.wait()} before subscribing")
+        drain.start()  # keep reading, or a full pipe would block the child's logging
+        yield child
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            child.wait(timeout=20)
+        if drain.is_alive():
+            drain.join(timeout=5)
+        child.stderr.close()
+
+
+def _drain(stream: IO[str]) -> None:
+    for _ in stream:
+        pass
+
+
+async def publish_stream(mqtt: MqttSettings, per_panel: int) -> int:
+    """Register every panel, then publish ``per_panel`` heartbeats each; returns heartbeats."""
+    async with make_client(mqtt) as client:
+        device = Publisher(client, mqtt.topic_prefix)
+        for panel in PANELS:
+            await device.send(panel, TopicKind.STATUS, panel.status())
+        for i in range(per_panel):
+            for panel in PANELS:
+                heartbeat = panel.heartbeat(temperature=20.0 + (i % 7) * 0.3, uptime=100 + i)
+                await device.send(panel, TopicKind.HEARTBEAT, heartbeat)
+    return per_panel * len(PANELS)
+
+
+def influx_point_count(influx: InfluxSettings) -> int:
+    flux = f"""
+from(bucket: "{influx.influx_bucket}")
+  |> range(start: -1h)
+  |> filter(fn: (r) => r._measurement == "heartbeat" and r._field == "temperature")
+  |> group()
+  |> count()
+"""
+    with influx_client(influx) as client:
+        tables = client.query_api().query(flux)
+    return sum(int(record.get_value()) for table in tables for record in table.records)
+
+
+async def test_kill_9_mid_stream_loses_nothing(
+    migrated_pg: PostgresSettings,
+    mqtt_settings: MqttSettings,
+    influx_settings: InfluxSettings,
+    db: psycopg.Connection[Any],
+) -> None:
+    """SIGKILL during a stream, then a restart: every heartbeat counted once, no extra points."""
+    client_id = f"ingest-{uuid.uuid4().hex[:10]}"
+    try:
+        with ingest_process(migrated_pg, mqtt_settings, influx_settings, client_id) as first:
+            sent = await publish_stream(mqtt_settings, per_panel=150)
+            await wait_until_received(db, sent // 4, timeout_s=60)
+            first.kill()
+            first.wait(timeout=10)
+        stored_at_kill = total_received(db)
+        with ingest_process(migrated_pg, mqtt_settings, influx_settings, client_id):
+            await wait_until_received(db, sent, timeout_s=90)
+    finally:
+        await forget_session(mqtt_settings, client_id)
+    assert stored_at_kill < sent, "the kill came too late to prove anything"
+    assert total_received(db) == sent
+    row = db.execute("SELECT sum(written) FROM heartbeat_counts").fetchone()
+    assert row is not None
+    assert influx_point_count(influx_settings) == int(row[0])
+    assert db.execute("SELECT count(*) FROM dead_letters").fetchone() == (0,)
+
+
+async def test_postgres_outage_holds_acknowledgements_until_it_returns(
+    migrated_pg: PostgresSettings,
+    mqtt_settings: MqttSettings,
+    influx_settings: InfluxSettings,
+    db: psycopg.Connection[Any],
+) -> None:
+    """While PostgreSQL is unreachable nothing is acknowledged; when it returns all is stored."""
+    host = migrated_pg.database_url.hosts()[0]
+    client_id = f"ingest-{uuid.uuid4().hex[:10]}"
+    async with TcpProxy(str(host["host"]), int(host["port"] or 5432)) as proxy:
+        url = str(migrated_pg.database_url).replace(
+            f"{host['host']}:{host['port']}", f"127.0.0.1:{proxy.port}"
+        )
+        via_proxy = PostgresSettings(database_url=PostgresDsn(url))
+        service, stop, task = await start_ingest(
+            via_proxy, mqtt_settings, influx_settings, client_id, retry_max_s=0.5
+        )
+        try:
+            panel = PANELS[0]
+            async with make_client(mqtt_settings) as client:
+                device = Publisher(client, mqtt_settings.topic_prefix)
+                await device.send(panel, TopicKind.STATUS, panel.status())
+                await service.wait_processed(1)
+                await proxy.cut()
+                for i in range(10):
+                    await device.send(panel, TopicKind.HEARTBEAT, panel.heartbeat(uptime=i))
+                await service.wait_store_retry()
+                assert total_received(db) == 0
+                await proxy.restore()
+                await service.wait_processed(11, timeout_s=30)
+        finally:
+            stop.set()
+            await task
+            await forget_session(mqtt_settings, client_id)
+    assert total_received(db) == 10
+    assert service.failure is None
