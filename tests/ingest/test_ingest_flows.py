@@ -24,7 +24,7 @@ def one(db: psycopg.Connection[Any], query: str, *params: object) -> tuple[Any, 
 def heartbeat_points(influx: InfluxSettings) -> list[dict[str, Any]]:
     flux = f"""
 from(bucket: "{influx.influx_bucket}")
-  |> range(start: -1h)
+  |> range(start: -7d)
   |> filter(fn: (r) => r._measurement == "heartbeat")
   |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
   |> sort(columns: ["_time"])
@@ -233,3 +233,36 @@ async def test_bad_input_is_kept_and_the_stream_goes_on(
     payload = one(db, "SELECT payload FROM dead_letters WHERE reason = 'undecodable'")[0]
     assert bytes(payload) == b"\xff\x00garbage"
     assert one(db, "SELECT round(temperature::numeric, 1) FROM device_status") == (23.0,)
+
+
+async def test_remaining_dead_letter_reasons(
+    ingest: IngestService, device: Publisher, db: psycopg.Connection[Any]
+) -> None:
+    """hostname_mismatch, unknown_request and unregistered last wills are dead-lettered."""
+    await device.send(PANEL, TopicKind.STATUS, PANEL.status(hostname="ESG_ALARM_9999"))
+    reply = pb.CommandResponse(
+        request_id="6f1c8f5e-3d6a-4c1e-9a53-0a8f3c2b1d11", stage=pb.CommandResponse.COMPLETED
+    )
+    await device.send(PANEL, TopicKind.RESPONSE, reply)
+    await device.send(FakePanel(99), TopicKind.LWT, b"")
+    await ingest.wait_processed(3)
+    reasons = sorted(r for (r,) in db.execute("SELECT reason FROM dead_letters").fetchall())
+    assert reasons == ["hostname_mismatch", "unknown_request", "unregistered"]
+
+
+async def test_a_value_the_database_refuses_is_isolated(
+    ingest: IngestService, device: Publisher, db: psycopg.Connection[Any]
+) -> None:
+    """A message PostgreSQL rejects is dead-lettered alone; its batch-mates are stored."""
+    db.execute("ALTER TABLE device_status ADD CONSTRAINT t_uptime CHECK (uptime < 100000)")
+    other = FakePanel(2)
+    await device.send(PANEL, TopicKind.STATUS, PANEL.status())
+    await device.send(other, TopicKind.STATUS, other.status(uptime=500_000))
+    await device.send(PANEL, TopicKind.HEARTBEAT, PANEL.heartbeat(uptime=99))
+    await ingest.wait_processed(3)
+    assert db.execute("SELECT reason FROM dead_letters").fetchall() == [("store_rejected",)]
+    assert one(
+        db,
+        "SELECT uptime FROM device_status JOIN devices ON id = device_id WHERE mac_address = %s",
+        PANEL.mac,
+    ) == (99,)
