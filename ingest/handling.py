@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from ingest.cdc import CdcState, CdcTracker, Decision, Reading
+from ingest.commands import CommandTiming, Reply, apply_reply, set_device_id
 from ingest.messages import (
     AlarmReport,
     CommandReply,
@@ -32,6 +34,7 @@ from stores.influx.points import (
     alarm_line,
     heartbeat_line,
 )
+from stores.postgres.commands_store import CommandRow, NewCommand
 from stores.postgres.ingest_store import (
     AlarmChange,
     BatchTx,
@@ -103,6 +106,8 @@ _INPUT_COUNTER = {"PANIC1": "panic1_count", "PANIC2": "panic2_count", "TAMPER": 
 _OUTPUTS = {1: "siren", 2: "turret"}
 _RUNNING = frozenset({"ACTIVE", "STARTING", "STOPPING"})
 _ONE_MS = timedelta(milliseconds=1)
+SYNC_ALERT = "device_id_sync_failed"
+DEFAULT_TIMING = CommandTiming()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +159,8 @@ class Plan:
     lines: list[str] = field(default_factory=list)
     cdc_devices: set[int] = field(default_factory=set)
     counts: Counter[tuple[int, datetime, str]] = field(default_factory=Counter)
+    command_updates: dict[int, dict[str, object]] = field(default_factory=dict)
+    new_commands: list[NewCommand] = field(default_factory=list)
     duplicates: int = 0
     accepted: int = 0
     ignored: int = 0
@@ -190,6 +197,10 @@ def reject(item: Item, reason: RejectReason, detail: str) -> DeadLetter:
     )
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _hour(when: datetime) -> datetime:
     return when.replace(minute=0, second=0, microsecond=0)
 
@@ -204,12 +215,19 @@ class Walk:
         ids_by_hostname: dict[str, int],
         digests: dict[tuple[int, int], bytes],
         tracker: CdcTracker,
+        *,
+        commands: dict[str, CommandRow] | None = None,
+        syncing: set[int] | None = None,
+        timing: CommandTiming = DEFAULT_TIMING,
     ) -> None:
         self._devices = devices
         self._by_mac = ids_by_mac
         self._by_hostname = ids_by_hostname
         self._digests = digests
         self._tracker = tracker
+        self._commands = commands or {}
+        self._syncing = syncing or set()
+        self._timing = timing
         self.plan = Plan()
 
     def apply(self, item: Item) -> None:
@@ -233,9 +251,7 @@ class Walk:
                 case LastWill():
                     self._last_will(self._known_host(message.hostname), message)
                 case CommandReply():
-                    raise Rejected(
-                        RejectReason.UNKNOWN_REQUEST, f"no command {message.request_id} pending"
-                    )
+                    self._reply(message)
                 case _:
                     raise TypeError(f"unexpected message {type(message).__name__}")
         except Rejected as exc:
@@ -294,7 +310,7 @@ class Walk:
                 dev.device_patch[column] = value
         for attribute, column in _STATUS_COLUMNS.items():
             dev.set(column, getattr(msg, attribute))
-        dev.set("device_synced", msg.device_db_id == dev.device_id)
+        self._sync(dev, msg.device_db_id, msg.received_at)
         dev.set("last_status_update", msg.received_at)
 
     def _heartbeat(self, dev: _Device, msg: HeartbeatReport) -> None:
@@ -325,7 +341,7 @@ class Walk:
         if msg.firmware:
             dev.set("firmware_version", msg.firmware)
         dev.set("last_heartbeat", msg.received_at)
-        dev.set("device_synced", msg.device_db_id == dev.device_id)
+        self._sync(dev, msg.device_db_id, msg.received_at)
         self.plan.counts[(dev.device_id, hour, "received")] += 1
         if decision.write and decision.change_type is not None:
             self.plan.counts[(dev.device_id, hour, "written")] += 1
@@ -377,6 +393,85 @@ class Walk:
         dev.set("alarm_active", any(t != "OUTPUT_EVENT" for t, _ in dev.open_alarms))
         return action
 
+    def _sync(self, dev: _Device, reported: int, now: datetime) -> None:
+        """Track whether the device knows its id; queue SET_DEVICE_ID (with backoff) if not."""
+        if reported == dev.device_id:
+            if not dev.values["device_synced"]:
+                dev.set("device_synced", True)
+                dev.set("sync_attempts", 0)
+                self.plan.alarm_changes.append(_sync_alert(dev.device_id, "resolve", now, 0))
+            return
+        dev.set("device_synced", False)
+        if dev.device_id in self._syncing:
+            return  # one SET_DEVICE_ID at a time; its own retries cover delivery
+        attempts = int(dev.values["sync_attempts"] or 0)  # type: ignore[call-overload]
+        last = dev.values["last_sync_attempt"]
+        if isinstance(last, datetime) and now - last < self._timing.sync_backoff(attempts - 1):
+            return
+        if attempts >= self._timing.sync_alert_after:
+            self.plan.alarm_changes.append(_sync_alert(dev.device_id, "open", now, attempts))
+        spec = set_device_id(dev.device_id)
+        self.plan.new_commands.append(
+            NewCommand(
+                device_id=dev.device_id,
+                command_type=spec.command_type,
+                command_data=spec.as_json(),
+                auth_level=spec.required_level,
+                initiated_by="fleetwatch:device-id-sync",
+                max_retries=self._timing.max_retries,
+                expires_at=now + self._timing.offline_expiry,
+            )
+        )
+        self._syncing.add(dev.device_id)
+        dev.set("sync_attempts", attempts + 1)
+        dev.set("last_sync_attempt", now)
+
+    def _reply(self, msg: CommandReply) -> None:
+        row = self._commands.get(msg.request_id)
+        if row is None:
+            raise Rejected(RejectReason.UNKNOWN_REQUEST, f"no command {msg.request_id}")
+        if row.hostname != msg.hostname:
+            raise Rejected(
+                RejectReason.UNKNOWN_REQUEST,
+                f"command {msg.request_id} was sent to {row.hostname}, not {msg.hostname}",
+            )
+        dev = self._devices[row.device_id]
+        self._seen(dev, msg.received_at, "response")
+        reply = Reply(
+            stage=msg.stage,
+            success=msg.success,
+            response_code=msg.response_code,
+            error_message=msg.error_message,
+            data=msg.data,
+            received_at=msg.received_at,
+        )
+        changes = apply_reply(
+            row.status,
+            row.acknowledged_at is not None,
+            row.response_data is not None,
+            reply,
+            self._timing,
+        )
+        if changes is None:
+            self.plan.duplicates += 1
+            return
+        self.plan.command_updates.setdefault(row.id, {}).update(changes)
+        self._commands[msg.request_id] = replace(
+            row,
+            status=str(changes.get("status", row.status)),
+            acknowledged_at=changes.get("acknowledged_at", row.acknowledged_at),
+            response_data=changes.get("response_data", row.response_data),
+        )
+
+    def went_silent(self, device_id: int, now: datetime, last_seen: object) -> None:
+        """No message for too long: offline, logged as a timeout, marked in the history."""
+        dev = self._devices[device_id]
+        dev.set("is_online", False)
+        dev.set("device_state", "OFFLINE")
+        details = json.dumps({"last_seen": str(last_seen)})
+        self.plan.connections.append(ConnectionChange(device_id, "timeout", now, details))
+        self._connection_point(dev, now, online=False)
+
     def _last_will(self, dev: _Device, msg: LastWill) -> None:
         if not dev.values["is_online"]:
             return
@@ -424,6 +519,26 @@ def _history_point(
         change_type=decision.change_type.value if decision.change_type else "MANUAL",
         changes=decision.changes,
         device_time=reading.device_ts,
+    )
+
+
+def _sync_alert(device_id: int, action: str, now: datetime, attempts: int) -> AlarmChange:
+    """fleetwatch's own alert (alarm type UNKNOWN) that a device will not take its id."""
+    return AlarmChange(
+        action=action,
+        device_id=device_id,
+        alarm_type="UNKNOWN",
+        output_type=None,
+        sequence=None,
+        timestamp=now,
+        device_timestamp=None,
+        event_state="ACTIVE" if action == "open" else "INACTIVE",
+        priority="HIGH",
+        physical_state=False,
+        pattern_type=None,
+        duration_seconds=0,
+        elapsed_seconds=0,
+        metadata=json.dumps({"alert": SYNC_ALERT, "failed_attempts": attempts}),
     )
 
 
@@ -526,9 +641,14 @@ class BatchHandler:
     a retried batch is judged exactly as the first attempt was.
     """
 
-    def __init__(self, store: IngestStore, tracker: CdcTracker) -> None:
+    def __init__(
+        self, store: IngestStore, tracker: CdcTracker, timing: CommandTiming = DEFAULT_TIMING
+    ) -> None:
         self._store = store
         self._tracker = tracker
+        self._timing = timing
+        # Batches and liveness sweeps share the tracker: one at a time.
+        self._lock = threading.Lock()
 
     def seed(self) -> int:
         """Load every persisted CDC state; returns how many."""
@@ -538,16 +658,30 @@ class BatchHandler:
 
     def handle(self, items: Sequence[Item]) -> Outcome:
         """Write one batch; raises StoreUnavailableError (nothing written) to be retried."""
+        return self._transaction(lambda tx, involved, saved: self._walk(tx, items, involved, saved))
+
+    def sweep_silent(self, now: datetime, silence: timedelta, limit: int = 10_000) -> Outcome:
+        """Mark devices silent for ``silence`` offline (timeout), with log rows and points."""
+        return self._transaction(
+            lambda tx, involved, saved: self._silence(
+                tx, involved, saved, cutoff=now - silence, now=now, limit=limit
+            )
+        )
+
+    def _transaction(
+        self, build: Callable[[BatchTx, set[int], dict[int, CdcState]], Walk]
+    ) -> Outcome:
         involved: set[int] = set()
         saved: dict[int, CdcState] = {}
-        try:
-            with self._store.batch() as tx:
-                walk = self._walk(tx, items, involved, saved)
-                plan = walk.plan
-                point_ids = self._write(tx, walk, plan)
-        except BaseException:
-            self._tracker.restore(saved, involved)
-            raise
+        with self._lock:
+            try:
+                with self._store.batch() as tx:
+                    walk = build(tx, involved, saved)
+                    plan = walk.plan
+                    point_ids = self._write(tx, walk, plan)
+            except BaseException:
+                self._tracker.restore(saved, involved)
+                raise
         reasons = Counter(letter.reason for letter in plan.dead_letters)
         return Outcome(
             accepted=plan.accepted,
@@ -574,7 +708,11 @@ class BatchHandler:
         by_mac.update(tx.register(list(new.values())))
         wills = {m.hostname for m in messages if isinstance(m, LastWill)}
         by_host = tx.find_by_hostname(wills) if wills else {}
-        ids = set(by_mac.values()) | set(by_host.values())
+        replies = {m.request_id for m in messages if isinstance(m, CommandReply)}
+        commands = tx.commands(replies) if replies else {}
+        ids = (
+            set(by_mac.values()) | set(by_host.values()) | {c.device_id for c in commands.values()}
+        )
         involved.update(ids)
         saved.update(self._tracker.snapshot(ids))
         views = tx.lock_views(ids)
@@ -588,9 +726,45 @@ class BatchHandler:
             if isinstance(m, AlarmReport) and m.mac in by_mac
         )
         devices = {i: _working(v, open_alarms) for i, v in views.items()}
-        walk = Walk(devices, by_mac, by_host, digests, self._tracker)
+        unsynced = {
+            m.mac
+            for m in messages
+            if isinstance(m, StatusReport | HeartbeatReport)
+            and m.mac in by_mac
+            and m.device_db_id != by_mac[m.mac]
+        }
+        syncing = tx.devices_syncing(by_mac[mac] for mac in unsynced) if unsynced else set()
+        walk = Walk(
+            devices,
+            by_mac,
+            by_host,
+            digests,
+            self._tracker,
+            commands=commands,
+            syncing=syncing,
+            timing=self._timing,
+        )
         for item in items:
             walk.apply(item)
+        return walk
+
+    def _silence(
+        self,
+        tx: BatchTx,
+        involved: set[int],
+        saved: dict[int, CdcState],
+        *,
+        cutoff: datetime,
+        now: datetime,
+        limit: int,
+    ) -> Walk:
+        ids = tx.silent_devices(cutoff, limit)
+        involved.update(ids)
+        saved.update(self._tracker.snapshot(ids))
+        views = tx.lock_views(ids)
+        walk = Walk({i: _working(v, set()) for i, v in views.items()}, {}, {}, {}, self._tracker)
+        for device_id in ids:
+            walk.went_silent(device_id, now, views[device_id].last_seen)
         return walk
 
     def _write(self, tx: BatchTx, walk: Walk, plan: Plan) -> list[int]:
@@ -598,6 +772,8 @@ class BatchHandler:
         tx.update_devices({i: d.device_patch for i, d in devices.items() if d.device_patch})
         tx.patch_status({i: d.patch for i, d in devices.items() if d.patch})
         tx.apply_alarm_changes(plan.alarm_changes)
+        tx.update_commands(plan.command_updates)
+        tx.create_commands(plan.new_commands, _now())
         tx.record_alarm_sequences(plan.sequences)
         tx.insert_dead_letters(plan.dead_letters)
         tx.log_connections(plan.connections)

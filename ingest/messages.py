@@ -183,7 +183,7 @@ class StatusReport(Received):
         check_int32(self, _STATUS_INTS)
         if self.partition > 2:
             raise Rejected(RejectReason.OUT_OF_RANGE, f"partition={self.partition} not 0-2")
-        if self.country is not None and not _COUNTRY.match(self.country):
+        if self.country is not None and not _COUNTRY.fullmatch(self.country):
             raise Rejected(RejectReason.OUT_OF_RANGE, f"country {self.country[:8]!r} not ISO")
         if self.latitude is not None:
             check_range("latitude", self.latitude, LATITUDE_RANGE)

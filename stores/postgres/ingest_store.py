@@ -22,7 +22,7 @@ from sqlalchemy import Column, Table
 from sqlalchemy.dialects import postgresql
 
 from stores.errors import StoreUnavailableError
-from stores.postgres import schema
+from stores.postgres import commands_store, schema
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,10 @@ class DeviceView:
     humidity: float | None
     fan_pwm_duty: int | None
     uptime: int | None
+    device_synced: bool
+    sync_attempts: int
+    last_sync_attempt: datetime | None
+    last_seen: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +121,7 @@ class AlarmChange:
     device_id: int
     alarm_type: str
     output_type: int | None
-    sequence: int
+    sequence: int | None
     timestamp: datetime
     device_timestamp: datetime | None
     event_state: str
@@ -126,6 +130,7 @@ class AlarmChange:
     pattern_type: int | None
     duration_seconds: int
     elapsed_seconds: int
+    metadata: str = "{}"  # JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +149,8 @@ _VIEW_SQL = sql.SQL(
            d.latitude, d.longitude, s.is_online, s.device_state, s.last_alarm_sequence,
            s.panic1, s.panic2, s.box_sw, s.siren, s.turret,
            s.panic1_count, s.panic2_count, s.tamper_count,
-           s.temperature, s.humidity, s.fan_pwm_duty, s.uptime
+           s.temperature, s.humidity, s.fan_pwm_duty, s.uptime,
+           s.device_synced, s.sync_attempts, s.last_sync_attempt, s.last_seen
       FROM {devices} d JOIN {status} s ON s.device_id = d.id
      WHERE d.id = ANY(%s)
      ORDER BY d.id
@@ -333,6 +339,34 @@ class BatchTx:
             ],
         )
 
+    def commands(self, request_ids: Iterable[str]) -> dict[str, commands_store.CommandRow]:
+        """Commands answered in this batch, locked."""
+        return commands_store.by_request_ids(self._conn, request_ids, lock=True)
+
+    def update_commands(self, changes: Mapping[int, Mapping[str, object]]) -> None:
+        """Apply response-driven changes to commands."""
+        for command_id, change in changes.items():
+            commands_store.update(self._conn, command_id, change)
+
+    def create_commands(
+        self, commands: Sequence[commands_store.NewCommand], now: datetime
+    ) -> list[commands_store.CommandRow]:
+        """Queue commands (device-id sync) for the dispatcher."""
+        return commands_store.create(self._conn, commands, now)
+
+    def devices_syncing(self, device_ids: Iterable[int]) -> set[int]:
+        """Devices with a SET_DEVICE_ID command in flight."""
+        return commands_store.open_sync_commands(self._conn, device_ids)
+
+    def silent_devices(self, cutoff: datetime, limit: int) -> list[int]:
+        """Online devices not heard from since ``cutoff``: one indexed statement, locked."""
+        rows = self._conn.execute(
+            "SELECT device_id FROM device_status WHERE is_online AND last_seen < %s "
+            "ORDER BY device_id LIMIT %s FOR UPDATE SKIP LOCKED",
+            [cutoff, limit],
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def enqueue_points(self, lines: Sequence[str]) -> list[int]:
         """Put line-protocol points in the outbox; their ids, for deleting once written."""
         if not lines:
@@ -376,12 +410,12 @@ def _patch(
 
 _ALARM_COLUMNS = (
     "device_id, alarm_type, output_type, sequence, timestamp, device_timestamp, event_state, "
-    "priority, physical_state, pattern_type, duration_seconds, elapsed_seconds"
+    "priority, physical_state, pattern_type, duration_seconds, elapsed_seconds, metadata"
 )
 _ALARM_VALUES = (
     "%(device_id)s, %(alarm_type)s, %(output_type)s, %(sequence)s, %(timestamp)s, "
     "%(device_timestamp)s, %(event_state)s, %(priority)s, %(physical_state)s, %(pattern_type)s, "
-    "%(duration_seconds)s, %(elapsed_seconds)s"
+    "%(duration_seconds)s, %(elapsed_seconds)s, %(metadata)s::jsonb"
 )
 _OPEN_MATCH = (
     "device_id = %(device_id)s AND alarm_type = %(alarm_type)s "
@@ -429,6 +463,7 @@ def _alarm_params(change: AlarmChange) -> dict[str, object]:
             "pattern_type",
             "duration_seconds",
             "elapsed_seconds",
+            "metadata",
         )
     }
 
