@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from fleetwatch import __version__, logs
+from fleetwatch import __version__, command_cli, logs
 from fleetwatch.settings import (
     ENV_PREFIX,
     SETTINGS_GROUPS,
@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text, handler in commands:
         parsers[name] = sub.add_parser(name, help=help_text, description=help_text)
         parsers[name].set_defaults(handler=handler)
+    command_cli.register(sub)
     ingest = parsers["ingest"]
     ingest.add_argument("--batch-size", type=int, default=2000, help="messages per transaction")
     ingest.add_argument(

@@ -205,6 +205,10 @@ def _heartbeat(payload: bytes, ctx: _Context) -> HeartbeatReport:
 def _alarm(payload: bytes, ctx: _Context) -> AlarmReport:
     msg = _parse(pb.AlarmEvent, payload)
     alarm_type = _enum_name(pb.AlarmEvent.AlarmType, msg.type, "type")
+    if alarm_type == "UNKNOWN":
+        # The protobuf default: a device that forgot to say what happened. (UNKNOWN rows in
+        # alarm_events are fleetwatch's own alerts.)
+        raise Rejected(RejectReason.OUT_OF_RANGE, "alarm type UNKNOWN (0) is not an event")
     is_output = alarm_type == "OUTPUT_EVENT"
     if is_output and msg.output_type not in (1, 2):
         raise Rejected(RejectReason.OUT_OF_RANGE, f"output_type={msg.output_type} not 1/2")

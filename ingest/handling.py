@@ -176,6 +176,7 @@ class Outcome:
     points_written: int
     point_ids: list[int]
     lines: list[str]
+    ignored: int = 0
 
 
 def reject(item: Item, reason: RejectReason, detail: str) -> DeadLetter:
@@ -690,6 +691,7 @@ class BatchHandler:
             points_written=len(plan.lines),
             point_ids=point_ids,
             lines=plan.lines,
+            ignored=plan.ignored,
         )
 
     def _walk(

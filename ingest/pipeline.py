@@ -12,6 +12,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import psycopg
 
@@ -31,14 +32,21 @@ class Totals:
     """Running counts since start-up, for logs and metrics."""
 
     messages: int = 0
+    ignored: int = 0  # fleetwatch's own commands seen on the wildcard subscription
     accepted: int = 0
     duplicates: int = 0
     points: int = 0
     batches: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
 
+    @property
+    def device_messages(self) -> int:
+        """Messages from devices (everything received but fleetwatch's own commands)."""
+        return self.messages - self.ignored
+
     def add(self, received: int, outcome: Outcome) -> None:
         self.messages += received
+        self.ignored += outcome.ignored
         self.accepted += outcome.accepted
         self.duplicates += outcome.duplicates
         self.points += outcome.points_written
@@ -76,6 +84,13 @@ class Pipeline:
         items = [self.decode(delivery) for delivery in deliveries]
         outcome = self._handle(items)
         self.totals.add(len(deliveries), outcome)
+        if outcome.lines and not self.influx_backlog:
+            self._flush(outcome.point_ids, outcome.lines)
+        return outcome
+
+    def sweep_silent(self, now: datetime, silence: timedelta) -> Outcome:
+        """Take silent devices offline, then flush their CONNECTION points."""
+        outcome = self._handler.sweep_silent(now, silence)
         if outcome.lines and not self.influx_backlog:
             self._flush(outcome.point_ids, outcome.lines)
         return outcome
@@ -137,4 +152,5 @@ def _merge(outcomes: Sequence[Outcome]) -> Outcome:
         points_written=sum(o.points_written for o in outcomes),
         point_ids=[i for o in outcomes for i in o.point_ids],
         lines=[line for o in outcomes for line in o.lines],
+        ignored=sum(o.ignored for o in outcomes),
     )

@@ -12,13 +12,16 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import aiomqtt
 
 from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
 from ingest.cdc import DEFAULT_THRESHOLDS, CdcTracker, Thresholds
+from ingest.commands import CommandTiming
 from ingest.contract import TopicScheme
 from ingest.decoding import DecodeLimits, Decoder
+from ingest.dispatcher import CommandDispatcher
 from ingest.handling import BatchHandler, Outcome
 from ingest.pipeline import Pipeline
 from ingest.transport import Delivery, MqttTransport
@@ -42,13 +45,19 @@ class IngestOptions:
     retry_max_s: float = 15.0
     outbox_drain_interval_s: float = 5.0
     report_interval_s: float = 30.0
+    command_tick_s: float = 1.0
+    liveness_interval_s: float = 10.0
+    offline_after: timedelta = timedelta(seconds=90)
     thresholds: Thresholds = DEFAULT_THRESHOLDS
     limits: DecodeLimits = field(default_factory=DecodeLimits)
+    timing: CommandTiming = field(default_factory=CommandTiming)
     client_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.batch_wait_s < 0:
             raise ValueError("batch_size must be >= 1 and batch_wait_s >= 0")
+        if self.offline_after <= timedelta(0):
+            raise ValueError("offline_after must be positive")
 
 
 class IngestService:
@@ -67,7 +76,11 @@ class IngestService:
         self._store = IngestStore(str(pg.database_url))
         self._influx = make_client(influx)
         self._tracker = CdcTracker(self._options.thresholds)
-        self._handler = BatchHandler(self._store, self._tracker)
+        self._handler = BatchHandler(self._store, self._tracker, self._options.timing)
+        self._dispatcher = CommandDispatcher(
+            str(pg.database_url), TopicScheme(mqtt.topic_prefix), self._options.timing
+        )
+        self._link: MqttTransport | None = None
         self.pipeline = Pipeline(
             Decoder(TopicScheme(mqtt.topic_prefix), self._options.limits),
             self._handler,
@@ -97,8 +110,13 @@ class IngestService:
         await asyncio.to_thread(self.check_schema)
         seeded = await asyncio.to_thread(self.pipeline._handler.seed)
         logger.info("CDC state seeded for %d devices", seeded)
-        drainer = asyncio.create_task(self._drain_outbox(stop))
-        reporter = asyncio.create_task(self._report(stop))
+        # Points an earlier process could not write still wait in the outbox: without this the
+        # drainer, which only runs while a backlog is known, would leave them there for good.
+        self.pipeline.influx_backlog = await asyncio.to_thread(self._store.outbox_size) > 0
+        loops = [
+            asyncio.create_task(loop(stop))
+            for loop in (self._drain_outbox, self._report, self._dispatch, self._liveness)
+        ]
         try:
             await self._connect_loop(stop)
         except Exception as exc:
@@ -108,11 +126,12 @@ class IngestService:
             raise
         finally:
             stop.set()
-            await asyncio.gather(drainer, reporter, return_exceptions=True)
+            await asyncio.gather(*loops, return_exceptions=True)
             await asyncio.to_thread(self._close)
 
     def _close(self) -> None:
         self._store.close()
+        self._dispatcher.close()
         self._influx.close()  # type: ignore[no-untyped-call]
 
     async def _connect_loop(self, stop: asyncio.Event) -> None:
@@ -120,12 +139,14 @@ class IngestService:
         while not stop.is_set():
             try:
                 async with MqttTransport(self._mqtt, client_id=self._options.client_id) as link:
+                    self._link = link
                     self.connected.set()
                     delay = self._options.retry_initial_s
                     await self._consume(link, stop)
             except aiomqtt.MqttError as exc:
                 logger.warning("broker connection lost (%s); reconnecting in %.1fs", exc, delay)
             finally:
+                self._link = None
                 self.connected.clear()
             if await _wait(stop, delay):
                 return
@@ -155,10 +176,10 @@ class IngestService:
             await self._progress.wait_for(lambda: self.store_retries > 0)
 
     async def wait_processed(self, messages: int, timeout_s: float = 10.0) -> None:
-        """Wait until at least ``messages`` have been committed and acknowledged."""
+        """Wait until at least ``messages`` device messages are committed and acknowledged."""
         async with asyncio.timeout(timeout_s), self._progress:
             await self._progress.wait_for(
-                lambda: self.failure is not None or self.pipeline.totals.messages >= messages
+                lambda: self.failure is not None or self.pipeline.totals.device_messages >= messages
             )
         if self.failure is not None:
             raise RuntimeError("ingest failed") from self.failure
@@ -186,6 +207,47 @@ class IngestService:
                 await asyncio.to_thread(self.pipeline.drain_outbox)
             except StoreUnavailableError as exc:
                 logger.warning("outbox drain postponed: %s", exc)
+
+    async def _dispatch(self, stop: asyncio.Event) -> None:
+        """Advance command timers and send due commands while the broker is connected."""
+        while not await _wait(stop, self._options.command_tick_s):
+            link = self._link
+            if link is None:
+                continue
+            try:
+                await asyncio.to_thread(self._dispatcher.advance_timers, datetime.now(UTC))
+                await self._dispatcher.send_due(link.publish)
+            except (StoreUnavailableError, aiomqtt.MqttError) as exc:
+                logger.warning("command dispatch postponed: %s", exc)
+
+    async def _liveness(self, stop: asyncio.Event) -> None:
+        """Take devices that went silent offline (a device's last will does it at once)."""
+        while not await _wait(stop, self._options.liveness_interval_s):
+            try:
+                outcome = await asyncio.to_thread(
+                    self.pipeline.sweep_silent, datetime.now(UTC), self._options.offline_after
+                )
+            except StoreUnavailableError as exc:
+                logger.warning("liveness sweep postponed: %s", exc)
+                continue
+            if outcome.accepted or outcome.points_written:
+                logger.info("%d device(s) went offline", outcome.points_written)
+
+    async def sweep_now(self, now: datetime | None = None) -> Outcome:
+        """Run one liveness sweep immediately, as of ``now`` (tests, operators)."""
+        return await asyncio.to_thread(
+            self.pipeline.sweep_silent, now or datetime.now(UTC), self._options.offline_after
+        )
+
+    async def dispatch_now(self, now: datetime | None = None) -> int:
+        """Advance timers and send due commands as of ``now``; returns commands sent."""
+        link = self._link
+        if link is None:
+            raise aiomqtt.MqttError("not connected to the broker")
+        when = now or datetime.now(UTC)
+        await asyncio.to_thread(self._dispatcher.advance_timers, when)
+        sent: int = await self._dispatcher.send_due(link.publish, when)
+        return sent
 
     async def _report(self, stop: asyncio.Event) -> None:
         totals = self.pipeline.totals

@@ -1,0 +1,128 @@
+"""Sends due commands and moves overdue ones on; runs inside the ingest service.
+
+Each tick: advance timers (expiry, acknowledgement and completion deadlines, retry backoff),
+then claim the commands that may be sent now (PENDING, or TIMEOUT whose backoff elapsed, to
+online devices) with ``FOR UPDATE SKIP LOCKED``, publish them at QoS 1, and mark them SENT in
+the same transaction. A crash between publish and commit re-sends the command later with the
+same request id and sequence, which a device recognises; two ingest processes never claim the
+same command at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from ingest.commands import CommandSpec, CommandTiming
+from ingest.contract import TopicKind, TopicScheme
+from stores.errors import StoreUnavailableError
+from stores.postgres import commands_store
+from stores.postgres.commands_store import CommandRow
+
+logger = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes], Awaitable[None]]
+
+
+class CommandDispatcher:
+    """One PostgreSQL connection of its own, so a claim can stay open across the publishes."""
+
+    def __init__(
+        self, conninfo: str, scheme: TopicScheme, timing: CommandTiming, batch: int = 500
+    ) -> None:
+        self._conninfo = conninfo
+        self._scheme = scheme
+        self._timing = timing
+        self._batch = batch
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = psycopg.connect(
+                    self._conninfo, connect_timeout=5, application_name="fleetwatch-dispatcher"
+                )
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailableError(f"PostgreSQL unreachable: {exc}") from exc
+        return self._conn
+
+    def advance_timers(self, now: datetime) -> dict[str, int]:
+        """Expire, time out and fail overdue commands (one transaction)."""
+        try:
+            with self._connection().transaction():
+                counts = commands_store.expire_and_time_out(
+                    self._connection(),
+                    now,
+                    self._timing.backoff_base,
+                    self._timing.backoff_max,
+                    self._timing.ack_timeout,
+                )
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise StoreUnavailableError(f"command timers: {exc}") from exc
+        moved = {k: v for k, v in counts.items() if v}
+        if moved:
+            logger.info("commands advanced: %s", moved)
+        return counts
+
+    async def send_due(self, publish: Publish, now: datetime | None = None) -> int:
+        """Claim, publish and mark SENT the commands due now; returns how many were sent."""
+        when = now or datetime.now(UTC)
+        conn = await asyncio.to_thread(self._connection)
+        await asyncio.to_thread(self._begin, conn)
+        try:
+            rows = await asyncio.to_thread(commands_store.claim_sendable, conn, when, self._batch)
+            for row in rows:
+                await publish(self._topic(row), self._payload(row))
+            sent_at = now or datetime.now(UTC)
+            await asyncio.to_thread(
+                commands_store.mark_sent,
+                conn,
+                [r.id for r in rows],
+                sent_at,
+                self._timing.ack_timeout,
+            )
+            await asyncio.to_thread(conn.commit)
+        except BaseException:
+            await asyncio.to_thread(self._rollback)
+            raise
+        if rows:
+            logger.info("sent %d command(s)", len(rows))
+        return len(rows)
+
+    @staticmethod
+    def _begin(conn: psycopg.Connection[Any]) -> None:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+
+    def _rollback(self) -> None:
+        try:
+            if self._conn is not None and not self._conn.closed:
+                self._conn.rollback()
+        except psycopg.Error:
+            self.close()
+
+    def _topic(self, row: CommandRow) -> str:
+        return self._scheme.topic(row.hostname or "", TopicKind.COMMAND)
+
+    @staticmethod
+    def _payload(row: CommandRow) -> bytes:
+        spec = CommandSpec.from_json(row.command_data)
+        stamp = int(time.time() * 1000)
+        envelope = spec.envelope(row.request_id, row.sequence or 0, stamp, row.auth_level or 0)
+        return envelope.SerializeToString()
+
+    def close(self) -> None:
+        """Drop the connection."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.close()
+            except psycopg.Error:
+                logger.debug("ignoring error while closing the dispatcher connection")
