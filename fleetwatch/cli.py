@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
@@ -19,6 +20,7 @@ from fleetwatch.settings import (
     LogSettings,
     MqttSettings,
     PostgresSettings,
+    RetentionSettings,
     SettingsError,
     load,
 )
@@ -94,10 +96,16 @@ def _cmd_check(_: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(_: argparse.Namespace) -> int:
-    """Bring the PostgreSQL schema up to the revision this version needs; say which it is."""
+    """Bring PostgreSQL to the schema this version needs, then InfluxDB's buckets and task."""
     from stores import StoreError, postgres  # noqa: PLC0415 - heavy imports
 
     settings = load(PostgresSettings)
+    influx_settings, retention = load(InfluxSettings), load(RetentionSettings)
+    if retention.influx_hourly_bucket == influx_settings.influx_bucket:
+        raise SettingsError(
+            f"{ENV_PREFIX}INFLUX_HOURLY_BUCKET must name another bucket than "
+            f"{ENV_PREFIX}INFLUX_BUCKET (both are {influx_settings.influx_bucket!r})"
+        )
     engine = postgres.make_engine(settings, pool_size=1)
     try:
         before = postgres.current_revision(engine)
@@ -112,6 +120,71 @@ def _cmd_migrate(_: argparse.Namespace) -> int:
         sys.stdout.write(f"postgresql: already at revision {after}\n")
     else:
         sys.stdout.write(f"postgresql: migrated from revision {before or 'none'} to {after}\n")
+    try:
+        _migrate_influx(influx_settings, retention)
+    except StoreError as exc:
+        sys.stderr.write(
+            f"fleetwatch migrate: {exc}\n"
+            "fleetwatch migrate: PostgreSQL is migrated, InfluxDB is not: run `fleetwatch "
+            "migrate` again once InfluxDB answers\n"
+        )
+        return 1
+    return 0
+
+
+def _migrate_influx(settings: InfluxSettings, retention: RetentionSettings) -> None:
+    """Ensure the raw and hourly buckets with their retention, and the downsampling task."""
+    from stores import influx  # noqa: PLC0415 - heavy imports
+    from stores.influx import buckets, tasks  # noqa: PLC0415
+
+    org = settings.influx_org
+    with influx.make_client(settings) as client:
+        influx.server_version(client)  # a clear "unreachable" before anything else
+        for name, days in (
+            (settings.influx_bucket, retention.influx_raw_retention_days),
+            (retention.influx_hourly_bucket, retention.influx_hourly_retention_days),
+        ):
+            before = buckets.find_bucket(client, name, org)
+            influx.ensure_bucket(client, name, org, days)
+            if before is None:
+                done = f"created, retention {days} days"
+            elif buckets.retention_seconds(before) != days * buckets.SECONDS_PER_DAY:
+                done = f"retention changed to {days} days"
+            else:
+                done = f"already keeps {days} days"
+            sys.stdout.write(f"influxdb: bucket {name}: {done}\n")
+        raw, hourly = settings.influx_bucket, retention.influx_hourly_bucket
+        existing = tasks.find_tasks(client, org, tasks.task_name(hourly))
+        task = influx.ensure_hourly_task(client, org, raw, hourly)
+        if not existing:
+            done = f"created (every {task.every}, offset {task.offset}, {raw} -> {hourly})"
+        elif existing[0].flux != task.flux or len(existing) > 1:
+            done = f"updated ({raw} -> {hourly})"
+        else:
+            done = "already up to date"
+        sys.stdout.write(f"influxdb: task {task.name}: {done}\n")
+
+
+def _cmd_housekeeping(_: argparse.Namespace) -> int:
+    """Purge the PostgreSQL history older than its retention now; print what went."""
+    from stores import StoreError, postgres  # noqa: PLC0415 - heavy imports
+    from stores.postgres import retention  # noqa: PLC0415
+
+    settings, limits = load(PostgresSettings), load(RetentionSettings)
+    engine = postgres.make_engine(settings, pool_size=1)
+    try:
+        postgres.require_current(engine)
+        removed = postgres.purge(engine, limits, datetime.now(UTC))
+    except StoreError as exc:
+        sys.stderr.write(f"fleetwatch housekeeping: {exc}\n")
+        return 1
+    finally:
+        engine.dispose()
+    for rule in retention.rules(limits):
+        table = rule.table.name
+        sys.stdout.write(
+            f"postgresql: {table}: {removed[table]} rows removed (older than {rule.days} days)\n"
+        )
     return 0
 
 
@@ -158,7 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands: Sequence[tuple[str, str, Handler]] = (
         ("config", "show the effective settings and validate them", _cmd_config),
         ("check", "check that PostgreSQL, the MQTT broker and InfluxDB answer", _cmd_check),
-        ("migrate", "create or upgrade the PostgreSQL schema to this version", _cmd_migrate),
+        (
+            "migrate",
+            "create or upgrade the PostgreSQL schema, InfluxDB buckets and downsampling task",
+            _cmd_migrate,
+        ),
+        (
+            "housekeeping",
+            "delete the PostgreSQL history older than its retention, once, now",
+            _cmd_housekeeping,
+        ),
         ("ingest", "receive device messages from MQTT into PostgreSQL and InfluxDB", _cmd_ingest),
     )
     parsers = {}

@@ -89,6 +89,49 @@ class InfluxSettings(BaseSettings):
         return value.rstrip("/")
 
 
+class RetentionSettings(BaseSettings):
+    """How long each kind of history is kept, and where the hourly downsample goes."""
+
+    model_config = _config()
+
+    retention_alarm_events_days: int = Field(
+        default=180, ge=1, description="days a resolved alarm event is kept (open ones: forever)"
+    )
+    retention_commands_days: int = Field(
+        default=30,
+        ge=1,
+        description="days a finished command (no retry pending) is kept in command_log",
+    )
+    retention_dead_letters_days: int = Field(
+        default=30, ge=1, description="days a rejected message is kept in dead_letters"
+    )
+    retention_connection_log_days: int = Field(
+        default=90, ge=1, description="days a connect/disconnect is kept in device_connection_log"
+    )
+    retention_alarm_sequences_days: int = Field(
+        default=7,
+        ge=1,
+        description="days an accepted alarm sequence is kept to recognise its redelivery",
+    )
+    retention_heartbeat_counts_days: int = Field(
+        default=400, ge=1, description="days the hourly heartbeat counts are kept"
+    )
+    influx_raw_retention_days: int = Field(
+        default=30, ge=1, description="retention of the raw heartbeat bucket in InfluxDB (days)"
+    )
+    influx_hourly_bucket: str = Field(
+        default="heartbeats_hourly",
+        min_length=1,
+        description="bucket of the hourly downsample (device_hourly_stats)",
+    )
+    influx_hourly_retention_days: int = Field(
+        default=730, ge=1, description="retention of the hourly bucket in InfluxDB (days)"
+    )
+    housekeeping_interval_s: int = Field(
+        default=3600, ge=60, description="seconds between two scheduled housekeeping runs"
+    )
+
+
 class LogSettings(BaseSettings):
     """How the services log."""
 
@@ -106,6 +149,7 @@ SETTINGS_GROUPS: tuple[type[BaseSettings], ...] = (
     PostgresSettings,
     MqttSettings,
     InfluxSettings,
+    RetentionSettings,
     LogSettings,
 )
 

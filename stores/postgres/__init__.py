@@ -8,12 +8,14 @@ from stores.postgres.migrate import (
     require_current,
     upgrade,
 )
+from stores.postgres.retention import purge
 
 __all__ = [
     "current_revision",
     "downgrade",
     "head_revision",
     "make_engine",
+    "purge",
     "require_current",
     "server_version",
     "upgrade",

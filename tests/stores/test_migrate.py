@@ -15,7 +15,7 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.dialects.postgresql.base import PGInspector
 
 from fleetwatch.cli import main
-from fleetwatch.settings import PostgresSettings
+from fleetwatch.settings import InfluxSettings, PostgresSettings
 from stores.errors import SchemaError
 from stores.postgres import (
     current_revision,
@@ -26,6 +26,8 @@ from stores.postgres import (
     upgrade,
 )
 from stores.postgres.migrate import MIGRATION_LOCK_KEY, MIGRATIONS_DIR
+from tests.conftest import unique_name
+from tests.support.influx_env import own_influx_env
 
 JOIN_TIMEOUT_S = 60.0
 
@@ -206,7 +208,14 @@ def test_upgrade_waits_for_the_lock_holder(
     assert current_revision(engine) == head_revision()
 
 
-@pytest.mark.usefixtures("restore_root_logging")
+@pytest.fixture
+def influx_env(influx_service: InfluxSettings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """migrate also prepares InfluxDB: give it buckets of the test's own, removed after."""
+    with own_influx_env(influx_service, monkeypatch, unique_name("migrate")):
+        yield
+
+
+@pytest.mark.usefixtures("restore_root_logging", "influx_env")
 def test_cli_migrate_upgrades_and_reports(
     pg_settings: PostgresSettings,
     engine: Engine,

@@ -1,0 +1,291 @@
+"""Buckets, the downsampling task and its Flux, against a real InfluxDB 2.x."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from influxdb_client.client.influxdb_client import InfluxDBClient
+
+from fleetwatch.settings import InfluxSettings
+from stores.influx import ensure_bucket, ensure_hourly_task, make_client, run_hourly_stats
+from stores.influx.buckets import find_bucket, retention_seconds
+from stores.influx.points import DeviceTags, HeartbeatPoint, heartbeat_line
+from stores.influx.tasks import find_tasks, task_flux, task_name
+from stores.influx.writer import LineWriter
+from tests.conftest import unique_name
+
+DAY_S = 86_400
+TASK_RUN_TIMEOUT_S = 30.0
+
+NewBucket = Callable[[int], str]
+
+
+@pytest.fixture
+def client(influx_service: InfluxSettings) -> Iterator[InfluxDBClient]:
+    """A client on the test run's InfluxDB."""
+    with make_client(influx_service) as client:
+        yield client
+
+
+@pytest.fixture
+def org(influx_service: InfluxSettings) -> str:
+    """The organisation the tests work in."""
+    return influx_service.influx_org
+
+
+@pytest.fixture
+def new_bucket(client: InfluxDBClient, org: str) -> Iterator[NewBucket]:
+    """Makes buckets of the test's own (retention in days); deletes them and their tasks."""
+    names: list[str] = []
+
+    def make(retention_days: int) -> str:
+        name = unique_name("bucket")
+        names.append(name)
+        ensure_bucket(client, name, org, retention_days)
+        return name
+
+    yield make
+    for name in names:
+        for task in find_tasks(client, org, task_name(name)):
+            client.tasks_api().delete_task(task.id)
+        bucket = find_bucket(client, name, org)
+        if bucket is not None:
+            client.buckets_api().delete_bucket(bucket)
+
+
+def _hour_ago(hours: int) -> datetime:
+    """The start of the hour ``hours`` before the current one."""
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    return now - timedelta(hours=hours)
+
+
+def _point(
+    device_id: int,
+    when: datetime,
+    temperature: float,
+    *,
+    humidity: float = 50.0,
+    panic1: bool = False,
+    box_sw: bool = False,
+    online: bool = True,
+) -> str:
+    """Line protocol of one CDC heartbeat point."""
+    return heartbeat_line(
+        HeartbeatPoint(
+            tags=DeviceTags(device_id, f"ESG_ALARM_{device_id:04d}", 3, "ES"),
+            time=when,
+            temperature=temperature,
+            humidity=humidity,
+            fan_pwm_duty=40,
+            panic1=panic1,
+            panic2=False,
+            box_sw=box_sw,
+            siren=False,
+            turret=False,
+            is_online=online,
+            device_state="NORMAL",
+            uptime=100,
+            change_type="PERIODIC",
+            changes={},
+            device_time=None,
+        )
+    )
+
+
+def _stats(client: InfluxDBClient, bucket: str) -> dict[tuple[str, datetime], dict[str, Any]]:
+    """Every device_hourly_stats row of ``bucket``, by (device_id, hour), read with Flux."""
+    flux = f"""
+from(bucket: "{bucket}")
+  |> range(start: -7d)
+  |> filter(fn: (r) => r._measurement == "device_hourly_stats")
+  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
+"""
+    rows = [record.values for table in client.query_api().query(flux) for record in table.records]
+    return {(row["device_id"], row["_time"]): row for row in rows}
+
+
+def test_ensure_bucket_creates_once(
+    client: InfluxDBClient, org: str, new_bucket: NewBucket
+) -> None:
+    """A second ensure_bucket returns the same bucket with the same retention."""
+    name = new_bucket(30)
+    first = find_bucket(client, name, org)
+    again = ensure_bucket(client, name, org, 30)
+    assert first is not None
+    assert again.id == first.id
+    assert retention_seconds(again) == retention_seconds(first) == 30 * DAY_S
+    assert len(client.buckets_api().find_buckets(name=name, org=org).buckets) == 1
+
+
+def test_ensure_bucket_corrects_retention(
+    client: InfluxDBClient, org: str, new_bucket: NewBucket
+) -> None:
+    """A bucket with another retention is updated in place, shorter or longer."""
+    name = new_bucket(30)
+    created = find_bucket(client, name, org)
+    assert created is not None
+    for days in (1, 730):
+        updated = ensure_bucket(client, name, org, days)
+        stored = find_bucket(client, name, org)
+        assert stored is not None
+        assert updated.id == stored.id == created.id
+        assert retention_seconds(stored) == days * DAY_S
+
+
+def test_ensure_hourly_task_is_idempotent_and_updates_flux(
+    client: InfluxDBClient, org: str, new_bucket: NewBucket
+) -> None:
+    """Two calls leave one task; a new raw bucket replaces its Flux in the same task."""
+    raw, other_raw, hourly = new_bucket(30), new_bucket(30), new_bucket(730)
+
+    first = ensure_hourly_task(client, org, raw, hourly)
+    second = ensure_hourly_task(client, org, raw, hourly)
+    assert second.id == first.id
+    assert [task.id for task in find_tasks(client, org, task_name(hourly))] == [first.id]
+    assert (first.every, first.offset, first.status) == ("1h", "5m", "active")
+
+    moved = ensure_hourly_task(client, org, other_raw, hourly)
+    tasks = find_tasks(client, org, task_name(hourly))
+    assert [task.id for task in tasks] == [first.id]
+    assert moved.flux == tasks[0].flux == task_flux(org, other_raw, hourly)
+    assert f'raw = "{other_raw}"' in tasks[0].flux
+
+
+def test_hourly_average_is_time_weighted(
+    client: InfluxDBClient, org: str, new_bucket: NewBucket
+) -> None:
+    """20 °C for 45 min then 24 °C for 15 min averages 21.0 (the points' mean is 22.67)."""
+    raw, hourly = new_bucket(30), new_bucket(730)
+    hour = _hour_ago(3)
+    LineWriter(client, raw).write(
+        [
+            _point(1, hour, 20.0, humidity=40.0),
+            _point(1, hour + timedelta(minutes=45), 24.0, humidity=60.0),
+            _point(1, hour + timedelta(minutes=50), 24.0, humidity=60.0),  # PERIODIC repeat
+        ]
+    )
+
+    written = run_hourly_stats(client, org, raw, hourly, start=hour, stop=hour + timedelta(hours=1))
+
+    stats = _stats(client, hourly)
+    assert written == 1
+    row = stats["1", hour]
+    assert row["avg_temperature"] == pytest.approx(21.0)
+    assert (row["min_temperature"], row["max_temperature"]) == (20.0, 24.0)
+    assert row["avg_humidity"] == pytest.approx(45.0)
+    assert (row["min_humidity"], row["max_humidity"]) == (40.0, 60.0)
+    assert row["avg_fan_pwm_duty"] == pytest.approx(40.0)
+    assert row["sample_count"] == 3
+    assert row["covered_seconds"] == pytest.approx(3600.0)
+    assert (row["hostname"], row["zone"], row["country"]) == ("ESG_ALARM_0001", "3", "ES")
+
+
+def test_value_current_at_the_hour_start_is_carried_in(
+    client: InfluxDBClient, org: str, new_bucket: NewBucket
+) -> None:
+    """With no point at the hour's start, the previous hour's last value holds until the first."""
+    raw, hourly = new_bucket(30), new_bucket(730)
+    hour = _hour_ago(3)
+    LineWriter(client, raw).write(
+        [
+            _point(2, hour - timedelta(minutes=3), 18.0),
+            _point(2, hour + timedelta(minutes=30), 22.0, panic1=True),
+        ]
+    )
+
+    written = run_hourly_stats(
+        client, org, raw, hourly, start=hour - timedelta(hours=1), stop=hour + timedelta(hours=2)
+    )
+
+    stats = _stats(client, hourly)
+    assert written == 2
+    carried = stats["2", hour]
+    assert carried["avg_temperature"] == pytest.approx(20.0)
+    assert (carried["min_temperature"], carried["max_temperature"]) == (18.0, 22.0)
+    assert carried["sample_count"] == 1
+    assert carried["panic1_events"] == 1
+    before = stats["2", hour - timedelta(hours=1)]
+    assert before["avg_temperature"] == pytest.approx(18.0)
+    assert before["covered_seconds"] == pytest.approx(180.0)
+    # No point in the next hour nor in the 10 minutes before it: the device was not reporting
+    # (the CDC writes one every 5 minutes while it does), so that hour has no row.
+    assert ("2", hour + timedelta(hours=1)) not in stats
+
+
+def test_transitions_offline_stretches_and_reruns(
+    client: InfluxDBClient, org: str, new_bucket: NewBucket
+) -> None:
+    """Only false->true edges count, an offline stretch weighs nothing, a rerun replaces rows."""
+    raw, hourly = new_bucket(30), new_bucket(730)
+    hour = _hour_ago(2)
+    at = [hour + timedelta(minutes=minutes) for minutes in range(60)]
+    LineWriter(client, raw).write(
+        [
+            _point(3, hour - timedelta(minutes=2), 30.0, box_sw=True),
+            _point(3, at[0], 30.0, box_sw=True),
+            _point(3, at[10], 30.0, panic1=True, box_sw=True),
+            _point(3, at[20], 30.0, box_sw=True),
+            _point(3, at[25], 30.0, panic1=True, box_sw=True),
+            _point(3, at[30], 30.0, panic1=True, box_sw=True, online=False),
+            _point(3, at[45], 34.0, box_sw=True),
+        ]
+    )
+    one_hour = {"start": hour, "stop": hour + timedelta(hours=1)}
+
+    assert run_hourly_stats(client, org, raw, hourly, **one_hour) == 1
+    assert run_hourly_stats(client, org, raw, hourly, **one_hour) == 1
+
+    stats = _stats(client, hourly)
+    assert list(stats) == [("3", hour)]
+    row = stats["3", hour]
+    assert row["panic1_events"] == 2
+    assert row["tamper_events"] == 0  # closed before the hour and all through it
+    assert row["sample_count"] == 6
+    assert row["covered_seconds"] == pytest.approx(45 * 60.0)
+    assert row["avg_temperature"] == pytest.approx((30 * 30 + 34 * 15) / 45)
+
+
+def test_run_hourly_stats_wants_whole_past_hours(client: InfluxDBClient, org: str) -> None:
+    """A range off the hour, empty, naive or reaching into the future is refused."""
+    hour = _hour_ago(2)
+    bad = [
+        (hour + timedelta(minutes=5), hour + timedelta(hours=1)),
+        (hour, hour),
+        (hour.replace(tzinfo=None), hour + timedelta(hours=1)),
+        (hour, _hour_ago(-1)),
+    ]
+    for start, stop in bad:
+        with pytest.raises(ValueError, match=r"on the hour|empty|timezone|future"):
+            run_hourly_stats(client, org, "raw", "hourly", start=start, stop=stop)
+
+
+def test_task_run_writes_the_recent_hours(
+    client: InfluxDBClient, org: str, new_bucket: NewBucket
+) -> None:
+    """A run of the installed task (not a copy of its Flux) writes the hours before it."""
+    raw, hourly = new_bucket(30), new_bucket(730)
+    scheduled = _hour_ago(0)
+    hour = scheduled - timedelta(hours=2)
+    LineWriter(client, raw).write(
+        [_point(4, hour, 20.0), _point(4, hour + timedelta(minutes=30), 26.0)]
+    )
+    task = ensure_hourly_task(client, org, raw, hourly)
+
+    run = client.tasks_api().run_manually(task.id, scheduled_for=scheduled)
+    deadline = time.monotonic() + TASK_RUN_TIMEOUT_S
+    while (status := client.tasks_api().get_run(task.id, run.id).status) not in {
+        "success",
+        "failed",
+        "canceled",
+    }:
+        assert time.monotonic() < deadline, f"task run still {status}"
+        time.sleep(0.2)
+
+    assert status == "success"
+    stats = _stats(client, hourly)
+    assert list(stats) == [("4", hour)]
+    assert stats["4", hour]["avg_temperature"] == pytest.approx(23.0)
