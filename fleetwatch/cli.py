@@ -197,7 +197,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
     options = IngestOptions(batch_size=args.batch_size, batch_wait_s=args.batch_wait_ms / 1000)
     service = IngestService(
-        load(PostgresSettings), load(MqttSettings), load(InfluxSettings), options
+        load(PostgresSettings),
+        load(MqttSettings),
+        load(InfluxSettings),
+        options,
+        retention=load(RetentionSettings),
     )
 
     async def run() -> None:

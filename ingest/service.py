@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiomqtt
 
-from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
+from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings, RetentionSettings
 from ingest.cdc import DEFAULT_THRESHOLDS, CdcTracker, Thresholds
 from ingest.commands import CommandTiming
 from ingest.contract import TopicScheme
@@ -31,6 +31,7 @@ from stores.influx.writer import LineWriter
 from stores.postgres.engine import make_engine
 from stores.postgres.ingest_store import IngestStore
 from stores.postgres.migrate import require_current
+from stores.postgres.retention import purge
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,10 @@ class IngestService:
         mqtt: MqttSettings,
         influx: InfluxSettings,
         options: IngestOptions | None = None,
+        retention: RetentionSettings | None = None,
     ) -> None:
         self._pg = pg
+        self._retention = retention
         self._mqtt = mqtt
         self._options = options or IngestOptions()
         self._store = IngestStore(str(pg.database_url))
@@ -115,7 +118,13 @@ class IngestService:
         self.pipeline.influx_backlog = await asyncio.to_thread(self._store.outbox_size) > 0
         loops = [
             asyncio.create_task(loop(stop))
-            for loop in (self._drain_outbox, self._report, self._dispatch, self._liveness)
+            for loop in (
+                self._drain_outbox,
+                self._report,
+                self._dispatch,
+                self._liveness,
+                self._housekeeping,
+            )
         ]
         try:
             await self._connect_loop(stop)
@@ -232,6 +241,26 @@ class IngestService:
                 continue
             if outcome.accepted or outcome.points_written:
                 logger.info("%d device(s) went offline", outcome.points_written)
+
+    async def _housekeeping(self, stop: asyncio.Event) -> None:
+        """Purge rows past their retention on a schedule (disabled without settings)."""
+        settings = self._retention
+        if settings is None:
+            return
+        while not await _wait(stop, settings.housekeeping_interval_s):
+            try:
+                removed = await asyncio.to_thread(self._purge, settings)
+            except StoreUnavailableError as exc:
+                logger.warning("housekeeping postponed: %s", exc)
+                continue
+            logger.info("housekeeping removed %s", {k: v for k, v in removed.items() if v} or 0)
+
+    def _purge(self, settings: RetentionSettings) -> dict[str, int]:
+        engine = make_engine(self._pg, pool_size=1)
+        try:
+            return purge(engine, settings, datetime.now(UTC))
+        finally:
+            engine.dispose()
 
     async def sweep_now(self, now: datetime | None = None) -> Outcome:
         """Run one liveness sweep immediately, as of ``now`` (tests, operators)."""
