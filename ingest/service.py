@@ -46,6 +46,9 @@ class IngestOptions:
     retry_max_s: float = 15.0
     outbox_drain_interval_s: float = 5.0
     report_interval_s: float = 30.0
+    # The outbox holds points while InfluxDB is down; past this many, ingest stops taking new
+    # messages (the broker keeps them) instead of growing PostgreSQL without limit.
+    max_outbox_points: int = 5_000_000
     command_tick_s: float = 1.0
     liveness_interval_s: float = 10.0
     offline_after: timedelta = timedelta(seconds=90)
@@ -84,6 +87,9 @@ class IngestService:
             str(pg.database_url), TopicScheme(mqtt.topic_prefix), self._options.timing
         )
         self._link: MqttTransport | None = None
+        self._accepting = asyncio.Event()
+        self._accepting.set()
+        self.outbox_points = 0
         self.pipeline = Pipeline(
             Decoder(TopicScheme(mqtt.topic_prefix), self._options.limits),
             self._handler,
@@ -94,6 +100,11 @@ class IngestService:
         self._progress = asyncio.Condition()
         self.failure: BaseException | None = None
         self.store_retries = 0
+
+    @property
+    def accepting(self) -> bool:
+        """False while intake is paused because the InfluxDB outbox is full."""
+        return self._accepting.is_set()
 
     @property
     def topic_prefix(self) -> str:
@@ -164,6 +175,8 @@ class IngestService:
     async def _consume(self, link: MqttTransport, stop: asyncio.Event) -> None:
         options = self._options
         while not stop.is_set():
+            if not self._accepting.is_set() and await _first(self._accepting, stop) is stop:
+                return
             fetch = asyncio.ensure_future(link.next_batch(options.batch_size, options.batch_wait_s))
             stopping = asyncio.ensure_future(stop.wait())
             done, _ = await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -211,11 +224,29 @@ class IngestService:
     async def _drain_outbox(self, stop: asyncio.Event) -> None:
         while not await _wait(stop, self._options.outbox_drain_interval_s):
             if not self.pipeline.influx_backlog:
+                self.outbox_points = 0
+                self._accepting.set()
                 continue
             try:
                 await asyncio.to_thread(self.pipeline.drain_outbox)
+                self.outbox_points = await asyncio.to_thread(self._store.outbox_size)
             except StoreUnavailableError as exc:
                 logger.warning("outbox drain postponed: %s", exc)
+                continue
+            self._apply_outbox_bound()
+
+    def _apply_outbox_bound(self) -> None:
+        full = self.outbox_points >= self._options.max_outbox_points
+        if full and self._accepting.is_set():
+            logger.error(
+                "InfluxDB outbox holds %d points (limit %d): pausing intake until it drains",
+                self.outbox_points,
+                self._options.max_outbox_points,
+            )
+            self._accepting.clear()
+        elif not full and not self._accepting.is_set():
+            logger.info("InfluxDB outbox below its limit again: resuming intake")
+            self._accepting.set()
 
     async def _dispatch(self, stop: asyncio.Event) -> None:
         """Advance command timers and send due commands while the broker is connected."""
@@ -293,6 +324,15 @@ class IngestService:
                 totals.duplicates,
                 dict(totals.dead_letters) or "none",
             )
+
+
+async def _first(*events: asyncio.Event) -> asyncio.Event:
+    """Whichever of ``events`` is set first."""
+    waiters = {asyncio.ensure_future(e.wait()): e for e in events}
+    done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    return waiters[next(iter(done))]
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:

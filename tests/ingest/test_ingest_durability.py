@@ -175,3 +175,54 @@ async def test_postgres_outage_holds_acknowledgements_until_it_returns(
             await forget_session(mqtt_settings, client_id)
     assert total_received(db) == 10
     assert service.failure is None
+
+
+async def test_full_outbox_pauses_intake_until_influxdb_returns(
+    migrated_pg: PostgresSettings,
+    mqtt_settings: MqttSettings,
+    influx_settings: InfluxSettings,
+    db: psycopg.Connection[Any],
+) -> None:
+    """With InfluxDB down and the outbox at its bound, ingest stops taking messages."""
+    unreachable = influx_settings.model_copy(update={"influx_url": "http://127.0.0.1:9"})
+    client_id = f"ingest-{uuid.uuid4().hex[:10]}"
+    service, stop, task = await start_ingest(
+        migrated_pg,
+        mqtt_settings,
+        unreachable,
+        client_id,
+        max_outbox_points=2,
+        outbox_drain_interval_s=0.05,
+    )
+    panel = PANELS[0]
+    try:
+        async with make_client(mqtt_settings) as client:
+            device = Publisher(client, mqtt_settings.topic_prefix)
+            await device.send(panel, TopicKind.STATUS, panel.status())
+            for temperature in (20.0, 25.0):
+                await device.send(
+                    panel, TopicKind.HEARTBEAT, panel.heartbeat(temperature=temperature)
+                )
+            await service.wait_processed(3)
+            async with asyncio.timeout(10):
+                while service.accepting:  # noqa: ASYNC110 - the drain loop flips it
+                    await asyncio.sleep(0.05)
+            await device.send(panel, TopicKind.HEARTBEAT, panel.heartbeat(temperature=30.0))
+            assert db.execute("SELECT count(*) FROM influx_outbox").fetchone() == (2,)
+    finally:
+        stop.set()
+        await task
+    # A service that reaches InfluxDB drains the outbox and takes the held message.
+    service, stop, task = await start_ingest(
+        migrated_pg, mqtt_settings, influx_settings, client_id, outbox_drain_interval_s=0.05
+    )
+    try:
+        await service.wait_processed(1)
+        await asyncio.to_thread(service.pipeline.drain_outbox)
+    finally:
+        stop.set()
+        await task
+        await forget_session(mqtt_settings, client_id)
+    assert total_received(db) == 3
+    assert db.execute("SELECT count(*) FROM influx_outbox").fetchone() == (0,)
+    assert influx_point_count(influx_settings) == 3
