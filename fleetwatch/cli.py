@@ -220,6 +220,46 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    """Publish a simulated fleet's messages until the duration is over or SIGINT/SIGTERM."""
+    import signal  # noqa: PLC0415
+
+    from simulator import (  # noqa: PLC0415 - heavy imports
+        FleetOptions,
+        RunOptions,
+        Simulator,
+        SimulatorError,
+    )
+
+    try:
+        fleet = FleetOptions(
+            devices=args.devices,
+            seed=args.seed,
+            heartbeat_interval_s=args.heartbeat_interval,
+            status_interval_s=args.status_interval,
+        )
+        options = RunOptions(speed=args.speed, duration_s=args.duration)
+    except SimulatorError as exc:
+        sys.stderr.write(f"fleetwatch simulate: {exc}\n")
+        return 2
+    simulator = Simulator(load(MqttSettings), fleet, options)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await simulator.run(stop)
+
+    try:
+        asyncio.run(run())
+    except SimulatorError as exc:
+        sys.stderr.write(f"fleetwatch simulate: {exc}\n")
+        return 1
+    sys.stdout.write(f"simulate: {simulator.stats.summary()}\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
@@ -246,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
             _cmd_housekeeping,
         ),
         ("ingest", "receive device messages from MQTT into PostgreSQL and InfluxDB", _cmd_ingest),
+        (
+            "simulate",
+            "publish a simulated fleet of alarm panels to the broker and answer its commands",
+            _cmd_simulate,
+        ),
     )
     parsers = {}
     for name, help_text, handler in commands:
@@ -256,6 +301,26 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--batch-size", type=int, default=2000, help="messages per transaction")
     ingest.add_argument(
         "--batch-wait-ms", type=float, default=50, help="longest wait to fill a batch"
+    )
+    simulate = parsers["simulate"]
+    simulate.add_argument("--devices", type=int, required=True, help="simulated panels")
+    simulate.add_argument(
+        "--seed", type=int, default=1, help="the same seed gives the same fleet and stream"
+    )
+    simulate.add_argument(
+        "--speed", type=float, default=1.0, help="simulated seconds per real second"
+    )
+    simulate.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="simulated seconds to run (default: until Ctrl-C)",
+    )
+    simulate.add_argument(
+        "--heartbeat-interval", type=float, default=10.0, help="seconds between heartbeats"
+    )
+    simulate.add_argument(
+        "--status-interval", type=float, default=300.0, help="seconds between status messages"
     )
     return parser
 
