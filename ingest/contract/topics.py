@@ -39,9 +39,9 @@ class DeviceTopic:
     kind: TopicKind
 
     def __post_init__(self) -> None:
-        if not PREFIX_PATTERN.match(self.prefix):
+        if not PREFIX_PATTERN.fullmatch(self.prefix):
             raise TopicError(f"invalid topic prefix {self.prefix!r}")
-        if not HOSTNAME_PATTERN.match(self.hostname):
+        if not HOSTNAME_PATTERN.fullmatch(self.hostname):
             raise TopicError(f"invalid hostname {self.hostname!r} in topic")
 
     def __str__(self) -> str:
@@ -55,7 +55,7 @@ class TopicScheme:
     prefix: str = "fleet"
 
     def __post_init__(self) -> None:
-        if not PREFIX_PATTERN.match(self.prefix):
+        if not PREFIX_PATTERN.fullmatch(self.prefix):
             raise TopicError(f"invalid topic prefix {self.prefix!r}")
 
     def topic(self, hostname: str, kind: TopicKind) -> str:

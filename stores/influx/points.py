@@ -23,13 +23,26 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
 
 HEARTBEAT = "heartbeat"
 ALARM = "alarm"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def _epoch_ms(when: datetime) -> int:
+    """``when`` as whole Unix milliseconds, exactly (``when`` must be timezone-aware).
+
+    influxdb-client converts a datetime through float nanoseconds and truncates, which writes
+    about one millisecond time in eight 1 ms early: a point then lands on its predecessor's
+    time and overwrites it. An integer is written as given.
+    """
+    return (when - _EPOCH) // _ONE_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +101,8 @@ def heartbeat_line(p: HeartbeatPoint) -> str:
     point.field("change_type", p.change_type)
     point.field("changes", json.dumps(p.changes, separators=(",", ":"), default=str))
     if p.device_time is not None:
-        point.field("device_time_ms", int(p.device_time.timestamp() * 1000))
-    return str(point.time(p.time, WritePrecision.MS).to_line_protocol())
+        point.field("device_time_ms", _epoch_ms(p.device_time))
+    return str(point.time(_epoch_ms(p.time), WritePrecision.MS).to_line_protocol())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,4 +133,4 @@ def alarm_line(p: AlarmPoint) -> str:
             point.field(name, int(value))
     point.field("duration_seconds", int(p.duration_seconds))
     point.field("elapsed_seconds", int(p.elapsed_seconds))
-    return str(point.time(p.time, WritePrecision.MS).to_line_protocol())
+    return str(point.time(_epoch_ms(p.time), WritePrecision.MS).to_line_protocol())
