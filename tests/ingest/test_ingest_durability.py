@@ -102,7 +102,7 @@ async def publish_stream(mqtt: MqttSettings, per_panel: int) -> int:
 def influx_point_count(influx: InfluxSettings) -> int:
     flux = f"""
 from(bucket: "{influx.influx_bucket}")
-  |> range(start: -1h)
+  |> range(start: -1h, stop: 1h)
   |> filter(fn: (r) => r._measurement == "heartbeat" and r._field == "temperature")
   |> group()
   |> count()

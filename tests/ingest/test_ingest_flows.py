@@ -24,7 +24,7 @@ def one(db: psycopg.Connection[Any], query: str, *params: object) -> tuple[Any, 
 def heartbeat_points(influx: InfluxSettings) -> list[dict[str, Any]]:
     flux = f"""
 from(bucket: "{influx.influx_bucket}")
-  |> range(start: -7d)
+  |> range(start: -7d, stop: 1h)
   |> filter(fn: (r) => r._measurement == "heartbeat")
   |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
   |> sort(columns: ["_time"])
