@@ -399,8 +399,11 @@ class Walk:
         if reported == dev.device_id:
             if not dev.values["device_synced"]:
                 dev.set("device_synced", True)
-                dev.set("sync_attempts", 0)
-                self.plan.alarm_changes.append(_sync_alert(dev.device_id, "resolve", now, 0))
+                attempts = int(dev.values["sync_attempts"] or 0)  # type: ignore[call-overload]
+                if attempts:
+                    dev.set("sync_attempts", 0)
+                if attempts >= self._timing.sync_alert_after:  # only then can an alert be open
+                    self.plan.alarm_changes.append(_sync_alert(dev.device_id, "resolve", now, 0))
             return
         dev.set("device_synced", False)
         if dev.device_id in self._syncing:
