@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
@@ -17,6 +17,7 @@ from fleetwatch.settings import (
     ENV_PREFIX,
     SETTINGS_GROUPS,
     InfluxSettings,
+    IngestSettings,
     LogSettings,
     MqttSettings,
     PostgresSettings,
@@ -195,7 +196,14 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.service import IngestOptions, IngestService  # noqa: PLC0415
     from stores import SchemaError, StoreUnavailableError  # noqa: PLC0415
 
-    options = IngestOptions(batch_size=args.batch_size, batch_wait_s=args.batch_wait_ms / 1000)
+    ingest_settings = load(IngestSettings)
+    options = IngestOptions(
+        batch_size=args.batch_size,
+        batch_wait_s=args.batch_wait_ms / 1000,
+        offline_after=timedelta(seconds=ingest_settings.offline_after_s),
+        health_host=ingest_settings.health_host,
+        health_port=ingest_settings.health_port or None,
+    )
     service = IngestService(
         load(PostgresSettings),
         load(MqttSettings),

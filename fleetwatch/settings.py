@@ -132,6 +132,22 @@ class RetentionSettings(BaseSettings):
     )
 
 
+class IngestSettings(BaseSettings):
+    """How the ingest service runs."""
+
+    model_config = _config()
+
+    health_host: str = Field(
+        default="127.0.0.1", description="address of /healthz, /readyz and /metrics"
+    )
+    health_port: int = Field(
+        default=9108, ge=0, le=65535, description="port of /healthz, /readyz and /metrics (0: off)"
+    )
+    offline_after_s: float = Field(
+        default=90.0, gt=0, description="silence after which a device is taken offline"
+    )
+
+
 class LogSettings(BaseSettings):
     """How the services log."""
 
@@ -150,6 +166,7 @@ SETTINGS_GROUPS: tuple[type[BaseSettings], ...] = (
     MqttSettings,
     InfluxSettings,
     RetentionSettings,
+    IngestSettings,
     LogSettings,
 )
 

@@ -177,6 +177,8 @@ class Outcome:
     point_ids: list[int]
     lines: list[str]
     ignored: int = 0
+    heartbeats_received: int = 0
+    heartbeat_points: int = 0
 
 
 def reject(item: Item, reason: RejectReason, detail: str) -> DeadLetter:
@@ -695,6 +697,8 @@ class BatchHandler:
             point_ids=point_ids,
             lines=plan.lines,
             ignored=plan.ignored,
+            heartbeats_received=sum(n for k, n in plan.counts.items() if k[2] == "received"),
+            heartbeat_points=sum(n for k, n in plan.counts.items() if k[2] == "written"),
         )
 
     def _walk(

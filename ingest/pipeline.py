@@ -9,6 +9,7 @@ If InfluxDB is down they wait in the outbox and ``drain_outbox`` replays them la
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import psycopg
 from ingest.decoding import Decoder
 from ingest.handling import BatchHandler, Item, Outcome
 from ingest.messages import Rejected, RejectReason
+from ingest.metrics import IngestMetrics, kind_of
 from ingest.transport import Delivery
 from stores.errors import StoreError, StoreUnavailableError
 from stores.influx.writer import LineWriter
@@ -70,6 +72,7 @@ class Pipeline:
         self._writer = writer
         self.totals = Totals()
         self.influx_backlog = False
+        self.metrics = IngestMetrics()
 
     def decode(self, delivery: Delivery) -> Item:
         """The decoded item, or the item carrying its rejection."""
@@ -81,9 +84,12 @@ class Pipeline:
 
     def process(self, deliveries: Sequence[Delivery]) -> Outcome:
         """Commit one batch, then try to flush its points; StoreUnavailableError = retry."""
+        started = time.perf_counter()
         items = [self.decode(delivery) for delivery in deliveries]
         outcome = self._handle(items)
         self.totals.add(len(deliveries), outcome)
+        kinds = Counter(kind_of(item) for item in items)
+        self.metrics.observe_batch(kinds, outcome, len(items), time.perf_counter() - started)
         if outcome.lines and not self.influx_backlog:
             self._flush(outcome.point_ids, outcome.lines)
         return outcome
@@ -153,4 +159,6 @@ def _merge(outcomes: Sequence[Outcome]) -> Outcome:
         point_ids=[i for o in outcomes for i in o.point_ids],
         lines=[line for o in outcomes for line in o.lines],
         ignored=sum(o.ignored for o in outcomes),
+        heartbeats_received=sum(o.heartbeats_received for o in outcomes),
+        heartbeat_points=sum(o.heartbeat_points for o in outcomes),
     )

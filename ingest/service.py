@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import aiomqtt
+import psycopg
 
 from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings, RetentionSettings
 from ingest.cdc import DEFAULT_THRESHOLDS, CdcTracker, Thresholds
@@ -23,6 +24,7 @@ from ingest.contract import TopicScheme
 from ingest.decoding import DecodeLimits, Decoder
 from ingest.dispatcher import CommandDispatcher
 from ingest.handling import BatchHandler, Outcome
+from ingest.health import HealthServer, Reply, json_reply
 from ingest.pipeline import Pipeline
 from ingest.transport import Delivery, MqttTransport
 from stores.errors import StoreUnavailableError
@@ -56,6 +58,9 @@ class IngestOptions:
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     timing: CommandTiming = field(default_factory=CommandTiming)
     client_id: str | None = None
+    health_host: str = "127.0.0.1"
+    health_port: int | None = None  # None: no HTTP endpoints
+    gauges_interval_s: float = 15.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.batch_wait_s < 0:
@@ -90,6 +95,11 @@ class IngestService:
         self._accepting = asyncio.Event()
         self._accepting.set()
         self.outbox_points = 0
+        self._schema_current = False
+        self.health: HealthServer | None = None
+        if self._options.health_port is not None:
+            routes = {"/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics}
+            self.health = HealthServer(routes, self._options.health_host, self._options.health_port)
         self.pipeline = Pipeline(
             Decoder(TopicScheme(mqtt.topic_prefix), self._options.limits),
             self._handler,
@@ -122,6 +132,9 @@ class IngestService:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is finished and acknowledged."""
         await asyncio.to_thread(self.check_schema)
+        self._schema_current = True
+        if self.health is not None:
+            await self.health.start()
         seeded = await asyncio.to_thread(self.pipeline._handler.seed)
         logger.info("CDC state seeded for %d devices", seeded)
         # Points an earlier process could not write still wait in the outbox: without this the
@@ -135,6 +148,7 @@ class IngestService:
                 self._dispatch,
                 self._liveness,
                 self._housekeeping,
+                self._gauges,
             )
         ]
         try:
@@ -147,6 +161,8 @@ class IngestService:
         finally:
             stop.set()
             await asyncio.gather(*loops, return_exceptions=True)
+            if self.health is not None:
+                await self.health.close()
             await asyncio.to_thread(self._close)
 
     def _close(self) -> None:
@@ -272,6 +288,48 @@ class IngestService:
                 continue
             if outcome.accepted or outcome.points_written:
                 logger.info("%d device(s) went offline", outcome.points_written)
+
+    async def _healthz(self) -> Reply:
+        alive = self.failure is None
+        return json_reply(alive, {"failure": repr(self.failure) if self.failure else None})
+
+    async def _readyz(self) -> Reply:
+        checks = {
+            "broker": self.connected.is_set(),
+            "schema": self._schema_current,
+            "postgresql": await asyncio.to_thread(self._postgres_answers),
+            "influxdb": await asyncio.to_thread(self._influx_answers),
+            "accepting": self.accepting,
+        }
+        return json_reply(all(checks.values()), {"checks": checks})
+
+    def _postgres_answers(self) -> bool:
+        try:
+            with psycopg.connect(str(self._pg.database_url), connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
+
+    def _influx_answers(self) -> bool:
+        try:
+            return bool(self._influx.ping())
+        except Exception:  # noqa: BLE001 - any failure means "not answering"
+            return False
+
+    async def _metrics(self) -> Reply:
+        body = self.pipeline.metrics.render()
+        return Reply(200, body, "text/plain; version=0.0.4; charset=utf-8")
+
+    async def _gauges(self, stop: asyncio.Event) -> None:
+        while True:
+            try:
+                online, commands = await asyncio.to_thread(self._store.fleet_gauges)
+                self.pipeline.metrics.set_fleet(online, commands, self.outbox_points)
+            except StoreUnavailableError as exc:
+                logger.debug("gauges postponed: %s", exc)
+            if await _wait(stop, self._options.gauges_interval_s):
+                return
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
         """Purge rows past their retention on a schedule (disabled without settings)."""

@@ -546,6 +546,21 @@ class IngestStore:
             row = self._connection().execute("SELECT count(*) FROM influx_outbox").fetchone()
         return int(row[0]) if row else 0
 
+    def fleet_gauges(self) -> tuple[int, dict[str, int]]:
+        """Devices online, and commands by status (for metrics)."""
+        with self.batch():
+            conn = self._connection()
+            online = conn.execute("SELECT count(*) FROM device_status WHERE is_online").fetchone()
+            rows = conn.execute(
+                "SELECT status::text, count(*) FROM command_log GROUP BY status"
+            ).fetchall()
+        return (int(online[0]) if online else 0), {status: int(n) for status, n in rows}
+
+    def ping(self) -> None:
+        """Raise StoreUnavailableError unless PostgreSQL answers."""
+        with self.batch():
+            self._connection().execute("SELECT 1")
+
     def close(self) -> None:
         """Drop the connection (a new one is made on next use)."""
         if self._conn is not None:
