@@ -226,3 +226,26 @@ async def test_full_outbox_pauses_intake_until_influxdb_returns(
     assert total_received(db) == 3
     assert db.execute("SELECT count(*) FROM influx_outbox").fetchone() == (0,)
     assert influx_point_count(influx_settings) == 3
+
+
+async def test_sigterm_stops_cleanly_within_bounds_and_loses_nothing(
+    migrated_pg: PostgresSettings,
+    mqtt_settings: MqttSettings,
+    influx_settings: InfluxSettings,
+    db: psycopg.Connection[Any],
+) -> None:
+    """SIGTERM mid-stream: exit 0 within seconds; a restart then stores every heartbeat once."""
+    client_id = f"ingest-{uuid.uuid4().hex[:10]}"
+    try:
+        with ingest_process(migrated_pg, mqtt_settings, influx_settings, client_id) as first:
+            sent = await publish_stream(mqtt_settings, per_panel=100)
+            await wait_until_received(db, sent // 4, timeout_s=60)
+            first.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(first.wait, 15)
+        assert code == 0
+        with ingest_process(migrated_pg, mqtt_settings, influx_settings, client_id):
+            await wait_until_received(db, sent, timeout_s=90)
+    finally:
+        await forget_session(mqtt_settings, client_id)
+    assert total_received(db) == sent
+    assert db.execute("SELECT count(*) FROM dead_letters").fetchone() == (0,)
