@@ -1,0 +1,373 @@
+"""Loading the report frames from the stores: a thin layer, one query per report.
+
+PostgreSQL: each loader runs one SQLAlchemy Core statement built from ``stores.postgres.schema``
+(joins and aggregation done by the database, filters in its WHERE clause, never a query per
+device) and returns a Polars frame of the schema its report module declares. InfluxDB: the
+trend and point-count loaders render a query of the Flux library
+(``stores/influx/flux``) and run it into Polars.
+
+Errors are the stores': StoreUnavailableError when a store does not answer, StoreError when
+it refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+
+import polars as pl
+from influxdb_client.client.influxdb_client import InfluxDBClient
+from sqlalchemy import Engine, Select, Text, cast, func, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.sql.elements import ColumnElement
+
+from analytics import alarms, commands, fleet, storage, trends
+from analytics.selection import AnalyticsError, Period, ReportFilter
+from stores.errors import StoreError, StoreUnavailableError
+from stores.influx.flux_library import ParamValue, load_query, run_flux
+from stores.postgres.schema import (
+    ConnectionEvent,
+    alarm_events,
+    command_log,
+    device_connection_log,
+    device_status,
+    devices,
+    heartbeat_counts,
+)
+
+__all__ = [
+    "DEVICE_TAGS",
+    "InfluxBuckets",
+    "TrendQuery",
+    "load_active_alarms",
+    "load_alarm_events",
+    "load_commands",
+    "load_devices",
+    "load_heartbeat_counts",
+    "load_points_per_day",
+    "load_trend",
+    "trend_query",
+]
+
+DEVICE_TAGS: Final = ("device_id", "hostname", "zone", "country")
+"""The tags of a device's series: a trend ``by`` them has one series per device."""
+_HOUR: Final = timedelta(hours=1)
+_ALL_FILTER: Final = ReportFilter()
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+def load_devices(
+    engine: Engine, period: Period, filters: ReportFilter = _ALL_FILTER
+) -> pl.DataFrame:
+    """Every active device with its current status and the period's disconnections
+    (:data:`analytics.fleet.DEVICES_SCHEMA`)."""
+    log = device_connection_log.c
+    dropped = (
+        select(log.device_id, func.count().label("disconnects"))
+        .where(
+            log.event.in_([ConnectionEvent.DISCONNECTED, ConnectionEvent.TIMEOUT]),
+            log.timestamp >= period.start,
+            log.timestamp < period.end,
+        )
+        .group_by(log.device_id)
+        .subquery("dropped")
+    )
+    d, s = devices.c, device_status.c
+    statement = (
+        select(
+            d.id,
+            d.hostname,
+            d.zone,
+            d.country,
+            s.firmware_version,
+            func.coalesce(s.is_online, False),
+            s.device_state,
+            s.last_seen,
+            func.coalesce(s.device_synced, False),
+            s.sync_attempts,
+            s.free_heap,
+            s.min_heap,
+            s.rssi,
+            s.error_flags,
+            s.error_count,
+            s.boot_count,
+            s.wifi_disconnects,
+            s.mqtt_disconnects,
+            func.coalesce(dropped.c.disconnects, 0),
+        )
+        .select_from(
+            devices.outerjoin(device_status, s.device_id == d.id).outerjoin(
+                dropped, dropped.c.device_id == d.id
+            )
+        )
+        .where(d.active, *_device_filter(filters))
+        .order_by(d.id)
+    )
+    return _frame(engine, statement, fleet.DEVICES_SCHEMA, "loading the fleet")
+
+
+def load_alarm_events(
+    engine: Engine, period: Period, filters: ReportFilter = _ALL_FILTER
+) -> pl.DataFrame:
+    """The alarm events raised in the period (:data:`analytics.alarms.EVENTS_SCHEMA`)."""
+    a = alarm_events.c
+    return _alarms(
+        engine, [a.timestamp >= period.start, a.timestamp < period.end], filters, "alarm events"
+    )
+
+
+def load_active_alarms(engine: Engine, filters: ReportFilter = _ALL_FILTER) -> pl.DataFrame:
+    """The alarm events not resolved yet, however old (:data:`analytics.alarms.EVENTS_SCHEMA`)."""
+    return _alarms(engine, [alarm_events.c.resolved_at.is_(None)], filters, "active alarms")
+
+
+def _alarms(
+    engine: Engine,
+    where: Sequence[ColumnElement[bool]],
+    filters: ReportFilter,
+    what: str,
+) -> pl.DataFrame:
+    a, d = alarm_events.c, devices.c
+    statement = (
+        select(
+            a.id,
+            a.device_id,
+            d.hostname,
+            d.zone,
+            d.country,
+            cast(a.alarm_type, Text),
+            cast(a.event_state, Text),
+            cast(a.priority, Text),
+            a.output_type,
+            a.pattern_type,
+            a.duration_seconds,
+            a.elapsed_seconds,
+            a.timestamp,
+            a.resolved_at,
+            a.acknowledged_at,
+        )
+        .select_from(alarm_events.join(devices, d.id == a.device_id))
+        .where(*where, *_device_filter(filters))
+        .order_by(a.timestamp, a.id)
+    )
+    return _frame(engine, statement, alarms.EVENTS_SCHEMA, f"loading {what}")
+
+
+def load_commands(
+    engine: Engine, period: Period, filters: ReportFilter = _ALL_FILTER
+) -> pl.DataFrame:
+    """The commands queued in the period (:data:`analytics.commands.COMMANDS_SCHEMA`)."""
+    c, d = command_log.c, devices.c
+    statement = (
+        select(
+            c.id,
+            cast(c.request_id, Text),
+            c.device_id,
+            d.hostname,
+            d.zone,
+            d.country,
+            cast(c.command_type, Text),
+            cast(c.status, Text),
+            c.timestamp,
+            c.sent_at,
+            c.acknowledged_at,
+            c.completed_at,
+            c.failed_at,
+            c.retry_count,
+        )
+        .select_from(command_log.join(devices, d.id == c.device_id))
+        .where(c.timestamp >= period.start, c.timestamp < period.end, *_device_filter(filters))
+        .order_by(c.timestamp, c.id)
+    )
+    return _frame(engine, statement, commands.COMMANDS_SCHEMA, "loading commands")
+
+
+def load_heartbeat_counts(
+    engine: Engine, period: Period, filters: ReportFilter = _ALL_FILTER
+) -> pl.DataFrame:
+    """Heartbeats received and points written per device and hour for the hours that start
+    in the period (:data:`analytics.storage.COUNTS_SCHEMA`)."""
+    h, d = heartbeat_counts.c, devices.c
+    statement = (
+        select(h.device_id, d.hostname, d.zone, d.country, h.hour, h.received, h.written)
+        .select_from(heartbeat_counts.join(devices, d.id == h.device_id))
+        .where(h.hour >= period.start, h.hour < period.end, *_device_filter(filters))
+        .order_by(h.hour, h.device_id)
+    )
+    return _frame(engine, statement, storage.COUNTS_SCHEMA, "loading heartbeat counts")
+
+
+def _device_filter(filters: ReportFilter) -> list[ColumnElement[bool]]:
+    d = devices.c
+    clauses: list[ColumnElement[bool]] = []
+    if filters.zone is not None:
+        clauses.append(d.zone == filters.zone)
+    if filters.country is not None:
+        clauses.append(d.country == filters.country)
+    if filters.hostnames:
+        clauses.append(d.hostname.in_(filters.hostnames))
+    return clauses
+
+
+def _frame(
+    engine: Engine, statement: Select[tuple[object, ...]], schema: pl.Schema, doing: str
+) -> pl.DataFrame:
+    with _sql_errors(doing), engine.connect() as conn:
+        rows = [tuple(row) for row in conn.execute(statement)]
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+@contextmanager
+def _sql_errors(doing: str) -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as exc:
+        raise StoreUnavailableError(f"PostgreSQL failed {doing}: {exc.orig}") from exc
+    except DBAPIError as exc:
+        raise StoreError(f"PostgreSQL refused {doing}: {exc.orig}") from exc
+
+
+# --- InfluxDB ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxBuckets:
+    """Where the heartbeat history lives.
+
+    Attributes:
+        raw: the bucket of raw CDC points (FLEETWATCH_INFLUX_BUCKET).
+        hourly: the bucket of ``device_hourly_stats`` (FLEETWATCH_INFLUX_HOURLY_BUCKET).
+    """
+
+    raw: str
+    hourly: str
+
+    def __post_init__(self) -> None:
+        if not self.raw or not self.hourly:
+            raise AnalyticsError("bucket names must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class TrendQuery:
+    """The Flux behind a trend: which library query, on which bucket, and its full text.
+
+    Attributes:
+        source: ``raw`` points or the ``hourly`` downsample.
+        name: the library query (``sensor_trend`` or ``fleet_hourly``).
+        flux: the rendered query, ready to run or to paste into the InfluxDB UI.
+    """
+
+    source: trends.TrendSource
+    name: str
+    flux: str
+
+
+def trend_query(
+    buckets: InfluxBuckets,
+    field: str,
+    period: Period,
+    window: timedelta,
+    *,
+    filters: ReportFilter = _ALL_FILTER,
+    by: Sequence[str] = DEVICE_TAGS,
+    hourly_after: timedelta = trends.HOURLY_AFTER,
+) -> TrendQuery:
+    """The Flux of a trend of ``field`` over ``period`` at ``window``: the raw bucket for
+    periods up to ``hourly_after``, the hourly downsample beyond (then ``window`` must be
+    whole hours and the period starts at the top of its first hour)."""
+    source = trends.choose_source(period.start, period.end, hourly_after=hourly_after)
+    params: dict[str, ParamValue] = {
+        "field": field,
+        "stop": period.end,
+        "window": window,
+        "by": ",".join(by),
+        **_flux_filter(filters),
+    }
+    if source == "hourly":
+        if window % _HOUR:
+            raise AnalyticsError(f"a trend over the hourly data needs whole hours, got {window}")
+        name = "fleet_hourly"
+        params |= {"hourly_bucket": buckets.hourly, "start": trends.align(period.start, _HOUR)}
+    else:
+        name = "sensor_trend"
+        params |= {"bucket": buckets.raw, "start": period.start}
+    return TrendQuery(source, name, load_query(name).render(params))
+
+
+def load_trend(
+    client: InfluxDBClient,
+    buckets: InfluxBuckets,
+    field: str,
+    period: Period,
+    window: timedelta,
+    *,
+    filters: ReportFilter = _ALL_FILTER,
+    by: Sequence[str] = DEVICE_TAGS,
+    hourly_after: timedelta = trends.HOURLY_AFTER,
+    org: str | None = None,
+) -> pl.DataFrame:
+    """The time-weighted trend of ``field`` (see :func:`trend_query` and
+    ``analytics.trends``): the ``by`` tags, ``time`` (window start), ``value``,
+    ``covered_seconds`` and ``devices``, sorted by series and time."""
+    query = trend_query(
+        buckets, field, period, window, filters=filters, by=by, hourly_after=hourly_after
+    )
+    frame = run_flux(client, query.flux, org=org)
+    columns = {
+        **{tag: pl.String() for tag in by},
+        **trends.TREND_SCHEMA,
+        "devices": pl.Int64(),
+    }
+    if frame.is_empty():
+        return pl.DataFrame(schema=columns)
+    return (
+        frame.rename({"_time": "time", "_value": "value"})
+        .select([pl.col(name).cast(dtype) for name, dtype in columns.items()])
+        .sort([*by, "time"], nulls_last=True)
+    )
+
+
+def load_points_per_day(
+    client: InfluxDBClient,
+    buckets: InfluxBuckets,
+    period: Period,
+    filters: ReportFilter = _ALL_FILTER,
+    *,
+    per_device: bool = False,
+    org: str | None = None,
+) -> pl.DataFrame:
+    """Heartbeat points stored in InfluxDB per UTC day and change type (and device, when
+    ``per_device``): ``day``, [``hostname``,] ``change_type``, ``points``."""
+    flux = load_query("cdc_points_per_day").render(
+        {
+            "bucket": buckets.raw,
+            "start": period.start,
+            "stop": period.end,
+            "per_device": per_device,
+            **_flux_filter(filters),
+        }
+    )
+    frame = run_flux(client, flux, org=org)
+    keys = ["day", *(["hostname"] if per_device else []), "change_type"]
+    schema = {"day": pl.Datetime("us", "UTC"), "hostname": pl.String(), "change_type": pl.String()}
+    columns = {name: schema[name] for name in keys} | {"points": pl.Int64()}
+    if frame.is_empty():
+        return pl.DataFrame(schema=columns)
+    return (
+        frame.rename({"_time": "day"})
+        .select([pl.col(name).cast(dtype) for name, dtype in columns.items()])
+        .sort(keys)
+    )
+
+
+def _flux_filter(filters: ReportFilter) -> dict[str, ParamValue]:
+    return {
+        "hostnames": ",".join(filters.hostnames),
+        "zone": "" if filters.zone is None else str(filters.zone),
+        "country": filters.country or "",
+    }

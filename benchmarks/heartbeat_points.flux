@@ -1,0 +1,14 @@
+// How many heartbeat points the bucket holds, all devices and time together.
+//
+// Answers: did every point the CDC wrote (PostgreSQL's heartbeat_counts.written) reach
+// InfluxDB? Each heartbeat point has exactly one change_type field: counting it counts
+// points. Two points of one device in the same millisecond would be one point here.
+//
+// Parameters:
+//   bucket      string              the benchmark run's bucket
+
+from(bucket: params.bucket)
+    |> range(start: 0)
+    |> filter(fn: (r) => r._measurement == "heartbeat" and r._field == "change_type")
+    |> group()
+    |> count()

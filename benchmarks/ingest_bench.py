@@ -1,0 +1,335 @@
+"""Ingest benchmark: a simulated fleet through the real broker into the real stores.
+
+    python -m benchmarks.ingest_bench --devices 1000 --messages 200000
+
+Creates a database, bucket, topic prefix and MQTT client ids of its own; starts the real
+``IngestService`` in a separate (spawned) process; publishes a mixed stream (one status per
+device, then mostly heartbeats, some alarms and statuses, see ``benchmarks.stream``) at QoS 1
+from this process; polls PostgreSQL every 0.5 s until every published message is accounted
+for; then prints a summary. The exit status is 1 when messages were lost (fewer accounted
+than the broker acknowledged), 2 when the run could not be set up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from benchmarks.child import READY, STOP, IngestReport, IngestSpec, run_ingest
+from benchmarks.probes import (
+    Committed,
+    CpuMeter,
+    LatencyWatcher,
+    count_committed,
+    our_backends,
+    peak_rss_kib,
+)
+from benchmarks.publisher import PublishError, StreamPublisher
+from benchmarks.report import Measurements, RunSetup, render
+from benchmarks.sandbox import Sandbox, SandboxError, sandbox
+from benchmarks.stream import Stream, StreamShape, build_stream
+from fleetwatch import logs
+from fleetwatch.settings import (
+    InfluxSettings,
+    MqttSettings,
+    PostgresSettings,
+    SettingsError,
+    load,
+)
+from ingest.contract import TopicScheme
+from stores.errors import StoreError
+from stores.influx import make_client
+from stores.influx.flux_library import load_query, run_flux
+
+logger = logging.getLogger(__name__)
+
+FLUX_DIR = Path(__file__).parent  # heartbeat_points.flux
+ACCOUNT_INTERVAL_S = 0.5
+PROGRESS_LOG_S = 5.0
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 60.0
+OUTBOX_TIMEOUT_S = 30.0
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (as opposed to ingest losing messages)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchConfig:
+    """Command-line choices."""
+
+    shape: StreamShape
+    rate: float
+    window: int
+    batch_size: int
+    batch_wait_s: float
+    probe_interval_s: float
+    stall_timeout_s: float
+    keep: bool
+    profile_dir: str | None
+    log_level: str
+
+
+def parse_args(argv: Sequence[str] | None) -> BenchConfig:
+    """The benchmark's options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.ingest_bench",
+        description="Publish a simulated fleet through the broker and measure ingest.",
+    )
+    parser.add_argument("--devices", type=int, default=1000, help="simulated panels")
+    parser.add_argument("--messages", type=int, default=200_000, help="messages in all")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="publish at most this many msg/s (0: unpaced)"
+    )
+    parser.add_argument("--window", type=int, default=1000, help="publisher messages in flight")
+    parser.add_argument("--batch-size", type=int, default=2000, help="ingest batch size")
+    parser.add_argument("--batch-wait-ms", type=float, default=50, help="ingest batch wait")
+    parser.add_argument("--alarm-share", type=float, default=0.005, help="share of alarms")
+    parser.add_argument("--status-share", type=float, default=0.005, help="share of statuses")
+    parser.add_argument(
+        "--probe-devices", type=int, default=50, help="devices whose heartbeats time latency"
+    )
+    parser.add_argument("--probe-interval-ms", type=float, default=20, help="latency poll")
+    parser.add_argument(
+        "--stall-timeout", type=float, default=60, help="give up after this long without progress"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="random seed of the stream")
+    parser.add_argument("--keep", action="store_true", help="keep the database and bucket")
+    parser.add_argument("--profile", metavar="DIR", help="cProfile ingest; write .pstats here")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    args = parser.parse_args(argv)
+    try:
+        shape = StreamShape(
+            devices=args.devices,
+            messages=args.messages,
+            alarm_share=args.alarm_share,
+            status_share=args.status_share,
+            probe_devices=args.probe_devices,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    return BenchConfig(
+        shape=shape,
+        rate=args.rate,
+        window=args.window,
+        batch_size=args.batch_size,
+        batch_wait_s=args.batch_wait_ms / 1000,
+        probe_interval_s=args.probe_interval_ms / 1000,
+        stall_timeout_s=args.stall_timeout,
+        keep=args.keep,
+        profile_dir=args.profile,
+        log_level=args.log_level,
+    )
+
+
+# --- the ingest process --------------------------------------------------------------------
+
+
+def _start_ingest(config: BenchConfig, box: Sandbox) -> tuple[BaseProcess, Connection]:
+    """Spawn the ingest process and wait until it is subscribed."""
+    spec = IngestSpec(
+        database_url=box.database_url,
+        topic_prefix=box.mqtt.topic_prefix,
+        client_id=box.mqtt.mqtt_client_id,
+        bucket=box.influx.influx_bucket,
+        batch_size=config.batch_size,
+        batch_wait_s=config.batch_wait_s,
+        log_level=config.log_level,
+        profile_dir=config.profile_dir,
+    )
+    context = multiprocessing.get_context("spawn")
+    channel, child_end = context.Pipe()
+    process = context.Process(target=run_ingest, args=(spec, child_end), name="bench-ingest")
+    process.start()
+    child_end.close()
+    if not channel.poll(START_TIMEOUT_S):
+        _stop_ingest(process, channel)
+        raise BenchError(f"ingest did not subscribe within {START_TIMEOUT_S:.0f}s")
+    answer = channel.recv()
+    if answer != READY:
+        process.join(STOP_TIMEOUT_S)
+        failure = answer.failure if isinstance(answer, IngestReport) else answer
+        raise BenchError(f"ingest failed to start: {failure}")
+    logger.info("ingest running as pid %d", process.pid)
+    return process, channel
+
+
+def _stop_ingest(process: BaseProcess, channel: Connection) -> IngestReport | None:
+    """Ask ingest to finish its batch and stop; its report, if it sent one."""
+    report = None
+    try:
+        channel.send(STOP)
+        if channel.poll(STOP_TIMEOUT_S):
+            answer = channel.recv()
+            report = answer if isinstance(answer, IngestReport) else None
+    except (OSError, EOFError):
+        logger.warning("ingest process already gone")
+    process.join(STOP_TIMEOUT_S)
+    if process.is_alive():
+        logger.error("ingest did not stop; terminating pid %d", process.pid)
+        process.terminate()
+        process.join(STOP_TIMEOUT_S)
+    return report
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def _await_accounted(
+    conn: psycopg.Connection[Any],
+    publisher: StreamPublisher,
+    publishing: threading.Thread,
+    ingest: BaseProcess,
+    stall_timeout_s: float,
+) -> tuple[Committed, str | None]:
+    """Poll PostgreSQL until every acknowledged message is accounted for; what was seen, and
+    why it stopped short (None when it did not)."""
+    last_change = last_log = time.monotonic()
+    seen = -1
+    while True:
+        committed = count_committed(conn)
+        now = time.monotonic()
+        done_publishing = not publishing.is_alive()
+        published = publisher.result.acknowledged
+        if done_publishing and committed.messages >= published:
+            return committed, None
+        if committed.messages != seen:
+            seen, last_change = committed.messages, now
+        elif done_publishing and now - last_change > stall_timeout_s:
+            return committed, f"no progress for {stall_timeout_s:.0f} s"
+        if not ingest.is_alive():
+            return committed, "the ingest process died"
+        if now - last_log >= PROGRESS_LOG_S:
+            last_log = now
+            logger.info(
+                "published %d (acknowledged %d), committed %d",
+                publisher.result.sent,
+                published,
+                committed.messages,
+            )
+        time.sleep(ACCOUNT_INTERVAL_S)
+
+
+def _await_outbox(conn: psycopg.Connection[Any], committed: Committed) -> Committed:
+    """Wait until InfluxDB has confirmed every point (so the Flux count can be compared)."""
+    deadline = time.monotonic() + OUTBOX_TIMEOUT_S
+    while committed.outbox and time.monotonic() < deadline:
+        time.sleep(0.2)
+        committed = count_committed(conn)
+    return committed
+
+
+def _influx_points(box: Sandbox) -> int | None:
+    """Heartbeat points in the run's bucket, counted by InfluxDB itself."""
+    query = load_query("heartbeat_points", folder=FLUX_DIR)
+    try:
+        with make_client(box.influx) as client:
+            frame = run_flux(client, query.render({"bucket": box.influx.influx_bucket}))
+    except StoreError:
+        logger.exception("InfluxDB point count failed")
+        return None
+    return int(frame["_value"].sum()) if "_value" in frame.columns else 0
+
+
+def _publish(publisher: StreamPublisher, stream: Stream, errors: list[BaseException]) -> None:
+    try:
+        publisher.run(stream.messages)
+    except (PublishError, OSError) as exc:
+        logger.error("publishing failed: %s", exc)
+        errors.append(exc)
+
+
+def run(config: BenchConfig, box: Sandbox, stream: Stream) -> Measurements:
+    """Start ingest, publish the stream, measure until it is all accounted, stop ingest."""
+    process, channel = _start_ingest(config, box)
+    publisher = StreamPublisher(box.mqtt, box.publisher_id, window=config.window, rate=config.rate)
+    measured = Measurements(published=publisher.result)
+    watcher = LatencyWatcher(box.database_url, stream.probe_hostnames, config.probe_interval_s)
+    errors: list[BaseException] = []
+    publishing = threading.Thread(
+        target=_publish, args=(publisher, stream, errors), name="publisher"
+    )
+    pid = process.pid or 0
+    try:
+        with psycopg.connect(box.database_url, autocommit=True) as conn:
+            cpu = CpuMeter({"ingest": pid, "publisher": os.getpid()}, lambda: our_backends(conn))
+            cpu.start()
+            watcher.start()
+            publishing.start()
+            committed, measured.gave_up = _await_accounted(
+                conn, publisher, publishing, process, config.stall_timeout_s
+            )
+            measured.accounted_at = time.time()
+            measured.cpu = cpu.stop()
+            measured.peak_rss_kib = peak_rss_kib(pid)
+            watcher.stop()
+            measured.committed = _await_outbox(conn, committed)
+        if measured.gave_up:
+            logger.error("accounting stopped short: %s", measured.gave_up)
+        publishing.join()
+        measured.latencies, measured.probes_unseen = watcher.latencies(publisher.result.probes)
+        measured.influx_points = _influx_points(box)
+    finally:
+        try:
+            watcher.stop()
+        finally:
+            measured.ingest = _stop_ingest(process, channel)
+    if errors:
+        raise BenchError(str(errors[0])) from errors[0]
+    return measured
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; 0 when every message was accounted for."""
+    config = parse_args(argv)
+    logs.configure(config.log_level)
+    try:
+        pg, mqtt, influx = load(PostgresSettings), load(MqttSettings), load(InfluxSettings)
+    except SettingsError as exc:
+        logger.error("%s", exc)
+        return 2
+    started = time.perf_counter()
+    try:
+        with sandbox(pg, mqtt, influx, keep=config.keep) as box:
+            stream = build_stream(
+                config.shape, TopicScheme(box.mqtt.topic_prefix), int(time.time() * 1000)
+            )
+            logger.info(
+                "built %d messages in %.1fs: %s",
+                len(stream.messages),
+                time.perf_counter() - started,
+                dict(stream.counts),
+            )
+            measured = run(config, box, stream)
+    except (BenchError, SandboxError, StoreError) as exc:
+        logger.error("benchmark failed: %s", exc)
+        return 2
+    setup = RunSetup(
+        devices=config.shape.devices,
+        messages=config.shape.messages,
+        rate=config.rate,
+        window=config.window,
+        probe_interval_s=config.probe_interval_s,
+    )
+    print(render(setup, stream, measured))
+    if config.profile_dir:
+        print(f"profiles written to {config.profile_dir}/ingest-{{worker,loop}}.pstats")
+    return 1 if measured.missing else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""State of the benchmark's own: a fresh database, bucket, topic prefix and client ids.
+
+Nothing another process uses is touched, so a benchmark can run next to the test suite or a
+running ingest. Everything is removed at the end, unless ``keep`` asks to leave the database
+and the bucket for inspection.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import paho.mqtt.client as paho
+import psycopg
+from influxdb_client.client.exceptions import InfluxDBError
+from paho.mqtt.enums import CallbackAPIVersion
+from psycopg import sql
+from pydantic import PostgresDsn
+from urllib3.exceptions import HTTPError
+
+from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
+from stores.influx import make_client
+from stores.postgres.migrate import upgrade
+
+logger = logging.getLogger(__name__)
+
+
+class SandboxError(RuntimeError):
+    """The benchmark's database or bucket could not be created."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sandbox:
+    """Settings pointing at the benchmark's own state."""
+
+    run_id: str
+    pg: PostgresSettings
+    mqtt: MqttSettings  # topic prefix and ingest client id of this run
+    influx: InfluxSettings
+    publisher_id: str
+
+    @property
+    def database_url(self) -> str:
+        return str(self.pg.database_url)
+
+
+def _database_url(admin: PostgresSettings, name: str) -> str:
+    host = admin.database_url.hosts()[0]
+    user = host["username"] or ""
+    password = f":{host['password']}" if host["password"] else ""
+    return f"postgresql://{user}{password}@{host['host']}:{host['port']}/{name}"
+
+
+@contextmanager
+def _database(admin: PostgresSettings, name: str, *, keep: bool) -> Iterator[PostgresSettings]:
+    """A new, migrated database; dropped on exit unless ``keep``."""
+    try:
+        with psycopg.connect(str(admin.database_url), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        raise SandboxError(f"cannot create database {name}: {exc}") from exc
+    try:
+        settings = PostgresSettings(database_url=PostgresDsn(_database_url(admin, name)))
+        upgrade(settings)
+        logger.info("database %s created and migrated", name)
+        yield settings
+    finally:
+        if keep:
+            logger.info("kept database %s", name)
+        else:
+            _drop_database(admin, name)
+
+
+def _drop_database(admin: PostgresSettings, name: str) -> None:
+    try:
+        with psycopg.connect(str(admin.database_url), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    except psycopg.Error:
+        logger.exception("could not drop database %s; drop it by hand", name)
+
+
+@contextmanager
+def _bucket(influx: InfluxSettings, name: str, *, keep: bool) -> Iterator[InfluxSettings]:
+    """A new InfluxDB bucket; deleted on exit unless ``keep``."""
+    with make_client(influx) as client:
+        buckets = client.buckets_api()
+        try:
+            bucket = buckets.create_bucket(bucket_name=name, org=influx.influx_org)
+        except (InfluxDBError, HTTPError, OSError) as exc:
+            raise SandboxError(f"cannot create InfluxDB bucket {name}: {exc}") from exc
+        try:
+            yield influx.model_copy(update={"influx_bucket": name})
+        finally:
+            if keep:
+                logger.info("kept bucket %s", name)
+            else:
+                try:
+                    buckets.delete_bucket(bucket)
+                except (InfluxDBError, HTTPError, OSError):
+                    logger.exception("could not delete bucket %s", name)
+
+
+def forget_session(settings: MqttSettings, client_id: str) -> None:
+    """Drop the broker's persistent session of ``client_id`` (connect once with a clean one)."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    if settings.mqtt_username:
+        password = settings.mqtt_password
+        client.username_pw_set(
+            settings.mqtt_username, password.get_secret_value() if password else None
+        )
+    try:
+        client.connect(settings.mqtt_host, settings.mqtt_port)
+        client.loop(timeout=1.0)  # reads CONNACK: the broker has replaced the session
+        client.disconnect()
+    except OSError:
+        logger.exception("could not clear the MQTT session of %s", client_id)
+
+
+@contextmanager
+def sandbox(
+    pg: PostgresSettings, mqtt: MqttSettings, influx: InfluxSettings, *, keep: bool
+) -> Iterator[Sandbox]:
+    """Create the run's database (migrated) and bucket; remove them afterwards."""
+    run_id = uuid.uuid4().hex[:10]
+    with ExitStack() as stack:
+        pg_run = stack.enter_context(_database(pg, f"bench_{run_id}", keep=keep))
+        influx_run = stack.enter_context(_bucket(influx, f"bench_{run_id}", keep=keep))
+        mqtt_run = mqtt.model_copy(
+            update={"topic_prefix": f"bench-{run_id}", "mqtt_client_id": f"bench-ingest-{run_id}"}
+        )
+        # Ingest's session is persistent: the broker would keep it (and queue for it) forever.
+        stack.callback(forget_session, mqtt_run, mqtt_run.mqtt_client_id)
+        yield Sandbox(
+            run_id=run_id,
+            pg=pg_run,
+            mqtt=mqtt_run,
+            influx=influx_run,
+            publisher_id=f"bench-publisher-{run_id}",
+        )
