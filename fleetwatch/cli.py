@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from fleetwatch import __version__, command_cli, flux_cli, logs
+from fleetwatch import __version__, command_cli, dashboard_cli, flux_cli, logs
 from fleetwatch.settings import (
     ENV_PREFIX,
     SETTINGS_GROUPS,
@@ -306,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
         parsers[name].set_defaults(handler=handler)
     command_cli.register(sub)
     flux_cli.register(sub)
+    dashboard_cli.register(sub)
     ingest = parsers["ingest"]
     ingest.add_argument("--batch-size", type=int, default=2000, help="messages per transaction")
     ingest.add_argument(

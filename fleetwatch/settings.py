@@ -148,6 +148,42 @@ class IngestSettings(BaseSettings):
     )
 
 
+class DashboardSettings(BaseSettings):
+    """How the Streamlit dashboard runs, and the read-only credentials it uses.
+
+    The dashboard only reads: give it a PostgreSQL role limited to SELECT
+    (``stores.postgres.roles.ensure_readonly_role``) and an InfluxDB read token. Unset, it
+    falls back to the service credentials (FLEETWATCH_DATABASE_URL, FLEETWATCH_INFLUX_TOKEN).
+    """
+
+    model_config = _config()
+
+    dashboard_database_url: PostgresDsn | None = Field(
+        default=None,
+        description="read-only PostgreSQL URL for the dashboard (default: DATABASE_URL)",
+    )
+    dashboard_influx_token: SecretStr | None = Field(
+        default=None,
+        description="read-only InfluxDB token for the dashboard (default: INFLUX_TOKEN)",
+    )
+    dashboard_port: int = Field(default=8501, ge=1, le=65535, description="dashboard HTTP port")
+    dashboard_address: str = Field(
+        default="127.0.0.1", min_length=1, description="address the dashboard listens on"
+    )
+
+    def postgres(self, fallback: PostgresSettings) -> PostgresSettings:
+        """``fallback`` with the dashboard's own database URL, when one is set."""
+        if self.dashboard_database_url is None:
+            return fallback
+        return fallback.model_copy(update={"database_url": self.dashboard_database_url})
+
+    def influx(self, fallback: InfluxSettings) -> InfluxSettings:
+        """``fallback`` with the dashboard's own InfluxDB token, when one is set."""
+        if self.dashboard_influx_token is None:
+            return fallback
+        return fallback.model_copy(update={"influx_token": self.dashboard_influx_token})
+
+
 class LogSettings(BaseSettings):
     """How the services log."""
 
@@ -167,6 +203,7 @@ SETTINGS_GROUPS: tuple[type[BaseSettings], ...] = (
     InfluxSettings,
     RetentionSettings,
     IngestSettings,
+    DashboardSettings,
     LogSettings,
 )
 

@@ -1,0 +1,32 @@
+"""The dashboard's entry point, as ``fleetwatch dashboard`` runs it with ``streamlit run``.
+
+It lays out the navigation, draws the shared sidebar filters (so they persist across pages)
+and runs the chosen page.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards import data, filters
+
+
+def main() -> None:
+    """Configure the page, draw the sidebar, run the page the manager chose."""
+    st.set_page_config(page_title="fleetwatch", page_icon=":material/shield:", layout="wide")
+    page = st.navigation(
+        [
+            st.Page("app_pages/fleet.py", title="Fleet", icon=":material/router:", default=True),
+            st.Page("app_pages/alarms.py", title="Alarms", icon=":material/notifications:"),
+            st.Page("app_pages/commands.py", title="Commands", icon=":material/terminal:"),
+            st.Page("app_pages/trends.py", title="Trends", icon=":material/show_chart:"),
+            st.Page("app_pages/storage.py", title="Storage", icon=":material/database:"),
+        ]
+    )
+    with data.shown_errors():
+        directory = data.directory(data.sources())
+    filters.sidebar(directory)
+    page.run()
+
+
+main()

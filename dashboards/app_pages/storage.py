@@ -1,0 +1,63 @@
+"""Storage: what the CDC saved, heartbeats received against points stored."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics import storage
+from dashboards import data, filters
+from dashboards.widgets import count, percent, table
+
+
+def _bytes(value: object) -> str:
+    if not isinstance(value, int):
+        return "—"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value} B"
+
+
+def main() -> None:
+    """Headline savings, received against written per day, and the stored points by kind."""
+    selection = filters.current()
+    st.title("Storage")
+    st.caption(f"Heartbeats over: {selection.label.lower()} (hours starting in the period)")
+    with data.shown_errors():
+        src = data.sources()
+        counts = data.heartbeat_counts(src, selection.period, selection.filters)
+        points = data.points_per_day(src, selection.period, selection.filters)
+    overall = storage.cdc_savings(counts).row(0, named=True)
+
+    cols = st.columns(5)
+    cols[0].metric("Heartbeats received", count(overall["received"]))
+    cols[1].metric("Points written", count(overall["written"]))
+    cols[2].metric("Reduction", percent(overall["reduction"]))
+    cols[3].metric("Line protocol saved", _bytes(overall["saved_bytes"]))
+    cols[4].metric("Bytes per point", f"{storage.heartbeat_point_bytes():.0f} B")
+
+    per_day = storage.cdc_savings(counts, "day")
+    st.subheader("Received and written per day (UTC)")
+    if per_day.height:
+        st.bar_chart(
+            per_day.unpivot(index="day", on=["written", "saved"], variable_name="heartbeats"),
+            x="day",
+            y="value",
+            color="heartbeats",
+            y_label="heartbeats",
+        )
+    else:
+        st.info("No heartbeats counted in this period.")
+
+    days, devices, stored = st.tabs(["Per day", "Per device", "Points in InfluxDB"])
+    with days:
+        table(per_day, "cdc_savings_by_day", selection)
+    with devices:
+        table(storage.cdc_savings(counts, "device"), "cdc_savings_by_device", selection)
+    with stored:
+        if points.height:
+            st.bar_chart(points, x="day", y="points", color="change_type", y_label="points")
+        table(points, "points_per_day", selection)
+
+
+main()

@@ -1,0 +1,189 @@
+"""Trends: the time-weighted series of a sensor field, and the Flux behind it.
+
+The series comes from ``analytics.load.load_trend`` (raw points for up to a week, the hourly
+downsample beyond). An expander shows the exact Flux, editable and runnable, and the
+ready-made queries of the Flux library can be run with their parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from datetime import timedelta
+from typing import Final
+
+import polars as pl
+import streamlit as st
+
+from analytics import trends
+from analytics.load import DEVICE_TAGS
+from dashboards import data, filters
+from dashboards.data import Sources
+from dashboards.filters import Selection
+from dashboards.widgets import table
+from stores.influx.flux_library import ParamValue, flux_time, list_queries, load_query
+
+_FIELDS: Final = {
+    "Temperature (°C)": "temperature",
+    "Humidity (%)": "humidity",
+    "Fan duty (%)": "fan_pwm_duty",
+}
+_WINDOWS: Final = {
+    "5 minutes": timedelta(minutes=5),
+    "15 minutes": timedelta(minutes=15),
+    "1 hour": timedelta(hours=1),
+    "6 hours": timedelta(hours=6),
+    "1 day": timedelta(days=1),
+}
+_SERIES: Final[dict[str, tuple[str, ...]]] = {
+    "One line for the selection": (),
+    "One line per zone": ("zone",),
+    "One line per device": DEVICE_TAGS,
+}
+_MAX_DEVICE_LINES: Final = 50
+
+
+def main() -> None:
+    """Pick a field, window and grouping; chart the trend; show and run its Flux."""
+    selection = filters.current()
+    period = selection.period
+    st.title("Trends")
+    st.caption(
+        f"{selection.label}: pick devices or a zone in the sidebar. Each window's value is "
+        "the time-weighted mean of the stored step function (offline time counts for nothing)."
+    )
+    source = trends.choose_source(period.start, period.end)
+    windows = {
+        k: v
+        for k, v in _WINDOWS.items()
+        if source == "raw" or v % timedelta(hours=1) == timedelta()
+    }
+    fitting = [k for k, v in windows.items() if period.length / v <= 1000] or [*windows][-1:]
+    cols = st.columns(3)
+    field_label = cols[0].selectbox("Field", list(_FIELDS), key="trend_field")
+    window_label = cols[1].selectbox(
+        "Window", fitting, index=min(2, len(fitting) - 1), key="trend_window"
+    )
+    series = cols[2].selectbox(
+        "Series",
+        list(_SERIES),
+        index=2 if selection.filters.hostnames else 0,
+        key="trend_series",
+    )
+    by = _SERIES[series]
+    if by == DEVICE_TAGS and not selection.filters.hostnames:
+        st.warning(
+            f"One line per device needs devices picked in the sidebar (up to "
+            f"{_MAX_DEVICE_LINES}); showing one line for the selection."
+        )
+        by = ()
+    field, window = _FIELDS[field_label], _WINDOWS[window_label]
+
+    with data.shown_errors():
+        src = data.sources()
+        query = data.trend_query(
+            src, field=field, period=period, window=window, filters=selection.filters, by=by
+        )
+        trend = data.trend(
+            src, field=field, period=period, window=window, filters=selection.filters, by=by
+        )
+    _headline(trend, source)
+    if trend.height:
+        labelled = trend.with_columns(series=_label(by))
+        st.line_chart(
+            labelled, x="time", y="value", color="series" if by else None, y_label=field_label
+        )
+    else:
+        st.info("No stored points for this selection and period.")
+    table(trend, f"trend_{field}", selection)
+
+    with st.expander("The Flux behind this chart"):
+        st.caption(f"Library query `{query.name}` on the {query.source} bucket. Edit and run it.")
+        _editable(src, query.flux, selection)
+    with st.expander("Ready-made Flux queries"):
+        _library(src, selection)
+
+
+def _headline(trend: pl.DataFrame, source: str) -> None:
+    live = trend.filter(pl.col("value").is_not_null() & (pl.col("covered_seconds") > 0))
+    stats = live.select(
+        mean=(pl.col("value") * pl.col("covered_seconds")).sum() / pl.col("covered_seconds").sum(),
+        low=pl.col("value").min(),
+        high=pl.col("value").max(),
+    ).row(0, named=True)
+    cols = st.columns(4)
+    cols[0].metric("Mean over the period", _number(stats["mean"]), help="weighted by live time")
+    cols[1].metric("Lowest window", _number(stats["low"]))
+    cols[2].metric("Highest window", _number(stats["high"]))
+    cols[3].metric("Source", "raw points" if source == "raw" else "hourly downsample")
+
+
+def _number(value: object) -> str:
+    if isinstance(value, int | float) and math.isfinite(value):
+        return f"{value:.2f}"
+    return "—"
+
+
+def _label(by: tuple[str, ...]) -> pl.Expr:
+    if not by:
+        return pl.lit("selection")
+    if by == ("zone",):
+        return pl.concat_str(pl.lit("zone "), pl.col("zone").fill_null("?"))
+    return pl.col("hostname").fill_null("?")
+
+
+def _editable(src: Sources, flux: str, selection: Selection) -> None:
+    # The key follows the query, so a new selection shows its Flux, not the old edit.
+    key = f"flux_{zlib.crc32(flux.encode()):08x}"
+    edited = st.text_area("Flux", flux, height=400, key=key)
+    if st.button("Run this Flux", key="run_trend_flux", icon=":material/play_arrow:"):
+        with data.shown_errors():
+            result = data.run_query(src, edited)
+        st.caption(f"{result.height} rows")
+        table(result, "flux_result", selection)
+
+
+def _library(src: Sources, selection: Selection) -> None:
+    queries = {q.name: q for q in list_queries()}
+    name = st.selectbox("Query", list(queries), key="library_query")
+    query = queries[name]
+    st.markdown(query.description)
+    suggested = _suggested(src, selection)
+    values: dict[str, ParamValue] = {}
+    for param in query.params:
+        default = suggested.get(param.name, param.default or "")
+        text = st.text_input(
+            f"{param.name} ({param.type})",
+            default,
+            help=param.description,
+            key=f"library_{name}_{param.name}_{zlib.crc32(default.encode()):08x}",
+        )
+        # An emptied box means "", for text; for other types it means the default.
+        if text or param.type == "string":
+            values[param.name] = text
+    with data.shown_errors():
+        flux = load_query(name).render(values)
+    st.code(flux, language="javascript")
+    if st.button("Run", key=f"run_library_{name}", icon=":material/play_arrow:"):
+        with data.shown_errors():
+            result = data.run_query(src, flux)
+        st.caption(f"{result.height} rows")
+        table(result, f"flux_{name}", selection)
+
+
+def _suggested(src: Sources, selection: Selection) -> dict[str, str]:
+    """Parameter values from the dashboard's buckets and the sidebar's selection."""
+    filters_ = selection.filters
+    return {
+        "bucket": src.buckets.raw,
+        "hourly_bucket": src.buckets.hourly,
+        "start": flux_time(selection.period.start),
+        "stop": flux_time(selection.period.end),
+        "hostnames": ",".join(filters_.hostnames),
+        "hostname": filters_.hostnames[0] if filters_.hostnames else "",
+        "zone": "" if filters_.zone is None else str(filters_.zone),
+        "country": filters_.country or "",
+    }
+
+
+main()

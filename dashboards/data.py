@@ -1,0 +1,235 @@
+"""Cached loads for the pages: the stores' connections and one query per report.
+
+Connections are Streamlit *resources* (``st.cache_resource``): one SQLAlchemy engine and one
+InfluxDB client per set of credentials, shared by every session and closed when the cache is
+cleared. Report frames are cached *data* (``st.cache_data``) for :data:`TTL`: the key is the
+whole :class:`Sources` (so two databases or buckets never share an entry), the period and the
+filter; :func:`dashboards.filters.sidebar` rounds the period to the minute so reruns hit the
+cache. Nothing here runs a query per device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+
+import polars as pl
+import streamlit as st
+from influxdb_client.client.influxdb_client import InfluxDBClient
+from sqlalchemy import Engine
+
+from analytics import load
+from analytics.load import InfluxBuckets, TrendQuery
+from analytics.selection import AnalyticsError, Period, ReportFilter
+from fleetwatch.settings import (
+    DashboardSettings,
+    InfluxSettings,
+    PostgresSettings,
+    RetentionSettings,
+    SettingsError,
+)
+from fleetwatch.settings import load as load_settings
+from stores.errors import StoreError
+from stores.influx import make_client
+from stores.influx.flux_library import FluxLibraryError, run_flux
+from stores.postgres import make_engine
+
+__all__ = [
+    "TTL",
+    "Sources",
+    "active_alarms",
+    "alarm_events",
+    "clear",
+    "commands",
+    "devices",
+    "directory",
+    "heartbeat_counts",
+    "points_per_day",
+    "run_query",
+    "shown_errors",
+    "sources",
+    "trend",
+]
+
+TTL: Final = timedelta(minutes=1)
+"""How long a loaded report is reused before it is queried again."""
+_DIRECTORY_TTL: Final = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """Where the dashboard reads, with its (read-only) credentials; the key of every cache.
+
+    Attributes:
+        database_url: SQLAlchemy URL of PostgreSQL.
+        influx_url: InfluxDB URL.
+        influx_token: InfluxDB token.
+        influx_org: InfluxDB organisation.
+        buckets: the raw and hourly heartbeat buckets.
+    """
+
+    database_url: str
+    influx_url: str
+    influx_token: str
+    influx_org: str
+    buckets: InfluxBuckets
+
+    def __repr__(self) -> str:
+        # Never show the credentials (Streamlit prints arguments in some error messages).
+        return f"Sources(influx_url={self.influx_url!r}, buckets={self.buckets!r})"
+
+
+def sources() -> Sources:
+    """The stores as configured now (FLEETWATCH_DASHBOARD_* first, then the service's)."""
+    dashboard = load_settings(DashboardSettings)
+    postgres = dashboard.postgres(load_settings(PostgresSettings))
+    influx = dashboard.influx(load_settings(InfluxSettings))
+    hourly = load_settings(RetentionSettings).influx_hourly_bucket
+    return Sources(
+        database_url=postgres.sqlalchemy_url,
+        influx_url=influx.influx_url,
+        influx_token=influx.influx_token.get_secret_value(),
+        influx_org=influx.influx_org,
+        buckets=InfluxBuckets(raw=influx.influx_bucket, hourly=hourly),
+    )
+
+
+@contextmanager
+def shown_errors() -> Iterator[None]:
+    """Show a store, settings or report error on the page and stop it there."""
+    try:
+        yield
+    except (StoreError, SettingsError, AnalyticsError, FluxLibraryError) as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def clear() -> None:
+    """Forget every cached frame and close every connection (tests, or after a migration)."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+# --- connections ---------------------------------------------------------------------------
+
+
+def _dispose(engine: Engine) -> None:
+    engine.dispose()
+
+
+def _close(client: InfluxDBClient) -> None:
+    client.close()  # type: ignore[no-untyped-call]  # influxdb-client is partly typed
+
+
+@st.cache_resource(on_release=_dispose, show_spinner=False)
+def _engine(database_url: str) -> Engine:
+    return make_engine(PostgresSettings.model_validate({"database_url": database_url}))
+
+
+@st.cache_resource(on_release=_close, show_spinner=False)
+def _client(influx_url: str, token: str, org: str) -> InfluxDBClient:
+    settings = InfluxSettings.model_validate(
+        {"influx_url": influx_url, "influx_token": token, "influx_org": org}
+    )
+    return make_client(settings)
+
+
+def _pg(src: Sources) -> Engine:
+    return _engine(src.database_url)
+
+
+def _influx(src: Sources) -> InfluxDBClient:
+    return _client(src.influx_url, src.influx_token, src.influx_org)
+
+
+# --- PostgreSQL reports --------------------------------------------------------------------
+
+
+@st.cache_data(ttl=_DIRECTORY_TTL, show_spinner=False)
+def directory(src: Sources) -> pl.DataFrame:
+    """Every active device's hostname, zone and country: the filters' choices."""
+    fleet = load.load_devices(_pg(src), Period.last(timedelta(seconds=1)))
+    return fleet.select("hostname", "zone", "country")
+
+
+@st.cache_data(ttl=TTL, show_spinner="Loading the fleet…")
+def devices(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFrame:
+    """The devices frame (``analytics.fleet``)."""
+    return load.load_devices(_pg(src), period, filters)
+
+
+@st.cache_data(ttl=TTL, show_spinner="Loading alarms…")
+def alarm_events(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFrame:
+    """The period's alarm events (``analytics.alarms``)."""
+    return load.load_alarm_events(_pg(src), period, filters)
+
+
+@st.cache_data(ttl=TTL, show_spinner="Loading active alarms…")
+def active_alarms(src: Sources, filters: ReportFilter) -> pl.DataFrame:
+    """The alarm events still open, however old (``analytics.alarms``)."""
+    return load.load_active_alarms(_pg(src), filters)
+
+
+@st.cache_data(ttl=TTL, show_spinner="Loading commands…")
+def commands(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFrame:
+    """The period's commands (``analytics.commands``)."""
+    return load.load_commands(_pg(src), period, filters)
+
+
+@st.cache_data(ttl=TTL, show_spinner="Loading heartbeat counts…")
+def heartbeat_counts(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFrame:
+    """Heartbeats received and points written per device and hour (``analytics.storage``)."""
+    return load.load_heartbeat_counts(_pg(src), period, filters)
+
+
+# --- InfluxDB ------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL, show_spinner="Counting stored points…")
+def points_per_day(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFrame:
+    """Heartbeat points stored per day and change type."""
+    return load.load_points_per_day(_influx(src), src.buckets, period, filters, org=src.influx_org)
+
+
+def trend_query(
+    src: Sources,
+    *,
+    field: str,
+    period: Period,
+    window: timedelta,
+    filters: ReportFilter,
+    by: tuple[str, ...],
+) -> TrendQuery:
+    """The Flux behind :func:`trend` (rendering only, nothing to cache)."""
+    return load.trend_query(src.buckets, field, period, window, filters=filters, by=by)
+
+
+@st.cache_data(ttl=TTL, show_spinner="Reading the trend…")
+def trend(
+    src: Sources,
+    *,
+    field: str,
+    period: Period,
+    window: timedelta,
+    filters: ReportFilter,
+    by: tuple[str, ...],
+) -> pl.DataFrame:
+    """The time-weighted trend (``analytics.load.load_trend``)."""
+    return load.load_trend(
+        _influx(src),
+        src.buckets,
+        field,
+        period,
+        window,
+        filters=filters,
+        by=by,
+        org=src.influx_org,
+    )
+
+
+def run_query(src: Sources, flux: str) -> pl.DataFrame:
+    """Run an engineer's Flux as written, uncached: they expect what the store says now."""
+    return run_flux(_influx(src), flux, org=src.influx_org)

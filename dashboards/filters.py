@@ -1,0 +1,124 @@
+"""The sidebar every page shares: period, zone, country and devices.
+
+The entry point (``dashboards/app.py``) draws the sidebar before it runs the chosen page, so
+the choices stay put while a manager moves between pages; the page reads them back with
+:func:`current`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Final
+
+import polars as pl
+import streamlit as st
+
+from analytics.selection import Period, ReportFilter
+
+__all__ = ["PERIODS", "Selection", "current", "period_ending", "sidebar"]
+
+PERIODS: Final = {
+    "Last hour": timedelta(hours=1),
+    "Last 24 hours": timedelta(days=1),
+    "Last 7 days": timedelta(days=7),
+    "Last 30 days": timedelta(days=30),
+}
+"""The periods offered, up to the current minute; "Custom dates" picks whole UTC days."""
+_CUSTOM: Final = "Custom dates"
+_ALL: Final = "All"
+_STATE_KEY: Final = "fleetwatch_selection"
+_MINUTE: Final = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What the pages report on.
+
+    Attributes:
+        period: the time covered.
+        filters: the devices covered.
+        label: the period as the manager chose it (for titles and file names).
+    """
+
+    period: Period
+    filters: ReportFilter
+    label: str
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe tag of the period, for downloads."""
+        start, end = self.period.start, self.period.end
+        return f"{start:%Y%m%dT%H%M}-{end:%Y%m%dT%H%M}"
+
+
+def period_ending(length: timedelta, now: datetime) -> Period:
+    """The ``length`` up to ``now`` rounded down to the minute: the same period (and the same
+    cache entries) for every rerun within that minute."""
+    end = now.astimezone(UTC).replace(second=0, microsecond=0)
+    return Period(end - length, end)
+
+
+def sidebar(devices: pl.DataFrame) -> Selection:
+    """Draw the filters in the sidebar from the fleet's ``hostname``, ``zone`` and
+    ``country`` columns; remember and return the choice."""
+    bar = st.sidebar
+    bar.header("Filters")
+    choice = bar.selectbox("Period", [*PERIODS, _CUSTOM], index=1, key="filter_period")
+    now = datetime.now(UTC)
+    if choice == _CUSTOM:
+        today = now.date()
+        picked = bar.date_input(
+            "Days (UTC)", value=(today - timedelta(days=7), today), key="filter_days"
+        )
+        period = _days(picked, today)
+    else:
+        period = period_ending(PERIODS[choice], now)
+
+    zones = sorted(z for z in devices["zone"].unique().to_list() if z is not None)
+    zone = bar.selectbox("Zone", [_ALL, *map(str, zones)], key="filter_zone")
+    countries = sorted(c for c in devices["country"].unique().to_list() if c is not None)
+    country = bar.selectbox("Country", [_ALL, *countries], key="filter_country")
+    narrowed = devices
+    if zone != _ALL:
+        narrowed = narrowed.filter(pl.col("zone") == int(zone))
+    if country != _ALL:
+        narrowed = narrowed.filter(pl.col("country") == country)
+    hostnames = bar.multiselect(
+        "Devices",
+        sorted(narrowed["hostname"].to_list()),
+        key="filter_devices",
+        placeholder="All devices",
+    )
+    selection = Selection(
+        period=period,
+        filters=ReportFilter(
+            zone=None if zone == _ALL else int(zone),
+            country=None if country == _ALL else country,
+            hostnames=tuple(hostnames),
+        ),
+        label=choice,
+    )
+    st.session_state[_STATE_KEY] = selection
+    return selection
+
+
+def current() -> Selection:
+    """The selection the sidebar made on this run (the last 24 hours of the whole fleet when
+    the page runs without the entry point)."""
+    selection = st.session_state.get(_STATE_KEY)
+    if isinstance(selection, Selection):
+        return selection
+    default = "Last 24 hours"
+    return Selection(period_ending(PERIODS[default], datetime.now(UTC)), ReportFilter(), default)
+
+
+def _days(picked: object, today: date) -> Period:
+    """Whole UTC days from the date input (a half-picked range covers its one day)."""
+    days = [d for d in picked if isinstance(d, date)] if isinstance(picked, tuple) else []
+    if isinstance(picked, date):
+        days = [picked]
+    first = days[0] if days else today
+    last = days[-1] if days else today
+    start = datetime.combine(first, time(), UTC)
+    return Period(start, datetime.combine(last, time(), UTC) + timedelta(days=1))

@@ -1,0 +1,50 @@
+"""What every page draws the same way: headline numbers and a table with its CSV."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import streamlit as st
+
+from dashboards.filters import Selection
+
+__all__ = ["count", "percent", "seconds", "table"]
+
+
+def table(frame: pl.DataFrame, name: str, selection: Selection) -> None:
+    """The frame behind a chart, and a button downloading it as CSV (``name`` also keys it,
+    so it must be unique on the page)."""
+    st.dataframe(frame, hide_index=True)
+    st.download_button(
+        f"Download {name} (CSV)",
+        frame.write_csv(),
+        file_name=f"fleetwatch_{name}_{selection.slug}.csv",
+        mime="text/csv",
+        key=f"csv_{name}",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+
+
+def count(value: object) -> str:
+    """A count for ``st.metric``: thousands separated, an em dash for nothing."""
+    return f"{value:,}" if isinstance(value, int) else "—"
+
+
+def percent(value: object) -> str:
+    """A 0-1 share as a percentage, an em dash for nothing."""
+    if isinstance(value, int | float) and math.isfinite(value):
+        return f"{value:.1%}"
+    return "—"
+
+
+def seconds(value: object) -> str:
+    """A duration in seconds, in the largest unit that keeps it readable."""
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return "—"
+    if value < 120:
+        return f"{value:.1f} s"
+    if value < 7200:
+        return f"{value / 60:.1f} min"
+    return f"{value / 3600:.1f} h"

@@ -1,0 +1,68 @@
+"""Fixtures running the dashboard against stores of its own, through a read-only role."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import streamlit as st
+from sqlalchemy import text
+
+from fleetwatch.settings import InfluxSettings, PostgresSettings
+from stores.influx import make_client
+from stores.postgres import make_engine
+from stores.postgres.migrate import upgrade
+from stores.postgres.roles import ensure_readonly_role
+from tests.conftest import unique_name
+from tests.dashboards.dataset import fill_influx, fill_postgres
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches() -> Iterator[None]:
+    """Every test starts and ends with empty Streamlit caches (connections closed)."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def dashboard_env(
+    pg_settings: PostgresSettings,
+    influx_settings: InfluxSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[datetime]:
+    """Stores filled with the small fleet of ``dataset``; the dashboard's settings point at
+    them, PostgreSQL through a read-only role. Yields the moment the data was built around."""
+    now = datetime.now(UTC)
+    upgrade(pg_settings)
+    engine = make_engine(pg_settings, pool_size=1)
+    role, password = unique_name("ro"), unique_name("pw")
+    try:
+        fill_postgres(engine, now)
+        ensure_readonly_role(engine, role, password)
+        with make_client(influx_settings) as client:
+            fill_influx(client, influx_settings.influx_bucket, now)
+        host = pg_settings.database_url.hosts()[0]
+        database = (pg_settings.database_url.path or "").lstrip("/")
+        env = {
+            "FLEETWATCH_DASHBOARD_DATABASE_URL": (
+                f"postgresql://{role}:{password}@{host['host']}:{host['port']}/{database}"
+            ),
+            "FLEETWATCH_INFLUX_URL": influx_settings.influx_url,
+            "FLEETWATCH_INFLUX_TOKEN": influx_settings.influx_token.get_secret_value(),
+            "FLEETWATCH_INFLUX_ORG": influx_settings.influx_org,
+            "FLEETWATCH_INFLUX_BUCKET": influx_settings.influx_bucket,
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("FLEETWATCH_DASHBOARD_INFLUX_TOKEN", raising=False)
+        yield now
+    finally:
+        st.cache_resource.clear()  # the dashboard's engine lets go of the role first
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+            conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        engine.dispose()

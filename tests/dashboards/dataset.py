@@ -1,0 +1,162 @@
+"""A small fleet of known numbers for the dashboard's pages, in PostgreSQL and InfluxDB.
+
+Three active devices: ESG_ALARM_0001 (zone 3, ES, online), ESG_ALARM_0002 (zone 3, ES, online,
+not synced) and ESG_ALARM_0003 (zone 5, PT, offline, silent for 5 hours). In the last 24
+hours: two input alarms (a resolved PANIC1, an active TAMPER) and a siren run, three commands
+(completed, failed, pending), 720 heartbeats received and 50 points written. An older PANIC2
+is still active. InfluxDB holds two hours of heartbeats of devices 1 and 2, at a steady 20.0
+and 24.0 °C.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from influxdb_client.client.influxdb_client import InfluxDBClient
+from sqlalchemy import Connection, Engine, Table, insert
+
+from stores.postgres.schema import (
+    alarm_events,
+    command_log,
+    device_status,
+    devices,
+    heartbeat_counts,
+)
+from tests.support.history import heartbeat, tags, write
+
+S = timedelta(seconds=1)
+TEMPERATURES = {1: 20.0, 2: 24.0}
+
+
+def _insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        conn.execute(insert(table).values(**row))
+
+
+def fill_postgres(engine: Engine, now: datetime) -> None:
+    """The three devices, their status, alarms, commands and heartbeat counts."""
+    places = {1: (3, "ES"), 2: (3, "ES"), 3: (5, "PT")}
+    with engine.begin() as conn:
+        ids = {
+            n: conn.execute(
+                insert(devices)
+                .values(
+                    mac_address=f"aa:bb:cc:00:00:{n:02x}",
+                    hostname=f"ESG_ALARM_{n:04d}",
+                    zone=zone,
+                    country=country,
+                )
+                .returning(devices.c.id)
+            ).scalar_one()
+            for n, (zone, country) in places.items()
+        }
+        a, b, c = ids[1], ids[2], ids[3]
+        online = {"is_online": True, "last_seen": now, "device_state": "NORMAL", "rssi": -60}
+        _insert(
+            conn,
+            device_status,
+            [
+                {"device_id": a, **online, "device_synced": True, "min_heap": 90_000},
+                {"device_id": b, **online, "device_synced": False, "min_heap": 50_000},
+                {
+                    "device_id": c,
+                    "is_online": False,
+                    "last_seen": now - timedelta(hours=5),
+                    "device_synced": True,
+                    "device_state": "OFFLINE",
+                },
+            ],
+        )
+        raised = now - timedelta(hours=2)
+        _insert(
+            conn,
+            alarm_events,
+            [
+                {
+                    "device_id": a,
+                    "alarm_type": "PANIC1",
+                    "event_state": "INACTIVE",
+                    "priority": "CRITICAL",
+                    "timestamp": raised,
+                    "resolved_at": raised + 20 * S,
+                    "acknowledged_at": raised + 5 * S,
+                },
+                {
+                    "device_id": b,
+                    "alarm_type": "TAMPER",
+                    "event_state": "ACTIVE",
+                    "priority": "HIGH",
+                    "timestamp": now - timedelta(hours=1),
+                },
+                {
+                    "device_id": a,
+                    "alarm_type": "OUTPUT_EVENT",
+                    "event_state": "INACTIVE",
+                    "priority": "LOW",
+                    "output_type": 1,
+                    "elapsed_seconds": 30,
+                    "timestamp": raised,
+                    "resolved_at": raised + 30 * S,
+                },
+                {
+                    "device_id": c,
+                    "alarm_type": "PANIC2",
+                    "event_state": "ACTIVE",
+                    "priority": "CRITICAL",
+                    "timestamp": now - timedelta(days=3),
+                },
+            ],
+        )
+        sent = now - timedelta(hours=3)
+        command = {"command_type": "SYSTEM", "timestamp": sent}
+        _insert(
+            conn,
+            command_log,
+            [
+                {
+                    **command,
+                    "device_id": a,
+                    "request_id": uuid.uuid4(),
+                    "status": "COMPLETED",
+                    "sent_at": sent,
+                    "acknowledged_at": sent + 1 * S,
+                    "completed_at": sent + 3 * S,
+                },
+                {
+                    **command,
+                    "device_id": b,
+                    "request_id": uuid.uuid4(),
+                    "status": "FAILED",
+                    "sent_at": sent,
+                    "failed_at": sent + 60 * S,
+                    "retry_count": 2,
+                },
+                {**command, "device_id": c, "request_id": uuid.uuid4(), "status": "PENDING"},
+            ],
+        )
+        hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+        _insert(
+            conn,
+            heartbeat_counts,
+            [
+                {"device_id": a, "hour": hour, "received": 360, "written": 14},
+                {"device_id": b, "hour": hour, "received": 360, "written": 36},
+            ],
+        )
+
+
+def fill_influx(client: InfluxDBClient, bucket: str, now: datetime) -> None:
+    """Two hours of heartbeats of devices 1 and 2, one every five minutes, the last two
+    minutes ago (the dashboard's periods end at the start of the current minute)."""
+    start = now - timedelta(hours=2, minutes=2)  # all before the dashboard's minute
+    write(
+        client,
+        bucket,
+        (
+            heartbeat(tags(n), start + k * timedelta(minutes=5), temperature=temperature)
+            for n, temperature in TEMPERATURES.items()
+            for k in range(25)
+        ),
+    )

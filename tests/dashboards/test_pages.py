@@ -1,0 +1,151 @@
+"""Every page renders from the real stores, read-only, and shows the fleet's numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fleetwatch.dashboard_cli import APP
+
+TIMEOUT_S = 60
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {metric.label: metric.value for metric in at.metric}
+
+
+def _open(page: str | None = None) -> AppTest:
+    """The app after its first run, switched to ``page`` (the Fleet page when None)."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S).run()
+    if page is not None:
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_fleet_page_counts_the_devices() -> None:
+    """Fleet shows the totals, the breakdown table and one CSV per table."""
+    at = _open()
+    assert at.title[0].value == "Fleet"
+    metrics = _metrics(at)
+    assert metrics["Devices"] == "3"
+    assert metrics["Online"] == "2"
+    assert metrics["Offline"] == "1"
+    assert metrics["Stale (> 1 h)"] == "1"
+    assert metrics["Not synced"] == "1"
+    breakdown, health, stale, unsynced = at.dataframe
+    assert len(health.value) == 3
+    assert len(stale.value) == 1
+    assert len(unsynced.value) == 1
+    assert len(breakdown.value) == 2  # NORMAL and OFFLINE
+    assert len(at.get("download_button")) == 4
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_sidebar_filters_narrow_every_report() -> None:
+    """Picking zone 5 in the sidebar leaves its one device, on this page and the next."""
+    at = _open()
+    at.sidebar.selectbox(key="filter_zone").select("5").run()
+    assert not at.exception
+    assert _metrics(at)["Devices"] == "1"
+    at.switch_page("app_pages/commands.py").run()
+    assert _metrics(at)["Commands"] == "1"
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_alarms_page_shows_raised_and_active() -> None:
+    """Alarms counts the period's input alarms and every open one, however old."""
+    at = _open("alarms")
+    metrics = _metrics(at)
+    assert metrics["Alarms raised"] == "2"
+    assert metrics["Active now"] == "2"
+    assert metrics["Critical active"] == "1"
+    assert metrics["Acknowledge, median"] == "5.0 s"
+    assert metrics["Resolve, median"] == "20.0 s"
+    assert len(at.dataframe[0].value) == 2  # the active alarms
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_commands_page_shows_success_rate() -> None:
+    """Commands: one completed of the two with an outcome is a 50 % success rate."""
+    at = _open("commands")
+    metrics = _metrics(at)
+    assert metrics["Commands"] == "3"
+    assert metrics["Success rate"] == "50.0%"
+    assert metrics["Failed or timed out"] == "1"
+    by_type = at.dataframe[0].value
+    assert list(by_type["command_type"]) == ["SYSTEM"]
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_storage_page_shows_cdc_savings() -> None:
+    """Storage: 50 points written for 720 heartbeats is a 93.1 % reduction."""
+    at = _open("storage")
+    metrics = _metrics(at)
+    assert metrics["Heartbeats received"] == "720"
+    assert metrics["Points written"] == "50"
+    assert metrics["Reduction"] == "93.1%"
+    points = at.dataframe[2].value
+    assert points["points"].sum() == 50
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_trends_page_shows_the_time_weighted_series() -> None:
+    """Trends: two devices at a steady 20 and 24 °C average 22 °C; one device alone, 20."""
+    at = _open("trends")
+    metrics = _metrics(at)
+    assert metrics["Mean over the period"] == "22.00"
+    assert metrics["Source"] == "raw points"
+    flux = at.text_area[0].value
+    assert flux is not None
+    assert 'field: "temperature"' in flux
+    at.sidebar.multiselect(key="filter_devices").select("ESG_ALARM_0001")
+    at.selectbox(key="trend_series").select("One line per device").run()
+    assert not at.exception
+    assert _metrics(at)["Mean over the period"] == "20.00"
+    trend = at.dataframe[0].value
+    assert set(trend["hostname"]) == {"ESG_ALARM_0001"}
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_trends_page_runs_the_engineers_flux() -> None:
+    """The edited Flux in the expander runs and its table is shown."""
+    at = _open("trends")
+    flux = at.text_area[0].value or ""
+    assert 'field: "temperature"' in flux
+    at.text_area[0].set_value(flux.replace('field: "temperature"', 'field: "humidity"')).run()
+    at.button(key="run_trend_flux").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    result = at.dataframe[1].value
+    assert len(result) > 0
+    assert result["_value"].tolist() == pytest.approx([40.0] * len(result))  # humidity
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_trends_page_runs_a_library_query() -> None:
+    """A ready-made query runs with the sidebar's period and the dashboard's bucket."""
+    at = _open("trends")
+    at.selectbox(key="library_query").select("cdc_points_per_day").run()
+    at.button(key="run_library_cdc_points_per_day").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    result = at.dataframe[-1].value
+    assert result["points"].sum() == 50
+
+
+def test_app_file_is_where_the_command_looks() -> None:
+    """The CLI starts the app file that exists, next to its pages."""
+    assert APP.is_file()
+    assert {p.name for p in (APP.parent / "app_pages").glob("*.py")} >= {
+        "fleet.py",
+        "alarms.py",
+        "commands.py",
+        "trends.py",
+        "storage.py",
+    }
+    assert isinstance(APP, Path)
