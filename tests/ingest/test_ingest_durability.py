@@ -32,6 +32,13 @@ def total_received(db: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
+async def wait_until_outbox_empty(db: psycopg.Connection[Any], timeout_s: float = 30) -> None:
+    """Poll until every committed point has been confirmed by InfluxDB."""
+    async with asyncio.timeout(timeout_s):
+        while db.execute("SELECT count(*) FROM influx_outbox").fetchone() != (0,):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+
+
 async def wait_until_received(db: psycopg.Connection[Any], count: int, timeout_s: float) -> None:
     """Poll PostgreSQL until ``count`` heartbeats are committed (a subprocess has no event)."""
     async with asyncio.timeout(timeout_s):
@@ -129,6 +136,9 @@ async def test_kill_9_mid_stream_loses_nothing(
         stored_at_kill = total_received(db)
         with ingest_process(migrated_pg, mqtt_settings, influx_settings, client_id):
             await wait_until_received(db, sent, timeout_s=90)
+            # Points of a batch committed just before the kill wait in the outbox for the
+            # new process's drain loop.
+            await wait_until_outbox_empty(db)
     finally:
         await forget_session(mqtt_settings, client_id)
     assert stored_at_kill < sent, "the kill came too late to prove anything"
