@@ -22,6 +22,7 @@ from ingest.contract import TopicKind
 from stores.influx import make_client as influx_client
 from tests.ingest.conftest import forget_session, start_ingest
 from tests.support.devices import FakePanel, Publisher
+from tests.support.outbox import outbox_drained, outbox_size
 from tests.support.tcp_proxy import TcpProxy
 
 PANELS = [FakePanel(n) for n in range(1, 21)]
@@ -30,13 +31,6 @@ PANELS = [FakePanel(n) for n in range(1, 21)]
 def total_received(db: psycopg.Connection[Any]) -> int:
     row = db.execute("SELECT coalesce(sum(received), 0) FROM heartbeat_counts").fetchone()
     return int(row[0]) if row else 0
-
-
-async def wait_until_outbox_empty(db: psycopg.Connection[Any], timeout_s: float = 30) -> None:
-    """Poll until every committed point has been confirmed by InfluxDB."""
-    async with asyncio.timeout(timeout_s):
-        while db.execute("SELECT count(*) FROM influx_outbox").fetchone() != (0,):  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
 
 
 async def wait_until_received(db: psycopg.Connection[Any], count: int, timeout_s: float) -> None:
@@ -138,7 +132,7 @@ async def test_kill_9_mid_stream_loses_nothing(
             await wait_until_received(db, sent, timeout_s=90)
             # Points of a batch committed just before the kill wait in the outbox for the
             # new process's drain loop.
-            await wait_until_outbox_empty(db)
+            await outbox_drained(db)
     finally:
         await forget_session(mqtt_settings, client_id)
     assert stored_at_kill < sent, "the kill came too late to prove anything"
@@ -218,7 +212,7 @@ async def test_full_outbox_pauses_intake_until_influxdb_returns(
                 while service.accepting:  # noqa: ASYNC110 - the drain loop flips it
                     await asyncio.sleep(0.05)
             await device.send(panel, TopicKind.HEARTBEAT, panel.heartbeat(temperature=30.0))
-            assert db.execute("SELECT count(*) FROM influx_outbox").fetchone() == (2,)
+            assert outbox_size(db) == 2
     finally:
         stop.set()
         await task
@@ -234,7 +228,7 @@ async def test_full_outbox_pauses_intake_until_influxdb_returns(
         await task
         await forget_session(mqtt_settings, client_id)
     assert total_received(db) == 3
-    assert db.execute("SELECT count(*) FROM influx_outbox").fetchone() == (0,)
+    assert outbox_size(db) == 0
     assert influx_point_count(influx_settings) == 3
 
 

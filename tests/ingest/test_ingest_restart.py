@@ -19,6 +19,7 @@ from stores.influx import make_client
 from tests.ingest.conftest import forget_session, start_ingest
 from tests.ingest.test_ingest_flows import one
 from tests.support.devices import FakePanel, Publisher
+from tests.support.outbox import outbox_drained, outbox_size
 
 PANEL = FakePanel(7)
 UNREACHABLE_INFLUX = "http://127.0.0.1:9"  # discard port: nothing listens
@@ -68,17 +69,6 @@ from(bucket: "{influx.influx_bucket}")
     with make_client(influx) as client:
         tables = client.query_api().query(flux)
     return [record.values for table in tables for record in table.records]
-
-
-def outbox_size(db: psycopg.Connection[Any]) -> int:
-    return int(one(db, "SELECT count(*) FROM influx_outbox")[0])
-
-
-async def outbox_drained(db: psycopg.Connection[Any], timeout_s: float = 15.0) -> None:
-    """Wait until the outbox is empty; the drainer signals nothing, so this polls."""
-    async with asyncio.timeout(timeout_s):
-        while outbox_size(db):  # noqa: ASYNC110 - no event to wait on
-            await asyncio.sleep(0.1)
 
 
 async def test_restart_seeds_cdc_state_without_flood_or_gap(
