@@ -11,6 +11,7 @@ started=$SECONDS
 log() { printf '[test] %s\n' "$*" >&2; }
 
 scripts/bootstrap.sh
+scripts/browser.sh
 
 if [ -z "${FLEETWATCH_DATABASE_URL:-}" ] && ! .venv/bin/python -c \
     'import docker, sys; docker.from_env(timeout=3).ping()' >/dev/null 2>&1; then

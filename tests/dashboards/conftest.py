@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import streamlit as st
@@ -16,6 +18,7 @@ from stores.postgres.migrate import upgrade
 from stores.postgres.roles import ensure_readonly_role
 from tests.conftest import unique_name
 from tests.dashboards.dataset import fill_influx, fill_postgres
+from tests.support.dashboard_server import serve_dashboard
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +69,10 @@ def dashboard_env(
             conn.execute(text(f'DROP OWNED BY "{role}"'))
             conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         engine.dispose()
+
+
+@pytest.fixture
+def dashboard_url(dashboard_env: datetime, tmp_path: Path) -> Iterator[str]:
+    """``fleetwatch dashboard`` serving ``dataset`` as a real process; yields its base URL."""
+    with serve_dashboard(os.environ, tmp_path / "dashboard.log") as url:
+        yield url
