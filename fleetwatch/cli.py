@@ -8,6 +8,9 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
@@ -16,6 +19,7 @@ from fleetwatch import __version__, command_cli, dashboard_cli, flux_cli, logs
 from fleetwatch.settings import (
     ENV_PREFIX,
     SETTINGS_GROUPS,
+    DashboardSettings,
     InfluxSettings,
     IngestSettings,
     LogSettings,
@@ -25,6 +29,9 @@ from fleetwatch.settings import (
     SettingsError,
     load,
 )
+
+if TYPE_CHECKING:
+    from influxdb_client.client.influxdb_client import InfluxDBClient
 
 logger = logging.getLogger(__name__)
 
@@ -97,16 +104,19 @@ def _cmd_check(_: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(_: argparse.Namespace) -> int:
-    """Bring PostgreSQL to the schema this version needs, then InfluxDB's buckets and task."""
+    """Bring PostgreSQL to the schema this version needs, then InfluxDB's buckets and task;
+    with the dashboard's settings, also its read-only role and read token."""
     from stores import StoreError, postgres  # noqa: PLC0415 - heavy imports
 
     settings = load(PostgresSettings)
     influx_settings, retention = load(InfluxSettings), load(RetentionSettings)
+    dashboard = load(DashboardSettings)
     if retention.influx_hourly_bucket == influx_settings.influx_bucket:
         raise SettingsError(
             f"{ENV_PREFIX}INFLUX_HOURLY_BUCKET must name another bucket than "
             f"{ENV_PREFIX}INFLUX_BUCKET (both are {influx_settings.influx_bucket!r})"
         )
+    role = _dashboard_role(dashboard, settings)
     engine = postgres.make_engine(settings, pool_size=1)
     try:
         before = postgres.current_revision(engine)
@@ -121,8 +131,14 @@ def _cmd_migrate(_: argparse.Namespace) -> int:
         sys.stdout.write(f"postgresql: already at revision {after}\n")
     else:
         sys.stdout.write(f"postgresql: migrated from revision {before or 'none'} to {after}\n")
+    if role is not None:
+        try:
+            _ensure_dashboard_role(settings, *role)
+        except StoreError as exc:
+            sys.stderr.write(f"fleetwatch migrate: {exc}\n")
+            return 1
     try:
-        _migrate_influx(influx_settings, retention)
+        _migrate_influx(influx_settings, retention, dashboard.dashboard_influx_token_file)
     except StoreError as exc:
         sys.stderr.write(
             f"fleetwatch migrate: {exc}\n"
@@ -133,8 +149,54 @@ def _cmd_migrate(_: argparse.Namespace) -> int:
     return 0
 
 
-def _migrate_influx(settings: InfluxSettings, retention: RetentionSettings) -> None:
-    """Ensure the raw and hourly buckets with their retention, and the downsampling task."""
+def _dashboard_role(
+    dashboard: DashboardSettings, owner: PostgresSettings
+) -> tuple[str, str] | None:
+    """The role name and password of FLEETWATCH_DASHBOARD_DATABASE_URL, if set and sound.
+
+    Raises:
+        SettingsError: the URL names another database than FLEETWATCH_DATABASE_URL (the
+            grants would miss it), no password, or the migrating user itself (which the
+            read-only role would strip of its rights).
+    """
+    url = dashboard.dashboard_database_url
+    if url is None:
+        return None
+    name = f"{ENV_PREFIX}DASHBOARD_DATABASE_URL"
+    user, owner_user = url.hosts()[0], owner.database_url.hosts()[0]
+    role, password = unquote(user["username"] or ""), unquote(user["password"] or "")
+    if url.path != owner.database_url.path:
+        raise SettingsError(
+            f"{name} must name the database of {ENV_PREFIX}DATABASE_URL "
+            f"({owner.database_url.path!r}), got {url.path!r}"
+        )
+    if not password:
+        raise SettingsError(f"{name} needs a password: migrate gives it to the read-only role")
+    if role == unquote(owner_user["username"] or ""):
+        raise SettingsError(
+            f"{name} must name a role of its own, not {ENV_PREFIX}DATABASE_URL's user {role!r}"
+        )
+    return role, password
+
+
+def _ensure_dashboard_role(settings: PostgresSettings, role: str, password: str) -> None:
+    """Create or renew the dashboard's role: SELECT only, also on tables created later."""
+    from stores import postgres  # noqa: PLC0415 - heavy imports
+    from stores.postgres.roles import ensure_readonly_role  # noqa: PLC0415
+
+    engine = postgres.make_engine(settings, pool_size=1)
+    try:
+        ensure_readonly_role(engine, role, password)
+    finally:
+        engine.dispose()
+    sys.stdout.write(f"postgresql: dashboard role {role}: SELECT only, password set\n")
+
+
+def _migrate_influx(
+    settings: InfluxSettings, retention: RetentionSettings, token_file: Path | None
+) -> None:
+    """Ensure the raw and hourly buckets with their retention, and the downsampling task;
+    with ``token_file``, the dashboard's read token on both buckets, written there."""
     from stores import influx  # noqa: PLC0415 - heavy imports
     from stores.influx import buckets, tasks  # noqa: PLC0415
 
@@ -164,6 +226,28 @@ def _migrate_influx(settings: InfluxSettings, retention: RetentionSettings) -> N
         else:
             done = "already up to date"
         sys.stdout.write(f"influxdb: task {task.name}: {done}\n")
+        if token_file is not None:
+            _ensure_dashboard_token(client, org, (raw, hourly), token_file)
+
+
+def _ensure_dashboard_token(
+    client: InfluxDBClient, org: str, buckets: tuple[str, ...], token_file: Path
+) -> None:
+    """Ensure the read token on ``buckets`` and write it to ``token_file`` (0600)."""
+    from stores.influx import auth  # noqa: PLC0415 - heavy imports
+
+    before = {str(found.token) for found in auth.read_authorizations(client, org, buckets)}
+    token = auth.ensure_read_token(client, org, buckets)
+    try:
+        auth.write_token_file(token_file, token)
+    except OSError as exc:
+        raise SettingsError(
+            f"{ENV_PREFIX}DASHBOARD_INFLUX_TOKEN_FILE: cannot write {token_file}: {exc}"
+        ) from exc
+    done = "kept" if token in before else ("replaced" if before else "created")
+    sys.stdout.write(
+        f"influxdb: dashboard read token on {', '.join(buckets)}: {done}, written to {token_file}\n"
+    )
 
 
 def _cmd_housekeeping(_: argparse.Namespace) -> int:

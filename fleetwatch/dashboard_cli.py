@@ -23,8 +23,9 @@ def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers 
         help="serve the Streamlit dashboard (fleet, alarms, commands, trends, storage)",
         description=(
             "Serve the dashboard with Streamlit. It reads with "
-            f"{ENV_PREFIX}DASHBOARD_DATABASE_URL and {ENV_PREFIX}DASHBOARD_INFLUX_TOKEN "
-            f"(read-only credentials), falling back to {ENV_PREFIX}DATABASE_URL and "
+            f"{ENV_PREFIX}DASHBOARD_DATABASE_URL and {ENV_PREFIX}DASHBOARD_INFLUX_TOKEN or "
+            f"the token in {ENV_PREFIX}DASHBOARD_INFLUX_TOKEN_FILE (read-only credentials, "
+            f"made by 'fleetwatch migrate'), falling back to {ENV_PREFIX}DATABASE_URL and "
             f"{ENV_PREFIX}INFLUX_TOKEN."
         ),
     )
@@ -68,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = DashboardSettings(**given)
     except ValidationError as exc:
         raise SettingsError(describe_errors(exc)) from exc
+    settings.influx_token()  # an unreadable token file stops here, not on every page
     port, address = settings.dashboard_port, settings.dashboard_address
     env = os.environ | {
         f"{ENV_PREFIX}DASHBOARD_PORT": str(port),

@@ -152,8 +152,11 @@ class DashboardSettings(BaseSettings):
     """How the Streamlit dashboard runs, and the read-only credentials it uses.
 
     The dashboard only reads: give it a PostgreSQL role limited to SELECT
-    (``stores.postgres.roles.ensure_readonly_role``) and an InfluxDB read token. Unset, it
-    falls back to the service credentials (FLEETWATCH_DATABASE_URL, FLEETWATCH_INFLUX_TOKEN).
+    (``stores.postgres.roles.ensure_readonly_role``) and an InfluxDB read token, which
+    ``fleetwatch migrate`` creates when these settings are set. InfluxDB generates the
+    token, so migrate writes it to FLEETWATCH_DASHBOARD_INFLUX_TOKEN_FILE for the dashboard
+    to read. Unset, the dashboard falls back to the service credentials
+    (FLEETWATCH_DATABASE_URL, FLEETWATCH_INFLUX_TOKEN).
     """
 
     model_config = _config()
@@ -165,6 +168,11 @@ class DashboardSettings(BaseSettings):
     dashboard_influx_token: SecretStr | None = Field(
         default=None,
         description="read-only InfluxDB token for the dashboard (default: INFLUX_TOKEN)",
+    )
+    dashboard_influx_token_file: Path | None = Field(
+        default=None,
+        description="file holding the dashboard's InfluxDB read token, written by migrate "
+        "(DASHBOARD_INFLUX_TOKEN wins)",
     )
     dashboard_port: int = Field(default=8501, ge=1, le=65535, description="dashboard HTTP port")
     dashboard_address: str = Field(
@@ -178,10 +186,40 @@ class DashboardSettings(BaseSettings):
         return fallback.model_copy(update={"database_url": self.dashboard_database_url})
 
     def influx(self, fallback: InfluxSettings) -> InfluxSettings:
-        """``fallback`` with the dashboard's own InfluxDB token, when one is set."""
-        if self.dashboard_influx_token is None:
+        """``fallback`` with the dashboard's own InfluxDB token, when one is set.
+
+        Raises:
+            SettingsError: the token file is set but cannot be read, or is empty.
+        """
+        token = self.influx_token()
+        if token is None:
             return fallback
-        return fallback.model_copy(update={"influx_token": self.dashboard_influx_token})
+        return fallback.model_copy(update={"influx_token": token})
+
+    def influx_token(self) -> SecretStr | None:
+        """The dashboard's own InfluxDB token: DASHBOARD_INFLUX_TOKEN, else the stripped
+        content of DASHBOARD_INFLUX_TOKEN_FILE (read now, so a renewed token is picked up),
+        else None.
+
+        Raises:
+            SettingsError: the token file is set but cannot be read, or is empty.
+        """
+        if self.dashboard_influx_token is not None:
+            return self.dashboard_influx_token
+        path = self.dashboard_influx_token_file
+        if path is None:
+            return None
+        name = f"{ENV_PREFIX}DASHBOARD_INFLUX_TOKEN_FILE"
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise SettingsError(
+                f"{name}: cannot read {path} ({reason}); `fleetwatch migrate` writes it"
+            ) from exc
+        if not token:
+            raise SettingsError(f"{name}: {path} is empty; `fleetwatch migrate` writes it")
+        return SecretStr(token)
 
 
 class LogSettings(BaseSettings):

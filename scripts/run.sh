@@ -16,7 +16,17 @@ fi
 scripts/services.sh up
 eval "$(scripts/services.sh env)"
 fw=.venv/bin/fleetwatch
-"$fw" migrate
+
+# The dashboard reads with credentials of its own, which migrate creates: the PostgreSQL role
+# fleetwatch_dashboard (SELECT only; a fresh password each run, migrate sets it again) and an
+# InfluxDB read token on the heartbeat buckets, written (0600) beside the services' state.
+state_dir="${FLEETWATCH_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/fleetwatch}"
+dashboard_password="$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(16))')"
+dashboard_env=(
+  "FLEETWATCH_DASHBOARD_DATABASE_URL=postgresql://fleetwatch_dashboard:$dashboard_password@${FLEETWATCH_DATABASE_URL#*@}"
+  "FLEETWATCH_DASHBOARD_INFLUX_TOKEN_FILE=$state_dir/dashboard/influx-read-token"
+)
+env "${dashboard_env[@]}" "$fw" migrate
 
 pids=()
 stop() {
@@ -37,8 +47,10 @@ done
 "$fw" simulate --devices "$devices" --speed 1 & pids+=($!)
 dashboard="(not part of this version)"
 if "$fw" dashboard --help >/dev/null 2>&1; then
-  "$fw" dashboard & pids+=($!)
-  dashboard="http://127.0.0.1:${FLEETWATCH_DASHBOARD_PORT:-8501}"
+  # Without the service's credentials, so nothing but the read-only ones can be used.
+  env -u FLEETWATCH_DATABASE_URL -u FLEETWATCH_INFLUX_TOKEN -u FLEETWATCH_DASHBOARD_INFLUX_TOKEN \
+    "${dashboard_env[@]}" "$fw" dashboard & pids+=($!)
+  dashboard="http://127.0.0.1:${FLEETWATCH_DASHBOARD_PORT:-8501}  (reads as fleetwatch_dashboard, InfluxDB read token)"
 fi
 
 cat <<MSG

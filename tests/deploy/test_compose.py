@@ -51,6 +51,15 @@ TESTED_IMAGES = {
     "mosquitto": test_services.MOSQUITTO_IMAGE,
 }
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET")
+# A *_FILE setting names where a secret is kept (a path in a volume), not the secret itself.
+SECRET_FILE_NAME = re.compile(r"_FILE$")
+# Which .env variable holds the password of each database URL setting.
+DATABASE_PASSWORD_VARIABLES = {
+    "FLEETWATCH_DATABASE_URL": "POSTGRES_PASSWORD",
+    "FLEETWATCH_DASHBOARD_DATABASE_URL": "DASHBOARD_POSTGRES_PASSWORD",
+}
+# The settings that hand the service's own credentials out; the dashboard never gets them.
+SERVICE_CREDENTIALS = ("FLEETWATCH_DATABASE_URL", "FLEETWATCH_INFLUX_TOKEN")
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}, $NAME; not $$.
 INTERPOLATION = re.compile(
     r"(?<!\$)\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}"
@@ -298,11 +307,56 @@ def test_secrets_come_only_from_env(compose: dict[str, Any]) -> None:
                 assert not found.has_default, f"{found.name} must not have a default"
     for name, spec in compose["services"].items():
         for key, value in _environment(spec).items():
-            if SECRET_NAME.search(key):
+            if SECRET_NAME.search(key) and not SECRET_FILE_NAME.search(key):
                 assert _interpolations(value), f"{name}: {key} is written in compose.yaml"
-            if key == "FLEETWATCH_DATABASE_URL":
+            password = DATABASE_PASSWORD_VARIABLES.get(key)
+            if password is not None:
                 names = [found.name for found in _interpolations(value)]
-                assert "POSTGRES_PASSWORD" in names, f"{name}: database password not from .env"
+                assert password in names, f"{name}: {key}'s password not from .env"
+
+
+def _volume_mounts(spec: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """A service's named-volume mounts: container path -> (volume, read-only)."""
+    mounts = {}
+    for entry in spec.get("volumes", []):
+        assert isinstance(entry, str), "volumes: use the short NAME:PATH[:ro] syntax"
+        source, target, *options = entry.split(":")
+        if not source.startswith((".", "/")):
+            mounts[target] = (source, options == ["ro"])
+    return mounts
+
+
+def _volume_file(spec: dict[str, Any], path: str) -> tuple[str, str, bool]:
+    """(volume, path inside it, read-only) of the named volume holding ``path``."""
+    for target, (volume, read_only) in _volume_mounts(spec).items():
+        if path.startswith(target.rstrip("/") + "/"):
+            return volume, path[len(target.rstrip("/")) + 1 :], read_only
+    raise AssertionError(f"{path} is in no named volume of the service")
+
+
+def test_dashboard_reads_with_the_credentials_migrate_makes(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    """The dashboard gets only read-only credentials: the role migrate creates, and the token
+    file migrate writes into a volume the dashboard mounts read-only."""
+    migrate, dashboard = _environment(services["migrate"]), _environment(services["dashboard"])
+    assert not set(SERVICE_CREDENTIALS) & set(dashboard), "the dashboard gets service credentials"
+    assert "FLEETWATCH_DASHBOARD_INFLUX_TOKEN" not in dashboard, "the token comes from the file"
+    url = "FLEETWATCH_DASHBOARD_DATABASE_URL"
+    assert dashboard[url] == migrate[url], "migrate must create the role the dashboard uses"
+    env = read_env_file()
+    role, owner = (
+        _resolve(value, env).split("://")[1].split(":")[0]
+        for value in (migrate[url], migrate["FLEETWATCH_DATABASE_URL"])
+    )
+    assert re.fullmatch(r"[a-z_][a-z0-9_]*", role), f"{role}: not a plain role name"
+    assert role != owner, "the read-only role must not be the migrating user"
+    setting = "FLEETWATCH_DASHBOARD_INFLUX_TOKEN_FILE"
+    written = _volume_file(services["migrate"], migrate[setting])
+    read = _volume_file(services["dashboard"], dashboard[setting])
+    assert written[:2] == read[:2], "the dashboard must read the file migrate writes"
+    assert (written[2], read[2]) == (False, True), "migrate writes it, the dashboard reads it"
+    assert written[0] in compose["volumes"], f"{written[0]} is not a declared volume"
 
 
 def test_env_files_stay_out_of_git_and_images() -> None:
