@@ -1,7 +1,8 @@
 """The hourly downsampling of the heartbeat history: an InfluxDB task, and the same Flux on demand.
 
 The computation lives in ``flux/hourly_stats.flux`` (``hourlyStats()`` for one window,
-``toHourly()`` to write its rows); this module only renders the calls around it:
+``toHourly()`` to write its rows, ``toGroups()`` to write their sums per zone and country);
+this module only renders the calls around it:
 
 * ``ensure_hourly_task`` installs it as a task that runs every hour (a few minutes past, so
   the hour's last points have arrived) and recomputes the last ``RECOMPUTE_HOURS`` whole
@@ -41,7 +42,7 @@ _HOUR = timedelta(hours=1)
 
 @cache
 def hourly_stats_flux() -> str:
-    """The Flux library of the downsampling (``hourlyStats``, ``toHourly``)."""
+    """The Flux library of the downsampling (``hourlyStats``, ``toHourly``, ``toGroups``)."""
     return FLUX_FILE.read_text(encoding="utf-8")
 
 
@@ -67,6 +68,7 @@ stop = date.truncate(t: now(), unit: 1h)
 
 {stats}
     |> toHourly(bucket: {_string(hourly_bucket)}, org: {_string(org)})
+    |> toGroups(bucket: {_string(hourly_bucket)}, org: {_string(org)})
 """
 
 
@@ -163,8 +165,9 @@ raw = {_string(raw_bucket)}
 
 {stats}
     |> toHourly(bucket: {_string(hourly_bucket)}, org: {_string(org)})
+    |> toGroups(bucket: {_string(hourly_bucket)}, org: {_string(org)})
     |> group()
-    |> count(column: "sample_count")
+    |> sum(column: "devices")
 """
 
 
@@ -184,7 +187,8 @@ def _stats(bounds: list[str]) -> str:
 def _run(client: InfluxDBClient, org: str, flux: str) -> int:
     with api_errors(client, "computing device_hourly_stats"):
         tables = client.query_api().query(flux, org=org)
-    return sum(int(record["sample_count"]) for table in tables for record in table.records)
+    # Each group row counts the device rows summed into it.
+    return sum(int(record["devices"]) for table in tables for record in table.records)
 
 
 def _floor_hour(moment: datetime) -> datetime:

@@ -7,12 +7,14 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import polars as pl
 import pytest
 from influxdb_client.client.influxdb_client import InfluxDBClient
 
 from fleetwatch.settings import InfluxSettings
 from stores.influx import ensure_bucket, ensure_hourly_task, make_client, run_hourly_stats
 from stores.influx.buckets import find_bucket, retention_seconds
+from stores.influx.flux_library import load_query, run_flux
 from stores.influx.points import DeviceTags, HeartbeatPoint, heartbeat_line
 from stores.influx.tasks import find_tasks, task_flux, task_name
 from stores.influx.writer import LineWriter
@@ -72,11 +74,14 @@ def _point(
     panic1: bool = False,
     box_sw: bool = False,
     online: bool = True,
+    change_type: str = "PERIODIC",
+    zone: int | None = 3,
+    country: str | None = "ES",
 ) -> str:
     """Line protocol of one CDC heartbeat point."""
     return heartbeat_line(
         HeartbeatPoint(
-            tags=DeviceTags(device_id, f"ESG_ALARM_{device_id:04d}", 3, "ES"),
+            tags=DeviceTags(device_id, f"ESG_ALARM_{device_id:04d}", zone, country),
             time=when,
             temperature=temperature,
             humidity=humidity,
@@ -89,22 +94,27 @@ def _point(
             is_online=online,
             device_state="NORMAL",
             uptime=100,
-            change_type="PERIODIC",
+            change_type=change_type,
             changes={},
             device_time=None,
         )
     )
 
 
-def _stats(client: InfluxDBClient, bucket: str) -> dict[tuple[str, datetime], dict[str, Any]]:
-    """Every device_hourly_stats row of ``bucket``, by (device_id, hour), read with Flux."""
+def _rows(client: InfluxDBClient, bucket: str, measurement: str) -> list[dict[str, Any]]:
+    """Every ``measurement`` row of ``bucket``, its fields pivoted into columns."""
     flux = f"""
 from(bucket: "{bucket}")
   |> range(start: -7d)
-  |> filter(fn: (r) => r._measurement == "device_hourly_stats")
+  |> filter(fn: (r) => r._measurement == "{measurement}")
   |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
 """
-    rows = [record.values for table in client.query_api().query(flux) for record in table.records]
+    return [record.values for table in client.query_api().query(flux) for record in table.records]
+
+
+def _stats(client: InfluxDBClient, bucket: str) -> dict[tuple[str, datetime], dict[str, Any]]:
+    """Every device_hourly_stats row of ``bucket``, by (device_id, hour)."""
+    rows = _rows(client, bucket, "device_hourly_stats")
     return {(row["device_id"], row["_time"]): row for row in rows}
 
 
@@ -289,3 +299,100 @@ def test_task_run_writes_the_recent_hours(
     stats = _stats(client, hourly)
     assert list(stats) == [("4", hour)]
     assert stats["4", hour]["avg_temperature"] == pytest.approx(23.0)
+
+
+def test_points_by_change_type_and_group_sums(
+    client: InfluxDBClient, org: str, new_bucket: NewBucket
+) -> None:
+    """Device rows count stored points by change_type (the carried one excluded) and
+    group_hourly_stats sums them per zone and country, weighting means by covered time."""
+    raw, hourly = new_bucket(30), new_bucket(730)
+    hour = _hour_ago(2)
+    at = [hour + timedelta(minutes=minutes) for minutes in range(60)]
+    LineWriter(client, raw).write(
+        [
+            # Device 4 (zone 3, ES): 20 °C carried in, 26 °C from :30.
+            _point(4, hour - timedelta(minutes=1), 20.0, change_type="SENSOR_DATA"),
+            _point(4, at[0], 20.0),
+            _point(4, at[10], 20.0, panic1=True, change_type="ALARM"),
+            _point(4, at[30], 26.0, change_type="SENSOR_DATA"),
+            # Device 5 (zone 3, ES): 30 °C all hour.
+            _point(5, at[0], 30.0),
+            _point(5, at[5], 30.0, change_type="MULTIPLE"),
+            # Device 6 (zone 5, PT): offline from :15, so only 15 min count.
+            _point(6, at[0], 10.0, zone=5, country="PT"),
+            _point(6, at[15], 10.0, online=False, zone=5, country="PT", change_type="CONNECTION"),
+            # Device 7 without zone or country.
+            _point(7, at[0], 15.0, zone=None, country=None),
+        ]
+    )
+
+    written = run_hourly_stats(client, org, raw, hourly, start=hour, stop=hour + timedelta(hours=1))
+
+    assert written == 4
+    device = _stats(client, hourly)["4", hour]
+    assert (device["points_periodic"], device["points_alarm"]) == (1, 1)
+    assert (device["points_sensor_data"], device["points_multiple"]) == (1, 0)
+    assert device["sample_count"] == 3
+    groups = {
+        (row.get("zone"), row.get("country")): row
+        for row in _rows(client, hourly, "group_hourly_stats")
+    }
+    assert set(groups) == {("3", "ES"), ("5", "PT"), (None, None)}
+    es = groups["3", "ES"]
+    assert es["_time"] == hour
+    assert es["devices"] == 2
+    assert es["covered_seconds"] == pytest.approx(7200.0)
+    assert es["weighted_temperature"] / es["covered_seconds"] == pytest.approx(
+        (20 * 30 + 26 * 30 + 30 * 60) / 120
+    )
+    assert (es["sample_count"], es["panic1_events"]) == (5, 1)
+    assert (es["points_periodic"], es["points_sensor_data"]) == (2, 1)
+    assert (es["points_alarm"], es["points_multiple"], es["points_connection"]) == (1, 1, 0)
+    pt = groups["5", "PT"]
+    assert (pt["devices"], pt["covered_seconds"]) == (1, pytest.approx(900.0))
+    assert (pt["points_periodic"], pt["points_connection"]) == (1, 1)
+    assert groups[None, None]["weighted_temperature"] == pytest.approx(15.0 * 3600)
+
+
+def test_group_rollup_reads_agree_with_the_device_rows(
+    client: InfluxDBClient, org: str, new_bucket: NewBucket
+) -> None:
+    """group_trend.flux over the rollup gives fleet_hourly.flux's answer over the device rows,
+    and stored_points_per_day.flux counts the stored points by change type either way."""
+    raw, hourly = new_bucket(30), new_bucket(730)
+    first = _hour_ago(3)
+    lines = []
+    for device, (zone, country, base) in {
+        8: (3, "ES", 20.0),
+        9: (3, "ES", 26.0),
+        10: (5, "PT", 14.0),
+    }.items():
+        for minute in range(0, 120, 5):
+            kind = "SENSOR_DATA" if minute % 30 == 5 else "PERIODIC"
+            when = first + timedelta(minutes=minute)
+            value = base + minute / 60
+            lines.append(_point(device, when, value, zone=zone, country=country, change_type=kind))
+    LineWriter(client, raw).write(lines)
+    run_hourly_stats(client, org, raw, hourly, start=first, stop=first + timedelta(hours=2))
+    params = {"hourly_bucket": hourly, "start": first, "stop": first + timedelta(hours=2)}
+
+    def flux(name: str, **extra: str) -> pl.DataFrame:
+        return run_flux(client, load_query(name).render({**params, **extra}), org=org)
+
+    for by in ("", "zone"):
+        rollup = flux("group_trend", window="1h", by=by).sort([*filter(None, [by]), "_time"])
+        devices = flux("fleet_hourly", window="1h", by=by).sort([*filter(None, [by]), "_time"])
+        assert rollup.height == devices.height == (2 if by == "" else 4)
+        assert rollup["_value"].to_list() == pytest.approx(devices["_value"].to_list())
+        assert rollup["devices"].to_list() == devices["devices"].to_list()
+    zone_3 = flux("group_trend", window="2h", zone="3").row(0, named=True)
+    # Steps of 20 + t/60 and 26 + t/60 held 5 minutes each: t averages 57.5 min.
+    assert zone_3["_value"] == pytest.approx(23.0 + 57.5 / 60)
+    assert zone_3["devices"] == 2
+    counts = flux("stored_points_per_day")
+    by_kind = dict(counts.group_by("change_type").agg(pl.col("points").sum()).iter_rows())
+    assert by_kind["PERIODIC"] + by_kind["SENSOR_DATA"] == len(lines)
+    assert by_kind["SENSOR_DATA"] == 3 * 4
+    picked = flux("stored_points_per_day", hostnames="ESG_ALARM_0008,ESG_ALARM_0010")
+    assert picked["points"].sum() == 2 * 24

@@ -15,16 +15,28 @@
 //   country     string   = ""       only this country; "" for all
 
 import "strings"
+import "regexp"
 
-hostnames = strings.split(v: params.hostnames, t: ",")
+// Tag filters that InfluxDB pushes down to storage: a parameter test inside the
+// predicate (`params.zone == "" or ...`) or contains() would make it read every series.
+byZone = if params.zone == "" then (r) => true else (r) => r.zone == params.zone
+byCountry = if params.country == "" then (r) => true else (r) => r.country == params.country
+byAlarmType =
+    if params.alarm_type == "" then (r) => true else (r) => r.alarm_type == params.alarm_type
+// hostnames "A,B" -> /^(A|B)$/, each name matched literally.
+hostPattern =
+    regexp.compile(
+        v: "^(" + strings.replaceAll(v: regexp.quoteMeta(v: params.hostnames), t: ",", u: "|") + ")$",
+    )
+byHost = if params.hostnames == "" then (r) => true else (r) => r.hostname =~ hostPattern
 
 from(bucket: params.bucket)
     |> range(start: params.start, stop: params.stop)
     |> filter(fn: (r) => r._measurement == "alarm")
-    |> filter(fn: (r) => params.alarm_type == "" or r.alarm_type == params.alarm_type)
-    |> filter(fn: (r) => params.zone == "" or r.zone == params.zone)
-    |> filter(fn: (r) => params.country == "" or r.country == params.country)
-    |> filter(fn: (r) => params.hostnames == "" or contains(value: r.hostname, set: hostnames))
+    |> filter(fn: byAlarmType)
+    |> filter(fn: byZone)
+    |> filter(fn: byCountry)
+    |> filter(fn: byHost)
     |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
     |> drop(columns: ["_start", "_stop", "_measurement"])
     |> group()

@@ -16,17 +16,28 @@
 //   country     string   = ""       only this country; "" for all
 
 import "strings"
+import "regexp"
 
-hostnames = strings.split(v: params.hostnames, t: ",")
+// Tag filters that InfluxDB pushes down to storage: a parameter test inside the
+// predicate (`params.zone == "" or ...`) or contains() would make it read every series.
+byZone = if params.zone == "" then (r) => true else (r) => r.zone == params.zone
+byCountry = if params.country == "" then (r) => true else (r) => r.country == params.country
+// hostnames "A,B" -> /^(A|B)$/, each name matched literally.
+hostPattern =
+    regexp.compile(
+        v: "^(" + strings.replaceAll(v: regexp.quoteMeta(v: params.hostnames), t: ",", u: "|") + ")$",
+    )
+byHost = if params.hostnames == "" then (r) => true else (r) => r.hostname =~ hostPattern
+
 columns = if params.per_device then ["hostname", "change_type"] else ["change_type"]
 
 from(bucket: params.bucket)
     |> range(start: params.start, stop: params.stop)
     // Every point has exactly one change_type field: counting it counts points.
     |> filter(fn: (r) => r._measurement == "heartbeat" and r._field == "change_type")
-    |> filter(fn: (r) => params.zone == "" or r.zone == params.zone)
-    |> filter(fn: (r) => params.country == "" or r.country == params.country)
-    |> filter(fn: (r) => params.hostnames == "" or contains(value: r.hostname, set: hostnames))
+    |> filter(fn: byZone)
+    |> filter(fn: byCountry)
+    |> filter(fn: byHost)
     |> map(fn: (r) => ({r with change_type: r._value}))
     |> group(columns: columns)
     |> aggregateWindow(every: 1d, fn: count, timeSrc: "_start", createEmpty: true)

@@ -25,8 +25,19 @@
 
 import "experimental"
 import "strings"
+import "regexp"
 
-hostnames = strings.split(v: params.hostnames, t: ",")
+// Tag filters that InfluxDB pushes down to storage: a parameter test inside the
+// predicate (`params.zone == "" or ...`) or contains() would make it read every series.
+byZone = if params.zone == "" then (r) => true else (r) => r.zone == params.zone
+byCountry = if params.country == "" then (r) => true else (r) => r.country == params.country
+// hostnames "A,B" -> /^(A|B)$/, each name matched literally.
+hostPattern =
+    regexp.compile(
+        v: "^(" + strings.replaceAll(v: regexp.quoteMeta(v: params.hostnames), t: ",", u: "|") + ")$",
+    )
+byHost = if params.hostnames == "" then (r) => true else (r) => r.hostname =~ hostPattern
+
 by = if params.by == "" then [] else strings.split(v: params.by, t: ",")
 average = "avg_" + params.field
 
@@ -34,9 +45,9 @@ from(bucket: params.hourly_bucket)
     |> range(start: params.start, stop: params.stop)
     |> filter(fn: (r) => r._measurement == "device_hourly_stats")
     |> filter(fn: (r) => r._field == average or r._field == "covered_seconds")
-    |> filter(fn: (r) => params.zone == "" or r.zone == params.zone)
-    |> filter(fn: (r) => params.country == "" or r.country == params.country)
-    |> filter(fn: (r) => params.hostnames == "" or contains(value: r.hostname, set: hostnames))
+    |> filter(fn: byZone)
+    |> filter(fn: byCountry)
+    |> filter(fn: byHost)
     |> map(
         fn: (r) =>
             ({r with

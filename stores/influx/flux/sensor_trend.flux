@@ -40,8 +40,19 @@ import "contrib/tomhollingworth/events"
 import "date"
 import "experimental"
 import "strings"
+import "regexp"
 
-hostnames = strings.split(v: params.hostnames, t: ",")
+// Tag filters that InfluxDB pushes down to storage: a parameter test inside the
+// predicate (`params.zone == "" or ...`) or contains() would make it read every series.
+byZone = if params.zone == "" then (r) => true else (r) => r.zone == params.zone
+byCountry = if params.country == "" then (r) => true else (r) => r.country == params.country
+// hostnames "A,B" -> /^(A|B)$/, each name matched literally.
+hostPattern =
+    regexp.compile(
+        v: "^(" + strings.replaceAll(v: regexp.quoteMeta(v: params.hostnames), t: ",", u: "|") + ")$",
+    )
+byHost = if params.hostnames == "" then (r) => true else (r) => r.hostname =~ hostPattern
+
 by = if params.by == "" then [] else strings.split(v: params.by, t: ",")
 
 selected =
@@ -49,9 +60,9 @@ selected =
         |> range(start: date.sub(d: params.carry, from: params.start), stop: params.stop)
         |> filter(fn: (r) => r._measurement == "heartbeat")
         |> filter(fn: (r) => r._field == params.field or r._field == "is_online")
-        |> filter(fn: (r) => params.zone == "" or r.zone == params.zone)
-        |> filter(fn: (r) => params.country == "" or r.country == params.country)
-        |> filter(fn: (r) => params.hostnames == "" or contains(value: r.hostname, set: hostnames))
+        |> filter(fn: byZone)
+        |> filter(fn: byCountry)
+        |> filter(fn: byHost)
 
 // One row per point: `value` (the field as a float; a boolean is 1.0 or 0.0) and `live`.
 points =
