@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Final
+from typing import Final, Literal
 
 import polars as pl
 from influxdb_client.client.influxdb_client import InfluxDBClient
@@ -188,18 +188,34 @@ def load_commands(
 
 
 def load_heartbeat_counts(
-    engine: Engine, period: Period, filters: ReportFilter = _ALL_FILTER
+    engine: Engine, period: Period, filters: ReportFilter = _ALL_FILTER, *, daily: bool = False
 ) -> pl.DataFrame:
     """Heartbeats received and points written per device and hour for the hours that start
-    in the period (:data:`analytics.storage.COUNTS_SCHEMA`)."""
+    in the period (:data:`analytics.storage.COUNTS_SCHEMA`). ``daily`` sums each device's
+    hours per UTC day in the database (``hour`` is then the day's 00:00): 24 times fewer
+    rows, and every ``analytics.storage`` report comes out the same."""
     h, d = heartbeat_counts.c, devices.c
+    day = func.date_trunc("day", h.hour, "UTC")
+    when = day.label("hour") if daily else h.hour
+    received, written = (
+        (func.sum(h.received).label("received"), func.sum(h.written).label("written"))
+        if daily
+        else (h.received, h.written)
+    )
     statement = (
-        select(h.device_id, d.hostname, d.zone, d.country, h.hour, h.received, h.written)
+        select(h.device_id, d.hostname, d.zone, d.country, when, received, written)
         .select_from(heartbeat_counts.join(devices, d.id == h.device_id))
         .where(h.hour >= period.start, h.hour < period.end, *_device_filter(filters))
-        .order_by(h.hour, h.device_id)
     )
-    return _frame(engine, statement, storage.COUNTS_SCHEMA, "loading heartbeat counts")
+    if daily:
+        # By the expression: the bare name "hour" would mean the table's column here.
+        statement = statement.group_by(h.device_id, d.hostname, d.zone, d.country, day)
+    return _frame(
+        engine,
+        statement.order_by(day if daily else h.hour, h.device_id),
+        storage.COUNTS_SCHEMA,
+        "loading heartbeat counts",
+    )
 
 
 def _device_filter(filters: ReportFilter) -> list[ColumnElement[bool]]:
@@ -275,12 +291,17 @@ def trend_query(
     *,
     filters: ReportFilter = _ALL_FILTER,
     by: Sequence[str] = DEVICE_TAGS,
+    fleet_devices: int | None = None,
     hourly_after: timedelta = trends.HOURLY_AFTER,
 ) -> TrendQuery:
-    """The Flux of a trend of ``field`` over ``period`` at ``window``: the raw bucket for
-    periods up to ``hourly_after``, the hourly downsample beyond (then ``window`` must be
-    whole hours and the period starts at the top of its first hour)."""
-    source = trends.choose_source(period.start, period.end, hourly_after=hourly_after)
+    """The Flux of a trend of ``field`` over ``period`` at ``window``, from the data
+    ``trends.choose_source`` picks: raw points, the per-device hourly downsample, or (for a
+    whole fleet, zone or country of ``fleet_devices`` devices) the per-zone rollup. The
+    hourly data need whole-hour windows and start the period at the top of its hour; the
+    rollup has no device tags to group ``by``."""
+    source = trends.choose_source(
+        period.start, period.end, fleet_devices=fleet_devices, hourly_after=hourly_after
+    )
     params: dict[str, ParamValue] = {
         "field": field,
         "stop": period.end,
@@ -288,15 +309,19 @@ def trend_query(
         "by": ",".join(by),
         **_flux_filter(filters),
     }
-    if source == "hourly":
-        if window % _HOUR:
-            raise AnalyticsError(f"a trend over the hourly data needs whole hours, got {window}")
-        name = "fleet_hourly"
-        params |= {"hourly_bucket": buckets.hourly, "start": trends.align(period.start, _HOUR)}
-    else:
+    if source == "raw":
         name = "sensor_trend"
         params |= {"bucket": buckets.raw, "start": period.start}
-    return TrendQuery(source, name, load_query(name).render(params))
+        return TrendQuery(source, name, load_query(name).render(params))
+    if window % _HOUR:
+        raise AnalyticsError(f"a trend over the hourly data needs whole hours, got {window}")
+    params |= {"hourly_bucket": buckets.hourly, "start": trends.align(period.start, _HOUR)}
+    if source == "hourly":
+        return TrendQuery(source, "fleet_hourly", load_query("fleet_hourly").render(params))
+    if not set(by) <= {"zone", "country"}:
+        raise AnalyticsError(f"the per-zone rollup has no {', '.join(by)} to group by")
+    del params["hostnames"]
+    return TrendQuery(source, "group_trend", load_query("group_trend").render(params))
 
 
 def load_trend(
@@ -308,6 +333,7 @@ def load_trend(
     *,
     filters: ReportFilter = _ALL_FILTER,
     by: Sequence[str] = DEVICE_TAGS,
+    fleet_devices: int | None = None,
     hourly_after: timedelta = trends.HOURLY_AFTER,
     org: str | None = None,
 ) -> pl.DataFrame:
@@ -315,7 +341,14 @@ def load_trend(
     ``analytics.trends``): the ``by`` tags, ``time`` (window start), ``value``,
     ``covered_seconds`` and ``devices``, sorted by series and time."""
     query = trend_query(
-        buckets, field, period, window, filters=filters, by=by, hourly_after=hourly_after
+        buckets,
+        field,
+        period,
+        window,
+        filters=filters,
+        by=by,
+        fleet_devices=fleet_devices,
+        hourly_after=hourly_after,
     )
     frame = run_flux(client, query.flux, org=org)
     columns = {
@@ -339,19 +372,29 @@ def load_points_per_day(
     filters: ReportFilter = _ALL_FILTER,
     *,
     per_device: bool = False,
+    source: Literal["raw", "hourly"] = "raw",
     org: str | None = None,
 ) -> pl.DataFrame:
     """Heartbeat points stored in InfluxDB per UTC day and change type (and device, when
-    ``per_device``): ``day``, [``hostname``,] ``change_type``, ``points``."""
-    flux = load_query("cdc_points_per_day").render(
-        {
-            "bucket": buckets.raw,
-            "start": period.start,
-            "stop": period.end,
-            "per_device": per_device,
-            **_flux_filter(filters),
-        }
-    )
+    ``per_device``): ``day``, [``hostname``,] ``change_type``, ``points``. The ``raw``
+    source counts the points themselves (exact, but it reads every point); ``hourly`` adds
+    up the counts the hourly task keeps (per zone, or per device when devices are picked),
+    which miss the hours not downsampled yet."""
+    params: dict[str, ParamValue] = {
+        "start": period.start,
+        "stop": period.end,
+        **_flux_filter(filters),
+    }
+    if source == "hourly":
+        if per_device:
+            raise AnalyticsError("the hourly counts are not kept per device and day")
+        flux = load_query("stored_points_per_day").render(
+            params | {"hourly_bucket": buckets.hourly}
+        )
+    else:
+        flux = load_query("cdc_points_per_day").render(
+            params | {"bucket": buckets.raw, "per_device": per_device}
+        )
     frame = run_flux(client, flux, org=org)
     keys = ["day", *(["hostname"] if per_device else []), "change_type"]
     schema = {"day": pl.Datetime("us", "UTC"), "hostname": pl.String(), "change_type": pl.String()}

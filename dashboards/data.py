@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Final
+from typing import Final, Literal
 
 import polars as pl
 import streamlit as st
@@ -181,17 +181,21 @@ def commands(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFram
 
 @st.cache_data(ttl=TTL, show_spinner="Loading heartbeat counts…")
 def heartbeat_counts(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFrame:
-    """Heartbeats received and points written per device and hour (``analytics.storage``)."""
-    return load.load_heartbeat_counts(_pg(src), period, filters)
+    """Heartbeats received and points written per device and day (``analytics.storage``)."""
+    return load.load_heartbeat_counts(_pg(src), period, filters, daily=True)
 
 
 # --- InfluxDB ------------------------------------------------------------------------------
 
 
 @st.cache_data(ttl=TTL, show_spinner="Counting stored points…")
-def points_per_day(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFrame:
-    """Heartbeat points stored per day and change type."""
-    return load.load_points_per_day(_influx(src), src.buckets, period, filters, org=src.influx_org)
+def points_per_day(
+    src: Sources, period: Period, filters: ReportFilter, source: Literal["raw", "hourly"]
+) -> pl.DataFrame:
+    """Heartbeat points stored per day and change type (``load.load_points_per_day``)."""
+    return load.load_points_per_day(
+        _influx(src), src.buckets, period, filters, source=source, org=src.influx_org
+    )
 
 
 def trend_query(
@@ -202,9 +206,12 @@ def trend_query(
     window: timedelta,
     filters: ReportFilter,
     by: tuple[str, ...],
+    fleet_devices: int | None,
 ) -> TrendQuery:
     """The Flux behind :func:`trend` (rendering only, nothing to cache)."""
-    return load.trend_query(src.buckets, field, period, window, filters=filters, by=by)
+    return load.trend_query(
+        src.buckets, field, period, window, filters=filters, by=by, fleet_devices=fleet_devices
+    )
 
 
 @st.cache_data(ttl=TTL, show_spinner="Reading the trend…")
@@ -216,6 +223,7 @@ def trend(
     window: timedelta,
     filters: ReportFilter,
     by: tuple[str, ...],
+    fleet_devices: int | None,
 ) -> pl.DataFrame:
     """The time-weighted trend (``analytics.load.load_trend``)."""
     return load.load_trend(
@@ -226,6 +234,7 @@ def trend(
         window,
         filters=filters,
         by=by,
+        fleet_devices=fleet_devices,
         org=src.influx_org,
     )
 

@@ -39,11 +39,14 @@ class Selection:
         period: the time covered.
         filters: the devices covered.
         label: the period as the manager chose it (for titles and file names).
+        fleet_devices: how many devices a selection without picked devices covers (the
+            whole fleet, a zone or a country); None when devices are picked.
     """
 
     period: Period
     filters: ReportFilter
     label: str
+    fleet_devices: int | None = None
 
     @property
     def slug(self) -> str:
@@ -98,6 +101,7 @@ def sidebar(devices: pl.DataFrame) -> Selection:
             hostnames=tuple(hostnames),
         ),
         label=choice,
+        fleet_devices=None if hostnames else narrowed.height,
     )
     st.session_state[_STATE_KEY] = selection
     return selection

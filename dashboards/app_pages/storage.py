@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import streamlit as st
 
-from analytics import storage
+from analytics import storage, trends
 from dashboards import data, filters
 from dashboards.widgets import count, percent, table
 
@@ -18,6 +20,13 @@ def _bytes(value: object) -> str:
     return f"{value} B"
 
 
+def _source(selection: filters.Selection) -> Literal["raw", "hourly"]:
+    """Count the raw points only where that reads little; else the hourly task's counts."""
+    period = selection.period
+    small = trends.choose_source(period.start, period.end, fleet_devices=selection.fleet_devices)
+    return "raw" if small == "raw" else "hourly"
+
+
 def main() -> None:
     """Headline savings, received against written per day, and the stored points by kind."""
     selection = filters.current()
@@ -26,7 +35,7 @@ def main() -> None:
     with data.shown_errors():
         src = data.sources()
         counts = data.heartbeat_counts(src, selection.period, selection.filters)
-        points = data.points_per_day(src, selection.period, selection.filters)
+        points = data.points_per_day(src, selection.period, selection.filters, _source(selection))
     overall = storage.cdc_savings(counts).row(0, named=True)
 
     cols = st.columns(5)
@@ -55,6 +64,8 @@ def main() -> None:
     with devices:
         table(storage.cdc_savings(counts, "device"), "cdc_savings_by_device", selection)
     with stored:
+        if _source(selection) == "hourly":
+            st.caption("Counted by the hourly task: the current hour is not included yet.")
         if points.height:
             st.bar_chart(points, x="day", y="points", color="change_type", y_label="points")
         table(points, "points_per_day", selection)

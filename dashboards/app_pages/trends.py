@@ -1,8 +1,10 @@
 """Trends: the time-weighted series of a sensor field, and the Flux behind it.
 
-The series comes from ``analytics.load.load_trend`` (raw points for up to a week, the hourly
-downsample beyond). An expander shows the exact Flux, editable and runnable, and the
-ready-made queries of the Flux library can be run with their parameters.
+The series comes from ``analytics.load.load_trend``: raw points for picked devices over up to
+two days, their hourly downsample beyond, and the per-zone hourly rollup for a whole fleet,
+zone or country (unless it is only a few hundred device-hours), so that no page reads every
+device's points. An expander shows the exact Flux, editable and runnable, and the ready-made
+queries of the Flux library can be run with their parameters.
 """
 
 from __future__ import annotations
@@ -38,7 +40,13 @@ _WINDOWS: Final = {
 _SERIES: Final[dict[str, tuple[str, ...]]] = {
     "One line for the selection": (),
     "One line per zone": ("zone",),
+    "One line per country": ("country",),
     "One line per device": DEVICE_TAGS,
+}
+_SOURCES: Final = {
+    "raw": "raw points",
+    "hourly": "hourly, per device",
+    "groups": "hourly, per zone",
 }
 _MAX_DEVICE_LINES: Final = 50
 
@@ -52,7 +60,7 @@ def main() -> None:
         f"{selection.label}: pick devices or a zone in the sidebar. Each window's value is "
         "the time-weighted mean of the stored step function (offline time counts for nothing)."
     )
-    source = trends.choose_source(period.start, period.end)
+    source = trends.choose_source(period.start, period.end, fleet_devices=selection.fleet_devices)
     windows = {
         k: v
         for k, v in _WINDOWS.items()
@@ -67,7 +75,7 @@ def main() -> None:
     series = cols[2].selectbox(
         "Series",
         list(_SERIES),
-        index=2 if selection.filters.hostnames else 0,
+        index=3 if selection.filters.hostnames else 0,
         key="trend_series",
     )
     by = _SERIES[series]
@@ -78,14 +86,32 @@ def main() -> None:
         )
         by = ()
     field, window = _FIELDS[field_label], _WINDOWS[window_label]
+    if source == "groups":
+        st.caption(
+            "The whole selection is read from the hourly per-zone rollup, up to the last "
+            "hour the downsampling task has written; pick devices in the sidebar for "
+            "minute windows and the latest points."
+        )
 
     with data.shown_errors():
         src = data.sources()
         query = data.trend_query(
-            src, field=field, period=period, window=window, filters=selection.filters, by=by
+            src,
+            field=field,
+            period=period,
+            window=window,
+            filters=selection.filters,
+            by=by,
+            fleet_devices=selection.fleet_devices,
         )
         trend = data.trend(
-            src, field=field, period=period, window=window, filters=selection.filters, by=by
+            src,
+            field=field,
+            period=period,
+            window=window,
+            filters=selection.filters,
+            by=by,
+            fleet_devices=selection.fleet_devices,
         )
     _headline(trend, source)
     if trend.height:
@@ -115,7 +141,7 @@ def _headline(trend: pl.DataFrame, source: str) -> None:
     cols[0].metric("Mean over the period", _number(stats["mean"]), help="weighted by live time")
     cols[1].metric("Lowest window", _number(stats["low"]))
     cols[2].metric("Highest window", _number(stats["high"]))
-    cols[3].metric("Source", "raw points" if source == "raw" else "hourly downsample")
+    cols[3].metric("Source", _SOURCES[source])
 
 
 def _number(value: object) -> str:
@@ -129,6 +155,8 @@ def _label(by: tuple[str, ...]) -> pl.Expr:
         return pl.lit("selection")
     if by == ("zone",):
         return pl.concat_str(pl.lit("zone "), pl.col("zone").fill_null("?"))
+    if by == ("country",):
+        return pl.col("country").fill_null("?")
     return pl.col("hostname").fill_null("?")
 
 

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from analytics.selection import AnalyticsError
-from analytics.trends import align, choose_source, combine, time_weighted
+from analytics.trends import RAW_DEVICE_HOURS, align, choose_source, combine, time_weighted
 
 T = datetime(2024, 1, 1, tzinfo=UTC)
 S = timedelta(seconds=1)
@@ -107,13 +107,23 @@ def test_combine_weights_devices_by_covered_time() -> None:
     ]
 
 
-def test_source_is_raw_for_a_week_and_hourly_beyond() -> None:
-    """Up to seven days read raw points, longer periods the hourly downsample."""
-    assert choose_source(T, T + timedelta(days=7)) == "raw"
-    assert choose_source(T, T + timedelta(days=8)) == "hourly"
+def test_source_is_raw_for_two_days_and_hourly_beyond() -> None:
+    """Picked devices: up to two days read raw points, longer periods the hourly downsample."""
+    assert choose_source(T, T + timedelta(days=2)) == "raw"
+    assert choose_source(T, T + timedelta(days=2, hours=1)) == "hourly"
     assert choose_source(T, T + timedelta(days=2), hourly_after=timedelta(days=1)) == "hourly"
     with pytest.raises(AnalyticsError):
         choose_source(T, T)
+
+
+def test_whole_fleet_reads_the_zone_rollup_past_the_raw_budget() -> None:
+    """A selection without picked devices reads per-device data up to RAW_DEVICE_HOURS
+    device-hours, the per-zone rollup beyond, whatever the period."""
+    hour = timedelta(hours=1)
+    assert choose_source(T, T + hour, fleet_devices=RAW_DEVICE_HOURS) == "raw"
+    assert choose_source(T, T + hour, fleet_devices=RAW_DEVICE_HOURS + 1) == "groups"
+    assert choose_source(T, T + timedelta(days=1), fleet_devices=300) == "groups"
+    assert choose_source(T, T + timedelta(days=3), fleet_devices=3) == "hourly"
 
 
 def test_bad_arguments_are_refused() -> None:
