@@ -42,7 +42,10 @@ LABEL org.opencontainers.image.title="fleetwatch" \
 # A fixed uid/gid, so volume and file permissions are predictable on every host.
 RUN groupadd --system --gid 10001 fleetwatch \
  && useradd --system --uid 10001 --gid fleetwatch --create-home --home-dir /home/fleetwatch \
-        --shell /usr/sbin/nologin fleetwatch
+        --shell /usr/sbin/nologin fleetwatch \
+ && install -d -o 10001 -g 10001 -m 0700 /var/lib/fleetwatch
+# /var/lib/fleetwatch: where migrate writes the dashboard's read token. A named volume mounted
+# there starts with this owner, so the non-root user can write it.
 
 # The wheels are bind-mounted from the build stage, so they never become a layer of this
 # image; nothing is downloaded and pip keeps no cache.
