@@ -15,19 +15,34 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Final, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal, TypeAlias
 
 import polars as pl
 from influxdb_client.client.influxdb_client import InfluxDBClient
-from sqlalchemy import Engine, Select, Text, cast, func, select
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    Select,
+    Text,
+    cast,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import CompoundSelect
 
 from analytics import alarms, commands, fleet, storage, trends
 from analytics.selection import AnalyticsError, Period, ReportFilter
 from stores.errors import StoreError, StoreUnavailableError
 from stores.influx.flux_library import ParamValue, load_query, run_flux
+from stores.postgres import rollups
 from stores.postgres.schema import (
     ConnectionEvent,
     alarm_events,
@@ -36,6 +51,7 @@ from stores.postgres.schema import (
     device_status,
     devices,
     heartbeat_counts,
+    heartbeat_counts_daily,
 )
 
 __all__ = [
@@ -47,6 +63,7 @@ __all__ = [
     "load_commands",
     "load_devices",
     "load_heartbeat_counts",
+    "load_heartbeat_totals",
     "load_points_per_day",
     "load_trend",
     "trend_query",
@@ -55,6 +72,11 @@ __all__ = [
 DEVICE_TAGS: Final = ("device_id", "hostname", "zone", "country")
 """The tags of a device's series: a trend ``by`` them has one series per device."""
 _HOUR: Final = timedelta(hours=1)
+_DAY: Final = timedelta(days=1)
+_Select: TypeAlias = Select[*tuple[Any, ...]]
+_Compound: TypeAlias = CompoundSelect[*tuple[Any, ...]]
+# date_bin()'s origin: days start at 00:00 UTC.
+_EPOCH_LITERAL: Final = literal(datetime(2000, 1, 1, tzinfo=UTC), DateTime(timezone=True))
 _ALL_FILTER: Final = ReportFilter()
 
 
@@ -188,34 +210,77 @@ def load_commands(
 
 
 def load_heartbeat_counts(
-    engine: Engine, period: Period, filters: ReportFilter = _ALL_FILTER, *, daily: bool = False
+    engine: Engine, period: Period, filters: ReportFilter = _ALL_FILTER
 ) -> pl.DataFrame:
     """Heartbeats received and points written per device and hour for the hours that start
-    in the period (:data:`analytics.storage.COUNTS_SCHEMA`). ``daily`` sums each device's
-    hours per UTC day in the database (``hour`` is then the day's 00:00): 24 times fewer
-    rows, and every ``analytics.storage`` report comes out the same."""
+    in the period (:data:`analytics.storage.COUNTS_SCHEMA`)."""
     h, d = heartbeat_counts.c, devices.c
-    day = func.date_trunc("day", h.hour, "UTC")
-    when = day.label("hour") if daily else h.hour
-    received, written = (
-        (func.sum(h.received).label("received"), func.sum(h.written).label("written"))
-        if daily
-        else (h.received, h.written)
-    )
     statement = (
-        select(h.device_id, d.hostname, d.zone, d.country, when, received, written)
+        select(h.device_id, d.hostname, d.zone, d.country, h.hour, h.received, h.written)
         .select_from(heartbeat_counts.join(devices, d.id == h.device_id))
         .where(h.hour >= period.start, h.hour < period.end, *_device_filter(filters))
+        .order_by(h.hour, h.device_id)
     )
-    if daily:
-        # By the expression: the bare name "hour" would mean the table's column here.
-        statement = statement.group_by(h.device_id, d.hostname, d.zone, d.country, day)
-    return _frame(
-        engine,
-        statement.order_by(day if daily else h.hour, h.device_id),
-        storage.COUNTS_SCHEMA,
-        "loading heartbeat counts",
+    return _frame(engine, statement, storage.COUNTS_SCHEMA, "loading heartbeat counts")
+
+
+def load_heartbeat_totals(
+    engine: Engine,
+    period: Period,
+    filters: ReportFilter = _ALL_FILTER,
+    *,
+    by: Literal["day", "device"],
+) -> pl.DataFrame:
+    """The heartbeat counts of the hours starting in the period, summed in the database per
+    UTC ``day`` (device columns null, ``hour`` the day's 00:00) or per ``device`` (``hour``
+    the period's start), as :data:`analytics.storage.COUNTS_SCHEMA` rows:
+    ``analytics.storage.cdc_savings`` gives on them what it gives on the hourly rows. Whole
+    days already rolled up are read from ``heartbeat_counts_daily``, one row per device and
+    day instead of 24; the other hours from ``heartbeat_counts``."""
+    parts = _counts_parts(engine, period).subquery()
+    d = devices.c
+    received = func.sum(parts.c.received).label("received")
+    written = func.sum(parts.c.written).label("written")
+    joined = parts.join(devices, d.id == parts.c.device_id)
+    statement: _Select
+    if by == "day":
+        nothing = [null().label(name) for name in ("device_id", "hostname", "zone", "country")]
+        statement = (
+            select(*nothing, parts.c.day.label("hour"), received, written)
+            .select_from(joined)
+            .where(*_device_filter(filters))
+            .group_by(parts.c.day)
+            .order_by(parts.c.day)
+        )
+    else:
+        start = literal(period.start, DateTime(timezone=True)).label("hour")
+        statement = (
+            select(d.id.label("device_id"), d.hostname, d.zone, d.country, start, received, written)
+            .select_from(joined)
+            .where(*_device_filter(filters))
+            .group_by(d.id)
+            .order_by(d.id)
+        )
+    return _frame(engine, statement, storage.COUNTS_SCHEMA, "summing heartbeat counts")
+
+
+def _counts_parts(engine: Engine, period: Period) -> _Select | _Compound:
+    """(device_id, day, received, written) rows covering the hours starting in ``period``:
+    rolled-up days wholly inside it, and the remaining hours binned into their days."""
+    h, daily = heartbeat_counts.c, heartbeat_counts_daily.c
+    day = func.date_bin(literal_column("interval '1 day'"), h.hour, _EPOCH_LITERAL)
+    hours = select(h.device_id, day.label("day"), h.received, h.written).where(
+        h.hour >= period.start, h.hour < period.end
     )
+    first = rollups.day_start(period.start + _DAY - timedelta(microseconds=1))
+    rolled = rollups.rolled_up_until(engine)
+    last = min(rollups.day_start(period.end), rolled) if rolled is not None else first
+    if last <= first:
+        return hours
+    days = select(daily.device_id, daily.day, daily.received, daily.written).where(
+        daily.day >= first, daily.day < last
+    )
+    return union_all(hours.where(or_(h.hour < first, h.hour >= last)), days)
 
 
 def _device_filter(filters: ReportFilter) -> list[ColumnElement[bool]]:
@@ -230,9 +295,7 @@ def _device_filter(filters: ReportFilter) -> list[ColumnElement[bool]]:
     return clauses
 
 
-def _frame(
-    engine: Engine, statement: Select[tuple[object, ...]], schema: pl.Schema, doing: str
-) -> pl.DataFrame:
+def _frame(engine: Engine, statement: _Select, schema: pl.Schema, doing: str) -> pl.DataFrame:
     with _sql_errors(doing), engine.connect() as conn:
         rows = [tuple(row) for row in conn.execute(statement)]
     return pl.DataFrame(rows, schema=schema, orient="row")

@@ -46,7 +46,7 @@ __all__ = [
     "commands",
     "devices",
     "directory",
-    "heartbeat_counts",
+    "heartbeat_totals",
     "points_per_day",
     "run_query",
     "shown_errors",
@@ -179,10 +179,12 @@ def commands(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFram
     return load.load_commands(_pg(src), period, filters)
 
 
-@st.cache_data(ttl=TTL, show_spinner="Loading heartbeat counts…")
-def heartbeat_counts(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFrame:
-    """Heartbeats received and points written per device and day (``analytics.storage``)."""
-    return load.load_heartbeat_counts(_pg(src), period, filters, daily=True)
+@st.cache_data(ttl=TTL, show_spinner="Summing heartbeat counts…")
+def heartbeat_totals(
+    src: Sources, period: Period, filters: ReportFilter, by: Literal["day", "device"]
+) -> pl.DataFrame:
+    """Heartbeats received and points written per day or per device (``analytics.storage``)."""
+    return load.load_heartbeat_totals(_pg(src), period, filters, by=by)
 
 
 # --- InfluxDB ------------------------------------------------------------------------------

@@ -114,7 +114,10 @@ class RetentionSettings(BaseSettings):
         description="days an accepted alarm sequence is kept to recognise its redelivery",
     )
     retention_heartbeat_counts_days: int = Field(
-        default=400, ge=1, description="days the hourly heartbeat counts are kept"
+        default=35, ge=2, description="days the hourly heartbeat counts are kept"
+    )
+    retention_heartbeat_daily_days: int = Field(
+        default=400, ge=1, description="days the daily heartbeat counts are kept"
     )
     influx_raw_retention_days: int = Field(
         default=30, ge=1, description="retention of the raw heartbeat bucket in InfluxDB (days)"

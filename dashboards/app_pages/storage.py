@@ -34,9 +34,10 @@ def main() -> None:
     st.caption(f"Heartbeats over: {selection.label.lower()} (hours starting in the period)")
     with data.shown_errors():
         src = data.sources()
-        counts = data.heartbeat_counts(src, selection.period, selection.filters)
+        daily = data.heartbeat_totals(src, selection.period, selection.filters, "day")
+        per_device = data.heartbeat_totals(src, selection.period, selection.filters, "device")
         points = data.points_per_day(src, selection.period, selection.filters, _source(selection))
-    overall = storage.cdc_savings(counts).row(0, named=True)
+    overall = storage.cdc_savings(daily).row(0, named=True)
 
     cols = st.columns(5)
     cols[0].metric("Heartbeats received", count(overall["received"]))
@@ -45,7 +46,7 @@ def main() -> None:
     cols[3].metric("Line protocol saved", _bytes(overall["saved_bytes"]))
     cols[4].metric("Bytes per point", f"{storage.heartbeat_point_bytes():.0f} B")
 
-    per_day = storage.cdc_savings(counts, "day")
+    per_day = storage.cdc_savings(daily, "day")
     st.subheader("Received and written per day (UTC)")
     if per_day.height:
         st.bar_chart(
@@ -62,7 +63,7 @@ def main() -> None:
     with days:
         table(per_day, "cdc_savings_by_day", selection)
     with devices:
-        table(storage.cdc_savings(counts, "device"), "cdc_savings_by_device", selection)
+        table(storage.cdc_savings(per_device, "device"), "cdc_savings_by_device", selection)
     with stored:
         if _source(selection) == "hourly":
             st.caption("Counted by the hourly task: the current hour is not included yet.")

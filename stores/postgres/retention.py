@@ -12,6 +12,9 @@ What is kept, whatever its age:
 * a command that has not finished, or a TIMEOUT whose retry is still pending
   (``next_retry_at`` set).
 
+Finished days of ``heartbeat_counts`` are rolled up into ``heartbeat_counts_daily`` first
+(``stores.postgres.rollups``), so the hourly rows can be kept for less time than the daily.
+
 ``devices`` and ``device_status`` are entities, not history; ``heartbeat_cdc_state`` and
 ``influx_outbox`` hold work in progress: none of them is purged here.
 """
@@ -31,6 +34,7 @@ from sqlalchemy.sql.expression import ColumnClause
 from fleetwatch.settings import RetentionSettings
 from stores.errors import StoreError, StoreUnavailableError
 from stores.postgres import schema
+from stores.postgres.rollups import roll_up_daily_counts
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +106,11 @@ def rules(settings: RetentionSettings) -> tuple[RetentionRule, ...]:
             settings.retention_alarm_sequences_days,
         ),
         RetentionRule(counts, (counts.c.hour,), settings.retention_heartbeat_counts_days),
+        RetentionRule(
+            schema.heartbeat_counts_daily,
+            (schema.heartbeat_counts_daily.c.day,),
+            settings.retention_heartbeat_daily_days,
+        ),
     )
 
 
@@ -122,6 +131,8 @@ def purge(
         raise ValueError("now must be timezone-aware")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    # Hours are summed into days before any of them can go.
+    roll_up_daily_counts(engine, now)
     removed = {
         rule.table.name: _purge_table(engine, rule, now, chunk_size) for rule in rules(settings)
     }

@@ -465,6 +465,20 @@ heartbeat_counts = Table(
     _counter("received"),
     _counter("written"),
     PrimaryKeyConstraint("device_id", "hour", name="pk_heartbeat_counts"),
+    Index("ix_heartbeat_counts_hour", "hour"),
+)
+
+# The same per device and UTC day, rolled up from the hours by housekeeping
+# (stores.postgres.rollups): what reports over weeks read.
+heartbeat_counts_daily = Table(
+    "heartbeat_counts_daily",
+    metadata,
+    _device_fk(),
+    _tstz("day", nullable=False),
+    _counter("received"),
+    _counter("written"),
+    PrimaryKeyConstraint("device_id", "day", name="pk_heartbeat_counts_daily"),
+    Index("ix_heartbeat_counts_daily_day", "day"),
 )
 
 # Accepted AlarmEvent sequences and a digest of each payload: an exact redelivery is

@@ -18,10 +18,12 @@ from analytics.load import (
     load_commands,
     load_devices,
     load_heartbeat_counts,
+    load_heartbeat_totals,
 )
 from analytics.selection import Period, ReportFilter
 from analytics.storage import cdc_savings
 from stores.errors import StoreUnavailableError
+from stores.postgres.rollups import roll_up_daily_counts, rolled_up_until
 from stores.postgres.schema import (
     alarm_events,
     command_log,
@@ -295,3 +297,44 @@ def test_unreachable_database_is_a_store_error() -> None:
             load_commands(engine, DAY)
     finally:
         engine.dispose()
+
+
+def test_heartbeat_totals_match_the_hourly_counts_with_days_rolled_up(engine: Engine) -> None:
+    """Per day and per device, the database's sums (rolled-up days, remaining hours binned)
+    give the same CDC savings as the hourly rows, before and after a roll-up, for a period
+    that starts and ends mid-day."""
+    ids = _fill(engine)
+    start = datetime(2026, 5, 28, 6, 30, tzinfo=UTC)
+    hours = [start - timedelta(minutes=30) + timedelta(hours=n) for n in range(0, 60, 3)]
+    with engine.begin() as conn:
+        _insert(
+            conn,
+            heartbeat_counts,
+            [
+                {"device_id": ids[name], "hour": hour, "received": 100 + k, "written": 1 + k % 7}
+                for k, hour in enumerate(hours)
+                for name in ("ESG_ALARM_0001", "ESG_ALARM_0002")
+            ],
+        )
+    period = Period(start, start + timedelta(hours=50))
+
+    def totals() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        days = load_heartbeat_totals(engine, period, by="day")
+        devices = load_heartbeat_totals(engine, period, by="device")
+        assert devices["hour"].to_list() == [period.start] * devices.height
+        return (
+            cdc_savings(days, "day").rows(),
+            cdc_savings(devices, "device").rows(),
+        )
+
+    hourly = load_heartbeat_counts(engine, period)
+    expected = (cdc_savings(hourly, "day").rows(), cdc_savings(hourly, "device").rows())
+    assert len(expected[0]) == 3  # a part day, a whole day, a part day
+    assert totals() == expected
+    roll_up_daily_counts(engine, period.end + timedelta(days=1))
+    assert rolled_up_until(engine) is not None
+    assert totals() == expected
+    only_b = load_heartbeat_totals(
+        engine, period, ReportFilter(hostnames=("ESG_ALARM_0002",)), by="device"
+    )
+    assert only_b["hostname"].to_list() == ["ESG_ALARM_0002"]

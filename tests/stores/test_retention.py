@@ -14,6 +14,7 @@ from fleetwatch.settings import PostgresSettings, RetentionSettings
 from stores.postgres import make_engine, purge, upgrade
 from stores.postgres import schema as s
 from stores.postgres.retention import rules
+from stores.postgres.rollups import day_start
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 LIMITS = RetentionSettings()
@@ -87,6 +88,12 @@ def _rows_for(table: Table, device_id: int, when: datetime, n: int) -> dict[str,
             "received_at": when,
         },
         "heartbeat_counts": {"device_id": device_id, "hour": when, "received": 9, "written": 1},
+        "heartbeat_counts_daily": {
+            "device_id": device_id,
+            "day": when,
+            "received": 9,
+            "written": 1,
+        },
     }
     return rows[table.name]
 
@@ -110,10 +117,14 @@ def test_rows_past_each_limit_are_purged_and_newer_ones_kept(
     removed = purge(engine, LIMITS, NOW)
 
     assert removed == {table.name: 1 for table in tables}
+    hourly_days = LIMITS.retention_heartbeat_counts_days
     for rule in rules(LIMITS):
         with engine.connect() as conn:
-            kept = list(conn.execute(select(rule.ages[0])).scalars())
-        assert kept == [_ago(rule.days - 1)], rule.table.name
+            kept = set(conn.execute(select(rule.ages[0])).scalars())
+        expected = {_ago(rule.days - 1)}
+        if rule.table is s.heartbeat_counts_daily:  # the hours were summed into days first
+            expected |= {day_start(_ago(hourly_days + 1)), day_start(_ago(hourly_days - 1))}
+        assert kept == expected, rule.table.name
 
 
 def test_open_alarms_are_kept_however_old(engine: Engine, device_id: int) -> None:

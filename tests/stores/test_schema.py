@@ -63,6 +63,7 @@ def _child_row(table: Table, device_id: int) -> dict[str, Any]:
         "device_connection_log": {"event": ConnectionEvent.CONNECTED},
         "heartbeat_cdc_state": {"written_at": T0},
         "heartbeat_counts": {"hour": T0},
+        "heartbeat_counts_daily": {"day": T0},
         "alarm_sequences": {"sequence": 1, "digest": b"\x01"},
     }
     return {**rows[table.name], "device_id": device_id}
@@ -190,6 +191,7 @@ def test_deleting_a_device_cascades_to_every_child_table(engine: Engine) -> None
         "device_connection_log",
         "heartbeat_cdc_state",
         "heartbeat_counts",
+        "heartbeat_counts_daily",
         "alarm_sequences",
     }
     with engine.begin() as conn:
