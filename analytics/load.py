@@ -19,10 +19,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, TypeAlias
 
 import polars as pl
+import psycopg
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Engine,
+    Integer,
     Select,
     Text,
     cast,
@@ -296,9 +299,52 @@ def _device_filter(filters: ReportFilter) -> list[ColumnElement[bool]]:
 
 
 def _frame(engine: Engine, statement: _Select, schema: pl.Schema, doing: str) -> pl.DataFrame:
+    """Run ``statement`` (its columns in ``schema``'s order) into a frame of ``schema``.
+
+    The rows travel as CSV from ``COPY (...) TO STDOUT`` into Polars' reader: no Python
+    object per value (300,000 alarm events: 0.5 s instead of 5 s through row tuples).
+    Timestamps travel as integer microseconds since the epoch and booleans as 0/1, so the
+    CSV needs no date or boolean parsing.
+    """
+    wire = {name: _wire_type(dtype) for name, dtype in schema.items()}
+    columns = [
+        _on_the_wire(column, dtype).label(name)
+        for column, (name, dtype) in zip(statement.selected_columns, schema.items(), strict=True)
+    ]
+    compiled = statement.with_only_columns(*columns, maintain_column_froms=True).compile(
+        dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    copy = f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)"
+    buffer = bytearray()
     with _sql_errors(doing), engine.connect() as conn:
-        rows = [tuple(row) for row in conn.execute(statement)]
-    return pl.DataFrame(rows, schema=schema, orient="row")
+        driver = conn.connection.driver_connection
+        if not isinstance(driver, psycopg.Connection):
+            raise StoreError(f"PostgreSQL through {type(driver).__name__}: psycopg 3 is needed")
+        with driver.cursor() as cursor, cursor.copy(copy, compiled.params) as data:
+            for chunk in data:
+                buffer += chunk
+    if not buffer:
+        return pl.DataFrame(schema=schema)
+    frame = pl.read_csv(bytes(buffer), has_header=False, new_columns=list(schema), schema=wire)
+    return frame.with_columns(_from_the_wire(name, dtype) for name, dtype in schema.items())
+
+
+def _wire_type(dtype: pl.DataType) -> pl.DataType:
+    return pl.Int64() if isinstance(dtype, pl.Datetime) or dtype == pl.Boolean else dtype
+
+
+def _on_the_wire(column: ColumnElement[Any], dtype: pl.DataType) -> ColumnElement[Any]:
+    if isinstance(dtype, pl.Datetime):
+        return cast(func.floor(func.extract("epoch", column) * 1_000_000), BigInteger)
+    if dtype == pl.Boolean:
+        return cast(column, Integer)
+    return column
+
+
+def _from_the_wire(name: str, dtype: pl.DataType) -> pl.Expr:
+    if isinstance(dtype, pl.Datetime):
+        return pl.from_epoch(pl.col(name), time_unit="us").dt.replace_time_zone("UTC").cast(dtype)
+    return pl.col(name).cast(dtype)
 
 
 @contextmanager
@@ -309,6 +355,11 @@ def _sql_errors(doing: str) -> Iterator[None]:
         raise StoreUnavailableError(f"PostgreSQL failed {doing}: {exc.orig}") from exc
     except DBAPIError as exc:
         raise StoreError(f"PostgreSQL refused {doing}: {exc.orig}") from exc
+    # COPY runs on the driver's connection, whose errors SQLAlchemy does not wrap.
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailableError(f"PostgreSQL failed {doing}: {exc}") from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"PostgreSQL refused {doing}: {exc}") from exc
 
 
 # --- InfluxDB ------------------------------------------------------------------------------
