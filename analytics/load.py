@@ -59,6 +59,7 @@ from stores.postgres.schema import (
 
 __all__ = [
     "DEVICE_TAGS",
+    "ROLLUP_DELAY",
     "InfluxBuckets",
     "TrendQuery",
     "load_active_alarms",
@@ -69,12 +70,16 @@ __all__ = [
     "load_heartbeat_totals",
     "load_points_per_day",
     "load_trend",
+    "rollup_reaches",
     "trend_query",
 ]
 
 DEVICE_TAGS: Final = ("device_id", "hostname", "zone", "country")
 """The tags of a device's series: a trend ``by`` them has one series per device."""
 _HOUR: Final = timedelta(hours=1)
+ROLLUP_DELAY: Final = timedelta(minutes=15)
+"""How long after an hour the per-zone rollup holds it: the task runs 5 minutes past and
+takes a few minutes on a large fleet (about 1 minute per hour of 10,000 devices)."""
 _DAY: Final = timedelta(days=1)
 _Select: TypeAlias = Select[*tuple[Any, ...]]
 _Compound: TypeAlias = CompoundSelect[*tuple[Any, ...]]
@@ -387,14 +392,17 @@ class TrendQuery:
     """The Flux behind a trend: which library query, on which bucket, and its full text.
 
     Attributes:
-        source: ``raw`` points or the ``hourly`` downsample.
-        name: the library query (``sensor_trend`` or ``fleet_hourly``).
+        source: ``raw`` points, the ``hourly`` downsample or the per-zone ``groups``.
+        name: the library query (``sensor_trend``, ``fleet_hourly`` or ``group_trend``).
         flux: the rendered query, ready to run or to paste into the InfluxDB UI.
+        tail: for ``groups``, ``sensor_trend`` over the raw points of the hours the rollup
+            has not reached yet, when they are few enough to read; None otherwise.
     """
 
     source: trends.TrendSource
     name: str
     flux: str
+    tail: str | None = None
 
 
 def trend_query(
@@ -407,12 +415,15 @@ def trend_query(
     by: Sequence[str] = DEVICE_TAGS,
     fleet_devices: int | None = None,
     hourly_after: timedelta = trends.HOURLY_AFTER,
+    now: datetime | None = None,
 ) -> TrendQuery:
     """The Flux of a trend of ``field`` over ``period`` at ``window``, from the data
     ``trends.choose_source`` picks: raw points, the per-device hourly downsample, or (for a
     whole fleet, zone or country of ``fleet_devices`` devices) the per-zone rollup. The
     hourly data need whole-hour windows and start the period at the top of its hour; the
-    rollup has no device tags to group ``by``."""
+    rollup has no device tags to group ``by``, and ends where the hourly task has reached
+    (:func:`rollup_reaches` at ``now``): the hours after it come from the raw points when
+    they are few (``TrendQuery.tail``), as for a small fleet that has just started."""
     source = trends.choose_source(
         period.start, period.end, fleet_devices=fleet_devices, hourly_after=hourly_after
     )
@@ -434,8 +445,24 @@ def trend_query(
         return TrendQuery(source, "fleet_hourly", load_query("fleet_hourly").render(params))
     if not set(by) <= {"zone", "country"}:
         raise AnalyticsError(f"the per-zone rollup has no {', '.join(by)} to group by")
+    recent = max(rollup_reaches(now or datetime.now(UTC)), period.start)
+    tail = None
+    if (
+        recent < period.end
+        and (fleet_devices or 0) * ((period.end - recent) / _HOUR) <= trends.RAW_DEVICE_HOURS
+    ):
+        raw = {k: v for k, v in params.items() if k != "hourly_bucket"}
+        tail = load_query("sensor_trend").render(raw | {"bucket": buckets.raw, "start": recent})
     del params["hostnames"]
-    return TrendQuery(source, "group_trend", load_query("group_trend").render(params))
+    stop = recent if tail is not None else period.end
+    flux = load_query("group_trend").render(params | {"stop": stop})
+    return TrendQuery(source, "group_trend", flux, tail)
+
+
+def rollup_reaches(now: datetime) -> datetime:
+    """Until when the hourly task has written the rollup, if it runs on time: the top of the
+    hour it last finished (it runs :data:`ROLLUP_DELAY` past each hour)."""
+    return trends.align(now - ROLLUP_DELAY, _HOUR)
 
 
 def load_trend(
@@ -464,17 +491,31 @@ def load_trend(
         fleet_devices=fleet_devices,
         hourly_after=hourly_after,
     )
-    frame = run_flux(client, query.flux, org=org)
     columns = {
         **{tag: pl.String() for tag in by},
         **trends.TREND_SCHEMA,
         "devices": pl.Int64(),
     }
-    if frame.is_empty():
+    parts = [
+        frame.rename({"_time": "time", "_value": "value"}).select(
+            [pl.col(name).cast(dtype) for name, dtype in columns.items()]
+        )
+        for flux in (query.flux, query.tail)
+        if flux is not None and not (frame := run_flux(client, flux, org=org)).is_empty()
+    ]
+    if not parts:
         return pl.DataFrame(schema=columns)
+    # A window cut by the rollup's end has a row from each side: weight them by live time.
     return (
-        frame.rename({"_time": "time", "_value": "value"})
-        .select([pl.col(name).cast(dtype) for name, dtype in columns.items()])
+        pl.concat(parts)
+        .group_by([*by, "time"])
+        .agg(
+            value=(pl.col("value") * pl.col("covered_seconds")).sum()
+            / pl.col("covered_seconds").sum(),
+            covered_seconds=pl.col("covered_seconds").sum(),
+            devices=pl.col("devices").max(),
+        )
+        .select(list(columns))
         .sort([*by, "time"], nulls_last=True)
     )
 

@@ -86,12 +86,6 @@ def main() -> None:
         )
         by = ()
     field, window = _FIELDS[field_label], _WINDOWS[window_label]
-    if source == "groups":
-        st.caption(
-            "The whole selection is read from the hourly per-zone rollup, up to the last "
-            "hour the downsampling task has written; pick devices in the sidebar for "
-            "minute windows and the latest points."
-        )
 
     with data.shown_errors():
         src = data.sources()
@@ -113,7 +107,17 @@ def main() -> None:
             by=by,
             fleet_devices=selection.fleet_devices,
         )
-    _headline(trend, source)
+    if query.source == "groups":
+        latest = (
+            "the hours since from the raw points"
+            if query.tail
+            else "pick devices in the sidebar for the latest hours"
+        )
+        st.caption(
+            "The selection is read from the hourly per-zone rollup up to the last hour the "
+            f"downsampling task has written, {latest}."
+        )
+    _headline(trend, query.source)
     if trend.height:
         labelled = trend.with_columns(series=_label(by))
         st.line_chart(
@@ -124,8 +128,11 @@ def main() -> None:
     table(trend, f"trend_{field}", selection)
 
     with st.expander("The Flux behind this chart"):
-        st.caption(f"Library query `{query.name}` on the {query.source} bucket. Edit and run it.")
+        st.caption(f"Library query `{query.name}` ({_SOURCES[query.source]}). Edit and run it.")
         _editable(src, query.flux, selection)
+        if query.tail:
+            st.caption("The latest hours, not rolled up yet, from the raw points:")
+            st.code(query.tail, language="javascript")
     with st.expander("Ready-made Flux queries"):
         _library(src, selection)
 

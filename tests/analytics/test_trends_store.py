@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from influxdb_client.client.influxdb_client import InfluxDBClient
 
-from analytics.load import InfluxBuckets, load_trend, trend_query
+from analytics.load import ROLLUP_DELAY, InfluxBuckets, load_trend, trend_query
 from analytics.selection import AnalyticsError, Period, ReportFilter
 from fleetwatch.settings import InfluxSettings
 from ingest.cdc import DEFAULT_THRESHOLDS, CdcTracker, Reading
@@ -190,3 +190,46 @@ def test_hourly_trends_need_whole_hour_windows() -> None:
     query = trend_query(buckets, "temperature", Period(START, START + 30 * 24 * HOUR), 24 * HOUR)
     assert query.name == "fleet_hourly"
     assert "window: 24h," in query.flux
+
+
+def test_whole_fleet_reads_the_rollup_then_the_raw_tail(
+    influx_client: InfluxDBClient, buckets: InfluxBuckets, influx_settings: InfluxSettings
+) -> None:
+    """A selection without picked devices reads group_hourly_stats up to where the hourly
+    task has reached and the raw points after it (when few): together the same trend as the
+    raw points alone. Too many devices for the tail: the rollup only; nothing rolled up yet:
+    the raw points only."""
+    store_thinned(influx_client, buckets.raw, full_stream())
+    org = influx_settings.influx_org
+    run_hourly_stats(influx_client, org, buckets.raw, buckets.hourly, start=START, stop=STOP)
+    period = Period(START, STOP)
+    one = ReportFilter(hostnames=(DEVICE.hostname,))
+    raw = load_trend(influx_client, buckets, "temperature", period, HOUR, filters=one, by=())
+    assert raw.height == 2
+
+    def fleet(devices: int, now: datetime) -> tuple[str, pl.DataFrame]:
+        query = trend_query(
+            buckets, "temperature", period, HOUR, by=(), fleet_devices=devices, now=now
+        )
+        rows = pl.concat(
+            [
+                run_flux(influx_client, flux)
+                for flux in (query.flux, query.tail)
+                if flux is not None
+            ],
+            how="diagonal_relaxed",
+        )
+        return query.source + (" + tail" if query.tail else ""), rows.sort("_time")
+
+    mid = START + HOUR + ROLLUP_DELAY + timedelta(minutes=5)  # the first hour rolled up
+    # 400 devices: 800 device-hours, past the raw budget; the last hour alone is within it.
+    source, rows = fleet(400, mid)
+    assert source == "groups + tail"
+    assert rows["_time"].to_list() == raw["time"].to_list()
+    assert rows["_value"].to_list() == pytest.approx(raw["value"].to_list())
+    assert rows["covered_seconds"].to_list() == pytest.approx(raw["covered_seconds"].to_list())
+
+    source, rows = fleet(10_000, mid)  # 10,000 device-hours of tail: not read
+    assert source == "groups"
+    assert rows["_time"].to_list() == raw["time"].to_list()  # both hours are rolled up here
+    assert rows["_value"].to_list() == pytest.approx(raw["value"].to_list())
