@@ -44,11 +44,12 @@ _SERIES: Final[dict[str, tuple[str, ...]]] = {
     "One line per device": DEVICE_TAGS,
 }
 _SOURCES: Final = {
-    "raw": "raw points",
-    "hourly": "hourly, per device",
-    "groups": "hourly, per zone",
+    "raw": "Raw points",
+    "hourly": "Hourly",
+    "groups": "Zone rollup",
 }
 _MAX_DEVICE_LINES: Final = 50
+_READABLE_POINTS: Final = 200
 
 
 def main() -> None:
@@ -69,9 +70,10 @@ def main() -> None:
     fitting = [k for k, v in windows.items() if period.length / v <= 1000] or [*windows][-1:]
     cols = st.columns(3)
     field_label = cols[0].selectbox("Field", list(_FIELDS), key="trend_field")
-    window_label = cols[1].selectbox(
-        "Window", fitting, index=min(2, len(fitting) - 1), key="trend_window"
-    )
+    # The finest window that still gives a readable line (at most 200 points).
+    readable = [k for k in fitting if period.length / windows[k] <= _READABLE_POINTS]
+    default = fitting.index(readable[0]) if readable else len(fitting) - 1
+    window_label = cols[1].selectbox("Window", fitting, index=default, key="trend_window")
     series = cols[2].selectbox(
         "Series",
         list(_SERIES),

@@ -90,7 +90,7 @@ PAGES: Final = (
     PageCheck(
         "Trends",
         "trends",
-        {"Mean over the period": "22.00", "Source": "raw points"},
+        {"Mean over the period": "22.00", "Source": "Raw points"},
         chart_text="Temperature (°C)",
     ),
     PageCheck(

@@ -99,7 +99,8 @@ def test_trends_page_shows_the_time_weighted_series() -> None:
     at = _open("trends")
     metrics = _metrics(at)
     assert metrics["Mean over the period"] == "22.00"
-    assert metrics["Source"] == "raw points"
+    assert metrics["Source"] == "Raw points"
+    assert at.selectbox(key="trend_window").value == "15 minutes"  # 96 points a day
     flux = at.text_area[0].value
     assert flux is not None
     assert 'field: "temperature"' in flux
@@ -109,6 +110,20 @@ def test_trends_page_shows_the_time_weighted_series() -> None:
     assert _metrics(at)["Mean over the period"] == "20.00"
     trend = at.dataframe[0].value
     assert set(trend["hostname"]) == {"ESG_ALARM_0001"}
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_trends_over_a_month_read_the_zone_rollup_and_the_latest_raw_hours() -> None:
+    """The whole fleet over 30 days reads the per-zone rollup (empty: the hourly task has not
+    run) and, for the hours since its last run, the raw points: still 22 °C."""
+    at = _open("trends")
+    at.sidebar.selectbox(key="filter_period").select("Last 30 days").run()
+    assert not at.exception, at.exception
+    metrics = _metrics(at)
+    assert metrics["Source"] == "Zone rollup"
+    assert metrics["Mean over the period"] == "22.00"
+    assert at.selectbox(key="trend_window").value == "6 hours"
+    assert any("the hours since from the raw points" in c.value for c in at.caption)
 
 
 @pytest.mark.usefixtures("dashboard_env")
