@@ -12,7 +12,9 @@ import streamlit as st
 from sqlalchemy import text
 
 from fleetwatch.settings import InfluxSettings, PostgresSettings
-from stores.influx import make_client
+from stores.influx import ensure_bucket, ensure_read_token, make_client
+from stores.influx.auth import read_authorizations
+from stores.influx.buckets import find_bucket
 from stores.postgres import make_engine
 from stores.postgres.migrate import upgrade
 from stores.postgres.roles import ensure_readonly_role
@@ -38,16 +40,21 @@ def dashboard_env(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[datetime]:
     """Stores filled with the small fleet of ``dataset``; the dashboard's settings point at
-    them, PostgreSQL through a read-only role. Yields the moment the data was built around."""
+    them, PostgreSQL through a read-only role and InfluxDB through a read token on the
+    test's raw and (empty) hourly buckets. Yields the moment the data was built around."""
     now = datetime.now(UTC)
     upgrade(pg_settings)
     engine = make_engine(pg_settings, pool_size=1)
     role, password = unique_name("ro"), unique_name("pw")
+    hourly = unique_name("hourly")
     try:
         fill_postgres(engine, now)
         ensure_readonly_role(engine, role, password)
         with make_client(influx_settings) as client:
             fill_influx(client, influx_settings.influx_bucket, now)
+            org = influx_settings.influx_org
+            ensure_bucket(client, hourly, org, 30)
+            reader = ensure_read_token(client, org, [influx_settings.influx_bucket, hourly])
         host = pg_settings.database_url.hosts()[0]
         database = (pg_settings.database_url.path or "").lstrip("/")
         env = {
@@ -58,13 +65,23 @@ def dashboard_env(
             "FLEETWATCH_INFLUX_TOKEN": influx_settings.influx_token.get_secret_value(),
             "FLEETWATCH_INFLUX_ORG": influx_settings.influx_org,
             "FLEETWATCH_INFLUX_BUCKET": influx_settings.influx_bucket,
+            "FLEETWATCH_INFLUX_HOURLY_BUCKET": hourly,
+            # The dashboard reads InfluxDB with a token that may only read the two buckets.
+            "FLEETWATCH_DASHBOARD_INFLUX_TOKEN": reader,
         }
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        monkeypatch.delenv("FLEETWATCH_DASHBOARD_INFLUX_TOKEN", raising=False)
+        monkeypatch.delenv("FLEETWATCH_DASHBOARD_INFLUX_TOKEN_FILE", raising=False)
         yield now
     finally:
         st.cache_resource.clear()  # the dashboard's engine lets go of the role first
+        with make_client(influx_settings) as client:
+            buckets = [influx_settings.influx_bucket, hourly]
+            for auth in read_authorizations(client, influx_settings.influx_org, buckets):
+                client.authorizations_api().delete_authorization(auth)
+            bucket = find_bucket(client, hourly, influx_settings.influx_org)
+            if bucket is not None:
+                client.buckets_api().delete_bucket(bucket)
         with engine.begin() as conn:
             conn.execute(text(f'DROP OWNED BY "{role}"'))
             conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
