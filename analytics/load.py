@@ -12,8 +12,7 @@ it refuses.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, TypeAlias
@@ -37,15 +36,15 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CompoundSelect
 
 from analytics import alarms, commands, fleet, storage, trends
 from analytics.selection import AnalyticsError, Period, ReportFilter
-from stores.errors import StoreError, StoreUnavailableError
+from stores.errors import StoreError
 from stores.influx.flux_library import ParamValue, load_query, run_flux
 from stores.postgres import rollups
+from stores.postgres.errors import sql_errors
 from stores.postgres.schema import (
     ConnectionEvent,
     alarm_events,
@@ -71,6 +70,7 @@ __all__ = [
     "load_points_per_day",
     "load_trend",
     "rollup_reaches",
+    "run_trend",
     "trend_query",
 ]
 
@@ -321,7 +321,7 @@ def _frame(engine: Engine, statement: _Select, schema: pl.Schema, doing: str) ->
     )
     copy = f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)"
     buffer = bytearray()
-    with _sql_errors(doing), engine.connect() as conn:
+    with sql_errors(doing), engine.connect() as conn:
         driver = conn.connection.driver_connection
         if not isinstance(driver, psycopg.Connection):
             raise StoreError(f"PostgreSQL through {type(driver).__name__}: psycopg 3 is needed")
@@ -350,21 +350,6 @@ def _from_the_wire(name: str, dtype: pl.DataType) -> pl.Expr:
     if isinstance(dtype, pl.Datetime):
         return pl.from_epoch(pl.col(name), time_unit="us").dt.replace_time_zone("UTC").cast(dtype)
     return pl.col(name).cast(dtype)
-
-
-@contextmanager
-def _sql_errors(doing: str) -> Iterator[None]:
-    try:
-        yield
-    except OperationalError as exc:
-        raise StoreUnavailableError(f"PostgreSQL failed {doing}: {exc.orig}") from exc
-    except DBAPIError as exc:
-        raise StoreError(f"PostgreSQL refused {doing}: {exc.orig}") from exc
-    # COPY runs on the driver's connection, whose errors SQLAlchemy does not wrap.
-    except psycopg.OperationalError as exc:
-        raise StoreUnavailableError(f"PostgreSQL failed {doing}: {exc}") from exc
-    except psycopg.Error as exc:
-        raise StoreError(f"PostgreSQL refused {doing}: {exc}") from exc
 
 
 # --- InfluxDB ------------------------------------------------------------------------------
@@ -491,6 +476,14 @@ def load_trend(
         fleet_devices=fleet_devices,
         hourly_after=hourly_after,
     )
+    return run_trend(client, query, by, org=org)
+
+
+def run_trend(
+    client: InfluxDBClient, query: TrendQuery, by: Sequence[str], *, org: str | None = None
+) -> pl.DataFrame:
+    """Run a :func:`trend_query` (and its raw tail) into the trend frame of
+    :func:`load_trend`; ``by`` are the tags the query groups by."""
     columns = {
         **{tag: pl.String() for tag in by},
         **trends.TREND_SCHEMA,

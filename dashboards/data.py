@@ -217,28 +217,9 @@ def trend_query(
 
 
 @st.cache_data(ttl=TTL, show_spinner="Reading the trend…")
-def trend(
-    src: Sources,
-    *,
-    field: str,
-    period: Period,
-    window: timedelta,
-    filters: ReportFilter,
-    by: tuple[str, ...],
-    fleet_devices: int | None,
-) -> pl.DataFrame:
-    """The time-weighted trend (``analytics.load.load_trend``)."""
-    return load.load_trend(
-        _influx(src),
-        src.buckets,
-        field,
-        period,
-        window,
-        filters=filters,
-        by=by,
-        fleet_devices=fleet_devices,
-        org=src.influx_org,
-    )
+def trend(src: Sources, query: TrendQuery, by: tuple[str, ...]) -> pl.DataFrame:
+    """The time-weighted trend :func:`trend_query` describes (``analytics.load.run_trend``)."""
+    return load.run_trend(_influx(src), query, by, org=src.influx_org)
 
 
 def run_query(src: Sources, flux: str) -> pl.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
@@ -99,3 +100,11 @@ def influx_settings(influx_service: InfluxSettings) -> Iterator[InfluxSettings]:
 
 def _create_bucket(client: InfluxDBClient, name: str, org: str) -> Bucket:
     return client.buckets_api().create_bucket(bucket_name=name, org=org)
+
+
+@pytest.fixture
+def restore_root_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Undo the root-logger set-up that running the CLI installs."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)

@@ -100,15 +100,7 @@ def main() -> None:
             by=by,
             fleet_devices=selection.fleet_devices,
         )
-        trend = data.trend(
-            src,
-            field=field,
-            period=period,
-            window=window,
-            filters=selection.filters,
-            by=by,
-            fleet_devices=selection.fleet_devices,
-        )
+        trend = data.trend(src, query, by)
     if query.source == "groups":
         latest = (
             "the hours since from the raw points"

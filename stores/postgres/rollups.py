@@ -13,15 +13,12 @@ so a rerun changes nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import DateTime, Engine, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError, OperationalError
 
-from stores.errors import StoreError, StoreUnavailableError
+from stores.postgres.errors import sql_errors
 from stores.postgres.schema import heartbeat_counts, heartbeat_counts_daily
 
 __all__ = ["day_start", "roll_up_daily_counts", "rolled_up_until"]
@@ -38,7 +35,7 @@ def day_start(moment: datetime) -> datetime:
 
 def rolled_up_until(engine: Engine) -> datetime | None:
     """The end of the last day rolled up (exclusive), None before the first roll-up."""
-    with _errors("reading the daily heartbeat counts"), engine.connect() as conn:
+    with sql_errors("reading the daily heartbeat counts"), engine.connect() as conn:
         last = conn.execute(select(func.max(heartbeat_counts_daily.c.day))).scalar_one()
     return None if last is None else last + _DAY
 
@@ -67,7 +64,7 @@ def roll_up_daily_counts(engine: Engine, now: datetime) -> int:
 
 
 def _first_hour_day(engine: Engine) -> datetime | None:
-    with _errors("reading the hourly heartbeat counts"), engine.connect() as conn:
+    with sql_errors("reading the hourly heartbeat counts"), engine.connect() as conn:
         first = conn.execute(select(func.min(heartbeat_counts.c.hour))).scalar_one()
     return None if first is None else day_start(first)
 
@@ -91,16 +88,5 @@ def _roll_up(engine: Engine, day: datetime) -> int:
         index_elements=["device_id", "day"],
         set_={"received": statement.excluded.received, "written": statement.excluded.written},
     )
-    with _errors(f"rolling up the heartbeat counts of {day.date()}"), engine.begin() as conn:
+    with sql_errors(f"rolling up the heartbeat counts of {day.date()}"), engine.begin() as conn:
         return len(conn.execute(statement.returning(literal(1))).all())
-
-
-@contextmanager
-def _errors(doing: str) -> Iterator[None]:
-    """PostgreSQL errors as StoreError (StoreUnavailableError when it does not answer)."""
-    try:
-        yield
-    except OperationalError as exc:
-        raise StoreUnavailableError(f"PostgreSQL unreachable: {exc.orig}") from exc
-    except DBAPIError as exc:
-        raise StoreError(f"{doing} failed: {exc.orig}") from exc

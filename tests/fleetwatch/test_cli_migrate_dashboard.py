@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,22 +18,10 @@ from stores.influx.auth import read_authorizations
 from tests.conftest import unique_name
 from tests.support.influx_env import InfluxEnv, own_influx_env
 
+# Running the CLI installs root-logger handlers: undo them after each test.
+pytestmark = pytest.mark.usefixtures("restore_root_logging")
+
 TOKEN_LINE = "influxdb: dashboard read token on"
-
-
-@pytest.fixture(autouse=True)
-def restore_root_logging(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Undo the root-logger set-up that running the CLI installs."""
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", list(root.handlers))
-    monkeypatch.setattr(root, "level", root.level)
-
-
-@pytest.fixture
-def pg_env(pg_settings: PostgresSettings, monkeypatch: pytest.MonkeyPatch) -> PostgresSettings:
-    """FLEETWATCH_DATABASE_URL pointing at the test's own database."""
-    monkeypatch.setenv("FLEETWATCH_DATABASE_URL", str(pg_settings.database_url))
-    return pg_settings
 
 
 @pytest.fixture

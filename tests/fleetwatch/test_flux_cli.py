@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +16,9 @@ from tests.conftest import unique_name
 from tests.support.history import heartbeat, tags, write
 from tests.support.influx_env import InfluxEnv, own_influx_env
 
+# Running the CLI installs root-logger handlers: undo them after each test.
+pytestmark = pytest.mark.usefixtures("restore_root_logging")
+
 # Midnight two days ago: inside the raw bucket's retention.
 T = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
 DAY = T.date().isoformat()
@@ -26,14 +28,6 @@ DEVICE = tags(1)
 def at(moment: datetime) -> str:
     """``moment`` as an RFC 3339 parameter value."""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@pytest.fixture(autouse=True)
-def restore_root_logging(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Undo the root-logger set-up that running the CLI installs."""
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", list(root.handlers))
-    monkeypatch.setattr(root, "level", root.level)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 
 from fleetwatch.settings import InfluxSettings
-from stores.influx import make_client
 from stores.influx.flux_library import flux_time, load_query, run_flux
 from tests.support.history import heartbeat, tags, write
 
@@ -42,13 +40,6 @@ def runnable(example: str, bucket: str, start: datetime, stop: datetime) -> str:
     at = max((i + 1 for i, line in enumerate(lines) if line.startswith("import ")), default=0)
     ui = f"v = {{timeRangeStart: {flux_time(start)}, timeRangeStop: {flux_time(stop)}}}\n"
     return "".join([*lines[:at], ui, *lines[at:]])
-
-
-@pytest.fixture
-def client(influx_settings: InfluxSettings) -> Iterator[InfluxDBClient]:
-    """A client on the test run's InfluxDB."""
-    with make_client(influx_settings) as client:
-        yield client
 
 
 @pytest.fixture

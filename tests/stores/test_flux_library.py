@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from analytics.trends import combine, time_weighted
 from fleetwatch.settings import InfluxSettings
 from stores.errors import StoreError
-from stores.influx import make_client
 from stores.influx.flux_library import (
     FluxLibraryError,
     flux_duration,
@@ -156,13 +154,6 @@ def test_malformed_query_files_are_refused(tmp_path: Path) -> None:
 
 
 # --- running them --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def client(influx_settings: InfluxSettings) -> Iterator[InfluxDBClient]:
-    """A client on the test run's InfluxDB."""
-    with make_client(influx_settings) as client:
-        yield client
 
 
 @pytest.fixture

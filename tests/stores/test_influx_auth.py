@@ -37,19 +37,6 @@ class Buckets:
 
 
 @pytest.fixture
-def client(influx_service: InfluxSettings) -> Iterator[InfluxDBClient]:
-    """A client with the operator token."""
-    with make_client(influx_service) as client:
-        yield client
-
-
-@pytest.fixture
-def org(influx_service: InfluxSettings) -> str:
-    """The organisation the tests work in."""
-    return influx_service.influx_org
-
-
-@pytest.fixture
 def buckets(client: InfluxDBClient, org: str) -> Iterator[Buckets]:
     """Three fresh buckets with a point each; they and their read tokens are deleted after."""
     prefix = unique_name("auth")

@@ -11,8 +11,7 @@ import polars as pl
 import pytest
 from influxdb_client.client.influxdb_client import InfluxDBClient
 
-from fleetwatch.settings import InfluxSettings
-from stores.influx import ensure_bucket, ensure_hourly_task, make_client, run_hourly_stats
+from stores.influx import ensure_bucket, ensure_hourly_task, run_hourly_stats
 from stores.influx.buckets import find_bucket, retention_seconds
 from stores.influx.flux_library import load_query, run_flux
 from stores.influx.points import DeviceTags, HeartbeatPoint, heartbeat_line
@@ -24,19 +23,6 @@ DAY_S = 86_400
 TASK_RUN_TIMEOUT_S = 30.0
 
 NewBucket = Callable[[int], str]
-
-
-@pytest.fixture
-def client(influx_service: InfluxSettings) -> Iterator[InfluxDBClient]:
-    """A client on the test run's InfluxDB."""
-    with make_client(influx_service) as client:
-        yield client
-
-
-@pytest.fixture
-def org(influx_service: InfluxSettings) -> str:
-    """The organisation the tests work in."""
-    return influx_service.influx_org
 
 
 @pytest.fixture

@@ -29,6 +29,9 @@ from stores.postgres.migrate import MIGRATION_LOCK_KEY, MIGRATIONS_DIR
 from tests.conftest import unique_name
 from tests.support.influx_env import own_influx_env
 
+# Running the CLI installs root-logger handlers: undo them after each test.
+pytestmark = pytest.mark.usefixtures("restore_root_logging")
+
 JOIN_TIMEOUT_S = 60.0
 
 
@@ -38,14 +41,6 @@ def engine(pg_settings: PostgresSettings) -> Iterator[Engine]:
     engine = make_engine(pg_settings, pool_size=1)
     yield engine
     engine.dispose()
-
-
-@pytest.fixture
-def restore_root_logging(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Undo the root-logger set-up that running the CLI installs."""
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", list(root.handlers))
-    monkeypatch.setattr(root, "level", root.level)
 
 
 def _oid(engine: Engine, table: str) -> int:
