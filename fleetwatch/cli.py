@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[argparse.Namespace], int]
 
+DOWNSAMPLE_TIMEOUT_MS = 3_600_000
+"""How long one query of a backfill may take (24 hours of 10,000 devices: about 30 min)."""
+
 
 def _cmd_config(_: argparse.Namespace) -> int:
     """Print every setting with its effective value (secrets masked)."""
@@ -273,6 +276,35 @@ def _cmd_housekeeping(_: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_downsample(args: argparse.Namespace) -> int:
+    """Recompute the hourly downsample (device rows and per-zone rollup) of past hours now."""
+    from stores import StoreError  # noqa: PLC0415 - heavy imports
+    from stores.influx import make_client, run_hourly_stats  # noqa: PLC0415
+
+    influx, retention = load(InfluxSettings), load(RetentionSettings)
+    stop = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = stop - timedelta(hours=args.hours)
+    # A day of a large fleet takes minutes of Flux: far longer than a query's usual timeout.
+    with make_client(influx, timeout_ms=DOWNSAMPLE_TIMEOUT_MS) as client:
+        try:
+            written = run_hourly_stats(
+                client,
+                influx.influx_org,
+                influx.influx_bucket,
+                retention.influx_hourly_bucket,
+                start=start,
+                stop=stop,
+            )
+        except StoreError as exc:
+            sys.stderr.write(f"fleetwatch downsample: {exc}\n")
+            return 1
+    sys.stdout.write(
+        f"influxdb: {args.hours} hours from {start:%Y-%m-%d %H:%M} UTC downsampled into "
+        f"{retention.influx_hourly_bucket}: {written} device-hours\n"
+    )
+    return 0
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
     """Run the ingest service until SIGINT/SIGTERM."""
     import signal  # noqa: PLC0415
@@ -377,6 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
             "delete the PostgreSQL history older than its retention, once, now",
             _cmd_housekeeping,
         ),
+        (
+            "downsample",
+            "recompute the hourly InfluxDB downsample of past hours (a backfill), once, now",
+            _cmd_downsample,
+        ),
         ("ingest", "receive device messages from MQTT into PostgreSQL and InfluxDB", _cmd_ingest),
         (
             "simulate",
@@ -395,6 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--batch-size", type=int, default=2000, help="messages per transaction")
     ingest.add_argument(
         "--batch-wait-ms", type=float, default=50, help="longest wait to fill a batch"
+    )
+    parsers["downsample"].add_argument(
+        "--hours",
+        type=int,
+        default=24,
+        choices=range(1, 24 * 366),
+        metavar="N",
+        help="the last N finished hours (default 24; the raw bucket keeps 30 days)",
     )
     simulate = parsers["simulate"]
     simulate.add_argument("--devices", type=int, required=True, help="simulated panels")

@@ -1,4 +1,5 @@
-"""'fleetwatch housekeeping' purges PostgreSQL; 'fleetwatch migrate' also prepares InfluxDB."""
+"""'fleetwatch housekeeping' purges PostgreSQL; 'fleetwatch migrate' also prepares InfluxDB;
+'fleetwatch downsample' backfills the hourly data."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from sqlalchemy import func, insert, select
 
 from fleetwatch.cli import main
 from fleetwatch.settings import InfluxSettings, PostgresSettings
+from stores.influx import ensure_bucket
 from stores.influx.buckets import find_bucket, retention_seconds
+from stores.influx.flux_library import run_flux
 from stores.influx.tasks import find_tasks, task_flux, task_name
 from stores.postgres import current_revision, head_revision, make_engine, upgrade
 from stores.postgres import schema as s
 from tests.conftest import unique_name
+from tests.support.history import heartbeat, tags, write
 from tests.support.influx_env import InfluxEnv, own_influx_env
 
 # Running the CLI installs root-logger handlers: undo them after each test.
@@ -150,3 +154,32 @@ def test_migrate_refuses_one_bucket_for_raw_and_hourly(
     finally:
         engine.dispose()
     assert "FLEETWATCH_INFLUX_HOURLY_BUCKET" in capsys.readouterr().err
+
+
+def test_downsample_backfills_the_hourly_data(
+    influx_env: InfluxEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'fleetwatch downsample --hours N' writes the device rows and the per-zone rollup of
+    the last N finished hours from the raw points, and says how many device-hours."""
+    client, org = influx_env.client, influx_env.org
+    for name in (influx_env.raw_bucket, influx_env.hourly_bucket):
+        ensure_bucket(client, name, org, 30)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    write(
+        client,
+        influx_env.raw_bucket,
+        [heartbeat(tags(n), hour + timedelta(minutes=m)) for n in (1, 2) for m in range(0, 60, 5)],
+    )
+
+    assert main(["downsample", "--hours", "3"]) == 0
+
+    out = capsys.readouterr().out
+    assert f"3 hours from {hour - timedelta(hours=1):%Y-%m-%d %H:%M} UTC" in out
+    # Each device's hour, and the next one: its :55 value holds on (no offline marker).
+    assert out.rstrip().endswith(": 4 device-hours")
+    rollup = run_flux(
+        client,
+        f'from(bucket: "{influx_env.hourly_bucket}") |> range(start: -1d) '
+        '|> filter(fn: (r) => r._measurement == "group_hourly_stats" and r._field == "devices")',
+    )
+    assert rollup["_value"].to_list() == [2, 2]
