@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboards.filters import Selection
 
-__all__ = ["count", "percent", "seconds", "table"]
+__all__ = ["count", "daily_bars", "percent", "seconds", "table"]
 
 
 def table(frame: pl.DataFrame, name: str, selection: Selection) -> None:
@@ -25,6 +25,13 @@ def table(frame: pl.DataFrame, name: str, selection: Selection) -> None:
         on_click="ignore",
         icon=":material/download:",
     )
+
+
+def daily_bars(frame: pl.DataFrame, *, y: str, color: str, y_label: str) -> None:
+    """Stacked bars per UTC day of ``frame``'s ``day`` column. The days are drawn as labels,
+    not on a time axis, so that a period of one or two days still gets wide bars."""
+    days = frame.with_columns(pl.col("day").dt.strftime("%Y-%m-%d"))
+    st.bar_chart(days, x="day", y=y, color=color, x_label="day (UTC)", y_label=y_label)
 
 
 def count(value: object) -> str:

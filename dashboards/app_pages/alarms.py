@@ -10,7 +10,7 @@ import streamlit as st
 
 from analytics import alarms
 from dashboards import data, filters
-from dashboards.widgets import count, seconds, table
+from dashboards.widgets import count, daily_bars, seconds, table
 
 _DIMENSIONS: Final[dict[str, alarms.AlarmDimension]] = {
     "Type": "alarm_type",
@@ -54,7 +54,7 @@ def main() -> None:
     daily = alarms.daily_alarms(events, start=period.start, end=period.end, by="alarm_type")
     st.subheader("Alarm events per day (UTC)")
     if daily.height and daily["events"].sum():
-        st.bar_chart(daily, x="day", y="events", color="alarm_type", y_label="events")
+        daily_bars(daily, y="events", color="alarm_type", y_label="events")
     else:
         st.info("No alarm events in this period.")
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 from analytics import commands
 from dashboards import data, filters
-from dashboards.widgets import count, percent, seconds, table
+from dashboards.widgets import count, daily_bars, percent, seconds, table
 
 _OUTCOMES: Final = ["completed", "failed", "timeout", "cancelled", "in_flight"]
 
@@ -44,9 +44,8 @@ def main() -> None:
     by_day = commands.command_success(log, "day")
     st.subheader("Outcomes per day (UTC)")
     if by_day.height:
-        st.bar_chart(
+        daily_bars(
             by_day.unpivot(index="day", on=_OUTCOMES, variable_name="outcome"),
-            x="day",
             y="value",
             color="outcome",
             y_label="commands",

@@ -8,7 +8,7 @@ import streamlit as st
 
 from analytics import storage, trends
 from dashboards import data, filters
-from dashboards.widgets import count, percent, table
+from dashboards.widgets import count, daily_bars, percent, table
 
 
 def _bytes(value: object) -> str:
@@ -49,9 +49,8 @@ def main() -> None:
     per_day = storage.cdc_savings(daily, "day")
     st.subheader("Received and written per day (UTC)")
     if per_day.height:
-        st.bar_chart(
+        daily_bars(
             per_day.unpivot(index="day", on=["written", "saved"], variable_name="heartbeats"),
-            x="day",
             y="value",
             color="heartbeats",
             y_label="heartbeats",
@@ -68,7 +67,7 @@ def main() -> None:
         if _source(selection) == "hourly":
             st.caption("Counted by the hourly task: the current hour is not included yet.")
         if points.height:
-            st.bar_chart(points, x="day", y="points", color="change_type", y_label="points")
+            daily_bars(points, y="points", color="change_type", y_label="points")
         table(points, "points_per_day", selection)
 
 
