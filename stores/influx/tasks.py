@@ -1,7 +1,8 @@
 """The hourly downsampling of the heartbeat history: an InfluxDB task, and the same Flux on demand.
 
 The computation lives in ``flux/hourly_stats.flux`` (``hourlyStats()`` for one window,
-``toHourly()`` to write its rows, ``toGroups()`` to write their sums per zone and country);
+``toHourly()`` to write its rows, ``toGroups()`` to write their sums per zone and country,
+``pointKinds()`` and ``toKinds()`` for the points by change type);
 this module only renders the calls around it:
 
 * ``ensure_hourly_task`` installs it as a task that runs every hour (a few minutes past, so
@@ -38,6 +39,7 @@ HOURS_PER_QUERY = 24
 """A backfill asks for at most this many hours (one ``hourlyStats()`` each) per query."""
 
 _HOUR = timedelta(hours=1)
+_DEVICE_HOURS = "device_hours"
 
 
 @cache
@@ -69,6 +71,9 @@ stop = date.truncate(t: now(), unit: 1h)
 {stats}
     |> toHourly(bucket: {_string(hourly_bucket)}, org: {_string(org)})
     |> toGroups(bucket: {_string(hourly_bucket)}, org: {_string(org)})
+
+pointKinds(bucket: raw, start: {bounds[0]}, stop: stop)
+    |> toKinds(bucket: {_string(hourly_bucket)}, org: {_string(org)})
 """
 
 
@@ -168,6 +173,13 @@ raw = {_string(raw_bucket)}
     |> toGroups(bucket: {_string(hourly_bucket)}, org: {_string(org)})
     |> group()
     |> sum(column: "devices")
+    |> yield(name: "{_DEVICE_HOURS}")
+
+pointKinds(bucket: raw, start: {_time(hours[0])}, stop: {_time(hours[-1] + _HOUR)})
+    |> toKinds(bucket: {_string(hourly_bucket)}, org: {_string(org)})
+    |> group()
+    |> count()
+    |> yield(name: "kinds")
 """
 
 
@@ -188,7 +200,12 @@ def _run(client: InfluxDBClient, org: str, flux: str) -> int:
     with api_errors(client, "computing device_hourly_stats"):
         tables = client.query_api().query(flux, org=org)
     # Each group row counts the device rows summed into it.
-    return sum(int(record["devices"]) for table in tables for record in table.records)
+    return sum(
+        int(record["devices"])
+        for table in tables
+        for record in table.records
+        if record.values.get("result") == _DEVICE_HOURS
+    )
 
 
 def _floor_hour(moment: datetime) -> datetime:
