@@ -280,7 +280,8 @@ def _counts_parts(engine: Engine, period: Period) -> _Select | _Compound:
     hours = select(h.device_id, day.label("day"), h.received, h.written).where(
         h.hour >= period.start, h.hour < period.end
     )
-    first = rollups.day_start(period.start + _DAY - timedelta(microseconds=1))
+    # Whole days inside the period and already rolled up: [first, last).
+    first = rollups.day_start(period.start + _DAY - timedelta(microseconds=1))  # rounded up
     rolled = rollups.rolled_up_until(engine)
     last = min(rollups.day_start(period.end), rolled) if rolled is not None else first
     if last <= first:
@@ -307,7 +308,7 @@ def _frame(engine: Engine, statement: _Select, schema: pl.Schema, doing: str) ->
     """Run ``statement`` (its columns in ``schema``'s order) into a frame of ``schema``.
 
     The rows travel as CSV from ``COPY (...) TO STDOUT`` into Polars' reader: no Python
-    object per value (300,000 alarm events: 0.5 s instead of 5 s through row tuples).
+    object per value (300,000 alarm events: 1.4 s instead of 5.4 s through row tuples).
     Timestamps travel as integer microseconds since the epoch and booleans as 0/1, so the
     CSV needs no date or boolean parsing.
     """

@@ -25,6 +25,7 @@ from pydantic import PostgresDsn
 from streamlit.testing.v1 import AppTest
 
 from benchmarks.fleet_history import HistoryShape, fill_influx, fill_postgres, hostname
+from benchmarks.sandbox import database_url, drop_database
 from fleetwatch.dashboard_cli import APP
 from fleetwatch.settings import InfluxSettings, PostgresSettings
 from fleetwatch.settings import load as load_settings
@@ -55,11 +56,8 @@ def _names(devices: int) -> tuple[str, str, str]:
     return base, f"{base}_raw", f"{base}_hourly"
 
 
-def _url(admin: PostgresSettings, database: str) -> PostgresSettings:
-    host = admin.database_url.hosts()[0]
-    password = f":{host['password']}" if host["password"] else ""
-    url = f"postgresql://{host['username']}{password}@{host['host']}:{host['port']}/{database}"
-    return PostgresSettings(database_url=PostgresDsn(url))
+def _settings(admin: PostgresSettings, database: str) -> PostgresSettings:
+    return PostgresSettings(database_url=PostgresDsn(database_url(admin, database)))
 
 
 def _database_exists(admin: PostgresSettings, name: str) -> bool:
@@ -71,10 +69,7 @@ def _database_exists(admin: PostgresSettings, name: str) -> bool:
 def drop(admin: PostgresSettings, influx: InfluxSettings, devices: int) -> None:
     """Remove the dataset of ``devices`` devices, if there is one."""
     database, *buckets = _names(devices)
-    with psycopg.connect(str(admin.database_url), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-        )
+    drop_database(admin, database)
     with make_client(influx) as client:
         for name in buckets:
             bucket = find_bucket(client, name, influx.influx_org)
@@ -88,7 +83,7 @@ def prepare(
 ) -> Dataset:
     """The dataset of ``shape``: reused when it exists (and not ``fresh``), else generated."""
     database, raw, hourly = _names(shape.devices)
-    dataset = Dataset(_url(admin, database), influx, raw, hourly)
+    dataset = Dataset(_settings(admin, database), influx, raw, hourly)
     if fresh:
         drop(admin, influx, shape.devices)
     if _database_exists(admin, database):

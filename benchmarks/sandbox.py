@@ -47,7 +47,8 @@ class Sandbox:
         return str(self.pg.database_url)
 
 
-def _database_url(admin: PostgresSettings, name: str) -> str:
+def database_url(admin: PostgresSettings, name: str) -> str:
+    """The URL of database ``name`` on ``admin``'s server, with ``admin``'s credentials."""
     host = admin.database_url.hosts()[0]
     user = host["username"] or ""
     password = f":{host['password']}" if host["password"] else ""
@@ -63,7 +64,7 @@ def _database(admin: PostgresSettings, name: str, *, keep: bool) -> Iterator[Pos
     except psycopg.Error as exc:
         raise SandboxError(f"cannot create database {name}: {exc}") from exc
     try:
-        settings = PostgresSettings(database_url=PostgresDsn(_database_url(admin, name)))
+        settings = PostgresSettings(database_url=PostgresDsn(database_url(admin, name)))
         upgrade(settings)
         logger.info("database %s created and migrated", name)
         yield settings
@@ -71,10 +72,11 @@ def _database(admin: PostgresSettings, name: str, *, keep: bool) -> Iterator[Pos
         if keep:
             logger.info("kept database %s", name)
         else:
-            _drop_database(admin, name)
+            drop_database(admin, name)
 
 
-def _drop_database(admin: PostgresSettings, name: str) -> None:
+def drop_database(admin: PostgresSettings, name: str) -> None:
+    """Drop database ``name`` if it exists, its sessions included; a failure is logged."""
     try:
         with psycopg.connect(str(admin.database_url), autocommit=True) as conn:
             conn.execute(
