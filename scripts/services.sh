@@ -7,9 +7,11 @@
 #   scripts/services.sh status    say which are reachable
 #   scripts/services.sh env       print the FLEETWATCH_* settings that point at them
 #   scripts/services.sh influxd   only build (or reuse) the influxd binary, print its path
+#   scripts/services.sh pid NAME  print the process id of a running service (influxdb, mosquitto)
 #
 # influxd is built from its Go module source once and cached outside the repository,
-# keyed by version; later runs reuse the cached binary.
+# keyed by version and by the corrections in scripts/influxd-patches; later runs reuse the
+# cached binary.
 set -euo pipefail
 
 # v2.7.12 is the newest 2.x whose whole dependency tree the module proxy serves (v2.10.0
@@ -30,7 +32,11 @@ INFLUX_PASSWORD="${FLEETWATCH_INFLUX_PASSWORD:-fleetwatch-admin}"
 
 CACHE_DIR="${FLEETWATCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/fleetwatch}"
 STATE_DIR="${FLEETWATCH_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/fleetwatch}"
-INFLUXD_BIN="$CACHE_DIR/influxd-$INFLUXDB_VERSION/influxd"
+PATCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/influxd-patches"
+# The corrections applied to the module source before building (see each file's header).
+# Their digest is part of the cache key, so a binary built without them is never reused.
+patches_digest() { cat "$PATCH_DIR"/*.patch | sha256sum | cut -c1-12; }
+INFLUXD_BIN="$CACHE_DIR/influxd-$INFLUXDB_VERSION-$(patches_digest)/influxd"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
@@ -70,7 +76,7 @@ build_influxd() {
   fi
   command -v go >/dev/null || die "Go is required to build influxd"
   command -v cargo >/dev/null || die "Rust (cargo) is required to build Flux for influxd"
-  apt_install build-essential pkg-config clang
+  apt_install build-essential pkg-config clang patch
   local started=$SECONDS work
   work="$(mktemp -d "${TMPDIR:-/tmp}/influxd-build.XXXXXX")"
   # shellcheck disable=SC2064 # expand now: $work is local
@@ -87,6 +93,14 @@ build_influxd() {
   # it is built in a writable copy rather than with 'go install module@version'.
   cp -r "$src" "$work/influxdb"
   chmod -R u+w "$work/influxdb"
+  local patch
+  for patch in "$PATCH_DIR"/*.patch; do
+    # --forward refuses a patch already applied: a source that no longer matches must stop
+    # the build rather than yield an uncorrected binary under the corrected cache key.
+    patch -p1 --forward --quiet -d "$work/influxdb" <"$patch" \
+      || die "correction $(basename "$patch") does not apply to influxdb $INFLUXDB_VERSION"
+    log "applied $(basename "$patch")"
+  done
   # The wrapper version influxdb's go.mod names may be missing from the proxy; the newest
   # published one is an equally good wrapper.
   local pkgcfg_version
@@ -198,6 +212,14 @@ influxdb_up() {
   build_influxd
   local dir="$STATE_DIR/influxdb"
   mkdir -p "$dir"
+  local pid
+  pid="$(cat "$dir/influxd.pid" 2>/dev/null || true)"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null \
+      && [ "$(readlink -f "/proc/$pid/exe")" != "$(readlink -f "$INFLUXD_BIN")" ]; then
+    # Started from another build (an older version, or one without the corrections).
+    log "restarting influxd: the running one is not $INFLUXD_BIN"
+    influxdb_down
+  fi
   if ! influx_healthy; then
     nohup "$INFLUXD_BIN" \
       --http-bind-address "127.0.0.1:$INFLUX_PORT" \
@@ -219,6 +241,18 @@ influxdb_up() {
 }
 
 influxdb_down() { stop_pidfile "$STATE_DIR/influxdb/influxd.pid"; }
+
+print_pid() {
+  local pidfile
+  case "${1:-}" in
+    influxdb) pidfile="$STATE_DIR/influxdb/influxd.pid" ;;
+    mosquitto) pidfile="$STATE_DIR/mosquitto/mosquitto.pid" ;;
+    *) die "usage: $0 pid influxdb|mosquitto" ;;
+  esac
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null \
+    || die "${1} is not running from this script (no live process in $pidfile)"
+  cat "$pidfile"
+}
 
 stop_pidfile() {
   local pidfile=$1 pid
@@ -262,5 +296,6 @@ case "${1:-}" in
   down) influxdb_down; mosquitto_down; postgres_down; log "services stopped" ;;
   status) print_status ;;
   env) print_env ;;
-  *) echo "usage: $0 up|down|status|env|influxd" >&2; exit 2 ;;
+  pid) print_pid "${2:-}" ;;
+  *) echo "usage: $0 up|down|status|env|influxd|pid NAME" >&2; exit 2 ;;
 esac

@@ -11,6 +11,14 @@ this module only renders the calls around it:
   still count, and writing an hour again overwrites its points;
 * ``run_hourly_stats`` runs it now over any range of whole hours, for backfills (points
   older than the task's reach, e.g. a device's backlog stamped with its own clock) and tests.
+
+fleetwatch never deletes, deactivates or reschedules a task in normal operation. InfluxDB
+2.7's scheduler (the official image included) spins a core after a queued task is removed
+until the next task is due (README, Operations notes). So the task is created once, later
+updates change only its Flux and keep ``TASK_EVERY`` and ``TASK_OFFSET`` (a new schedule
+would leave the scheduler waking for the old one), and the only deletion is of a duplicate
+left by two concurrent ``fleetwatch migrate``: it is due at the same moment as the task that
+stays, so the scheduler's next wake-up still finds a run due.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 FLUX_FILE = Path(__file__).with_name("flux") / "hourly_stats.flux"
 TASK_NAME = "fleetwatch-hourly-stats"
+# Never change these two for an installed base: see the module's note on the scheduler.
 TASK_EVERY = "1h"
 TASK_OFFSET = "5m"
 RECOMPUTE_HOURS = 3
