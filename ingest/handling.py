@@ -106,6 +106,13 @@ _INPUT_COUNTER = {"PANIC1": "panic1_count", "PANIC2": "panic2_count", "TAMPER": 
 _OUTPUTS = {1: "siren", 2: "turret"}
 _RUNNING = frozenset({"ACTIVE", "STARTING", "STOPPING"})
 _ONE_MS = timedelta(milliseconds=1)
+
+
+def _whole_ms(when: datetime) -> datetime:
+    """``when`` without its sub-millisecond part."""
+    return when.replace(microsecond=when.microsecond - when.microsecond % 1000)
+
+
 SYNC_ALERT = "device_id_sync_failed"
 DEFAULT_TIMING = CommandTiming()
 
@@ -297,8 +304,13 @@ class Walk:
         other, and a backlog received in a burst arrives with near-identical server times.
         """
         state = self._tracker.snapshot([dev.device_id]).get(dev.device_id)
-        if state is not None and when <= state.written_at:
-            return state.written_at + _ONE_MS
+        if state is None:
+            return when
+        # Compared in whole milliseconds, the precision points are written with: two server
+        # times a few microseconds apart would otherwise share one point time.
+        last = _whole_ms(state.written_at)
+        if _whole_ms(when) <= last:
+            return last + _ONE_MS
         return when
 
     def _status(self, dev: _Device, msg: StatusReport) -> None:

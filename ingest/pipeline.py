@@ -55,6 +55,14 @@ class Totals:
         self.batches += 1
         self.dead_letters.update(outcome.dead_letters)
 
+    def summary(self, rate: float) -> str:
+        """One line for the periodic report; ``rate`` is messages per second lately."""
+        dead = dict(self.dead_letters) or "none"
+        return (
+            f"{self.messages} messages ({rate:.0f}/s), {self.points} points, "
+            f"{self.duplicates} duplicates, dead letters {dead}"
+        )
+
 
 class Pipeline:
     """Decoder, handler and InfluxDB writer for one ingest process."""
@@ -123,13 +131,28 @@ class Pipeline:
             return self._handler.handle([dead])
 
     def _flush(self, ids: Sequence[int], lines: Sequence[str]) -> bool:
+        """Write committed points, then forget them; False when either step failed.
+
+        Never raises: the batch these points belong to has committed, and an exception here
+        would make the caller handle it again. Points whose deletion failed stay in the
+        outbox and the drainer replays them, which rewrites the same series and timestamps.
+        """
         try:
             self._writer.write(lines)
         except StoreError as exc:
             logger.warning("InfluxDB write failed, %d points wait in the outbox: %s", len(ids), exc)
             self.influx_backlog = True
             return False
-        self._store.delete_points(ids)
+        try:
+            self._store.delete_points(ids)
+        except (StoreError, psycopg.Error) as exc:
+            logger.warning(
+                "%d points written to InfluxDB but not yet removed from the outbox: %s",
+                len(ids),
+                exc,
+            )
+            self.influx_backlog = True
+            return False
         return True
 
     def drain_outbox(self, chunk: int = 10_000) -> int:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -20,6 +20,7 @@ from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
 from ingest.broker import make_client
 from ingest.contract import TopicKind
 from stores.influx import make_client as influx_client
+from stores.influx.writer import LineWriter
 from tests.ingest.conftest import forget_session, start_ingest
 from tests.support.devices import FakePanel, Publisher
 from tests.support.outbox import outbox_drained, outbox_size
@@ -100,6 +101,13 @@ async def publish_stream(mqtt: MqttSettings, per_panel: int) -> int:
     return per_panel * len(PANELS)
 
 
+def through(proxy: TcpProxy, pg: PostgresSettings) -> PostgresSettings:
+    """Settings reaching ``pg``'s database by way of ``proxy``."""
+    host = pg.database_url.hosts()[0]
+    url = str(pg.database_url).replace(f"{host['host']}:{host['port']}", f"127.0.0.1:{proxy.port}")
+    return PostgresSettings(database_url=PostgresDsn(url))
+
+
 def influx_point_count(influx: InfluxSettings) -> int:
     flux = f"""
 from(bucket: "{influx.influx_bucket}")
@@ -153,10 +161,7 @@ async def test_postgres_outage_holds_acknowledgements_until_it_returns(
     host = migrated_pg.database_url.hosts()[0]
     client_id = f"ingest-{uuid.uuid4().hex[:10]}"
     async with TcpProxy(str(host["host"]), int(host["port"] or 5432)) as proxy:
-        url = str(migrated_pg.database_url).replace(
-            f"{host['host']}:{host['port']}", f"127.0.0.1:{proxy.port}"
-        )
-        via_proxy = PostgresSettings(database_url=PostgresDsn(url))
+        via_proxy = through(proxy, migrated_pg)
         service, stop, task = await start_ingest(
             via_proxy, mqtt_settings, influx_settings, client_id, retry_max_s=0.5
         )
@@ -253,3 +258,82 @@ async def test_sigterm_stops_cleanly_within_bounds_and_loses_nothing(
         await forget_session(mqtt_settings, client_id)
     assert total_received(db) == sent
     assert db.execute("SELECT count(*) FROM dead_letters").fetchone() == (0,)
+
+
+class CutAfterWrite:
+    """The real InfluxDB writer, which cuts PostgreSQL's proxy once right after a write has
+    succeeded: the moment between a batch's InfluxDB write and its outbox delete."""
+
+    def __init__(
+        self, writer: LineWriter, proxy: TcpProxy, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._writer = writer
+        self._proxy = proxy
+        self._loop = loop
+        self.cut = threading.Event()
+
+    def write(self, lines: Sequence[str]) -> None:
+        self._writer.write(lines)
+        if not self.cut.is_set():
+            asyncio.run_coroutine_threadsafe(self._proxy.cut(), self._loop).result(timeout=5)
+            self.cut.set()
+
+
+async def test_batch_committed_before_postgres_went_away_is_not_handled_again(
+    migrated_pg: PostgresSettings,
+    mqtt_settings: MqttSettings,
+    influx_settings: InfluxSettings,
+    db: psycopg.Connection[Any],
+) -> None:
+    """PostgreSQL cut after a batch's commit and InfluxDB write, before its outbox delete:
+    the batch is not handled twice, and every count is exact once PostgreSQL is back."""
+    host = migrated_pg.database_url.hosts()[0]
+    client_id = f"ingest-{uuid.uuid4().hex[:10]}"
+    heartbeats = 12
+    async with TcpProxy(str(host["host"]), int(host["port"] or 5432)) as proxy:
+        via_proxy = through(proxy, migrated_pg)
+        # A long batch wait gathers the burst below into one batch.
+        service, stop, task = await start_ingest(
+            via_proxy,
+            mqtt_settings,
+            influx_settings,
+            client_id,
+            retry_max_s=0.5,
+            batch_wait_s=0.5,
+            outbox_drain_interval_s=0.1,
+        )
+        writer = CutAfterWrite(service.pipeline._writer, proxy, asyncio.get_running_loop())
+        try:
+            panel = PANELS[0]
+            async with make_client(mqtt_settings) as client:
+                device = Publisher(client, mqtt_settings.topic_prefix)
+                await device.send(panel, TopicKind.STATUS, panel.status())
+                await service.wait_processed(1)
+                service.pipeline._writer = writer
+                # Heartbeats without a device timestamp: only the batch's single handling
+                # keeps them from being counted twice (no redelivery guard applies).
+                await device.raw(
+                    f"{mqtt_settings.topic_prefix}/{panel.hostname}/heartbeat", b"\xff"
+                )
+                for i in range(heartbeats):
+                    beat = panel.heartbeat(temperature=20.0 + i, uptime=200 + i, timestamp=0)
+                    await device.send(panel, TopicKind.HEARTBEAT, beat)
+                await service.wait_processed(2 + heartbeats, timeout_s=30)
+                assert writer.cut.is_set(), "the batch's points were never written"
+                await proxy.restore()
+                await outbox_drained(db)
+        finally:
+            stop.set()
+            await task
+            await forget_session(mqtt_settings, client_id)
+    assert service.failure is None
+    totals = service.pipeline.totals
+    assert (totals.device_messages, totals.accepted) == (2 + heartbeats, 1 + heartbeats)
+    assert dict(totals.dead_letters) == {"undecodable": 1}
+    assert db.execute("SELECT count(*) FROM dead_letters").fetchone() == (1,)
+    assert total_received(db) == heartbeats
+    row = db.execute("SELECT sum(written) FROM heartbeat_counts").fetchone()
+    assert row is not None
+    assert row[0] == heartbeats  # every temperature differs by a whole degree
+    assert influx_point_count(influx_settings) == heartbeats
+    assert outbox_size(db) == 0
