@@ -117,7 +117,7 @@ class CommandSpec:
         try:
             self.envelope(str(uuid.uuid4()), 1, 0, 0)
         except Exception as exc:  # ParseDict raises several kinds
-            raise CommandError(f"invalid {self.kind} payload {dict(self.values)}: {exc}") from exc
+            raise CommandError(f"invalid {self.kind} payload {self.values!r}: {exc}") from exc
 
     @property
     def command_type(self) -> str:
@@ -135,7 +135,9 @@ class CommandSpec:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CommandSpec:
-        """Inverse of ``as_json``."""
+        """Inverse of ``as_json``; CommandError for anything else (a row edited by hand)."""
+        if not isinstance(data, Mapping):
+            raise CommandError(f"command_data must be a JSON object, got {type(data).__name__}")
         if len(data) != 1:
             raise CommandError(f"command_data must hold exactly one payload, got {list(data)}")
         ((kind, values),) = data.items()

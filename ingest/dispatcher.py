@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from ingest.commands import CommandSpec, CommandTiming
+from ingest.commands import CommandError, CommandSpec, CommandTiming
 from ingest.contract import TopicKind, TopicScheme
 from stores.errors import StoreUnavailableError
 from stores.postgres import commands_store
@@ -78,23 +78,42 @@ class CommandDispatcher:
         await asyncio.to_thread(self._begin, conn)
         try:
             rows = await asyncio.to_thread(commands_store.claim_sendable, conn, when, self._batch)
-            for row in rows:
-                await publish(self._topic(row), self._payload(row))
+            messages, unsendable = self._encode(rows)
+            for topic, payload in messages.values():
+                await publish(topic, payload)
             sent_at = now or datetime.now(UTC)
             await asyncio.to_thread(
-                commands_store.mark_sent,
-                conn,
-                [r.id for r in rows],
-                sent_at,
-                self._timing.ack_timeout,
+                commands_store.mark_sent, conn, list(messages), sent_at, self._timing.ack_timeout
             )
+            await asyncio.to_thread(commands_store.mark_unsendable, conn, unsendable, sent_at)
             await asyncio.to_thread(conn.commit)
         except BaseException:
             await asyncio.to_thread(self._rollback)
             raise
-        if rows:
-            logger.info("sent %d command(s)", len(rows))
-        return len(rows)
+        if messages:
+            logger.info("sent %d command(s)", len(messages))
+        return len(messages)
+
+    def _encode(
+        self, rows: list[CommandRow]
+    ) -> tuple[dict[int, tuple[str, bytes]], dict[int, str]]:
+        """The topic and payload of each claimed command by id, and the reason each of the
+        others can never be sent. Such a row (its stored payload no longer encodes, or its
+        device has no hostname) is failed rather than claimed again on every tick."""
+        messages: dict[int, tuple[str, bytes]] = {}
+        unsendable: dict[int, str] = {}
+        for row in rows:
+            try:
+                if not row.hostname:
+                    raise CommandError("its device has no hostname to address")
+                messages[row.id] = (self._topic(row), self._payload(row))
+            except (CommandError, TypeError, ValueError) as exc:
+                reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+                logger.error(
+                    "command %s (id %d) cannot be sent: %s", row.request_id, row.id, reason
+                )
+                unsendable[row.id] = reason
+        return messages, unsendable
 
     @staticmethod
     def _begin(conn: psycopg.Connection[Any]) -> None:

@@ -71,6 +71,16 @@ class IngestMetrics:
             "fleetwatch_devices_online", "Devices currently online", registry=r
         )
         self.commands = Gauge("fleetwatch_commands", "Commands by status", ["status"], registry=r)
+        self.loop_errors = Counter(
+            "fleetwatch_loop_errors",
+            "Failed ticks of a background loop, by loop and kind (unavailable: a store or the "
+            "broker could not be reached; error: anything else, logged with its traceback)",
+            ["loop", "kind"],
+            registry=r,
+        )
+        self.loop_running = Gauge(
+            "fleetwatch_loop_running", "1 while a background loop runs", ["loop"], registry=r
+        )
 
     def observe_batch(
         self, kinds: Tally[str], outcome: Outcome, received: int, seconds: float

@@ -25,6 +25,7 @@ from ingest.decoding import DecodeLimits, Decoder
 from ingest.dispatcher import CommandDispatcher
 from ingest.handling import BatchHandler, Outcome
 from ingest.health import HealthServer, Reply, json_reply
+from ingest.loops import Loops, wait_or_stop
 from ingest.pipeline import Pipeline
 from ingest.transport import Delivery, MqttTransport
 from stores.errors import StoreUnavailableError
@@ -61,6 +62,7 @@ class IngestOptions:
     health_host: str = "127.0.0.1"
     health_port: int | None = None  # None: no HTTP endpoints
     gauges_interval_s: float = 15.0
+    loop_backoff_max_s: float = 60.0  # longest wait after a background loop's failed ticks
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.batch_wait_s < 0:
@@ -110,6 +112,8 @@ class IngestService:
         self._progress = asyncio.Condition()
         self.failure: BaseException | None = None
         self.store_retries = 0
+        self.loops = Loops(self.pipeline.metrics, self._options.loop_backoff_max_s)
+        self._reported = (0, time.monotonic())
 
     @property
     def accepting(self) -> bool:
@@ -140,17 +144,7 @@ class IngestService:
         # Points an earlier process could not write still wait in the outbox: without this the
         # drainer, which only runs while a backlog is known, would leave them there for good.
         self.pipeline.influx_backlog = await asyncio.to_thread(self._store.outbox_size) > 0
-        loops = [
-            asyncio.create_task(loop(stop))
-            for loop in (
-                self._drain_outbox,
-                self._report,
-                self._dispatch,
-                self._liveness,
-                self._housekeeping,
-                self._gauges,
-            )
-        ]
+        self._start_loops(stop)
         try:
             await self._connect_loop(stop)
         except Exception as exc:
@@ -160,7 +154,7 @@ class IngestService:
             raise
         finally:
             stop.set()
-            await asyncio.gather(*loops, return_exceptions=True)
+            await self.loops.join()
             if self.health is not None:
                 await self.health.close()
             await asyncio.to_thread(self._close)
@@ -184,7 +178,7 @@ class IngestService:
             finally:
                 self._link = None
                 self.connected.clear()
-            if await _wait(stop, delay):
+            if await wait_or_stop(stop, delay):
                 return
             delay = min(delay * 2, self._options.retry_max_s)
 
@@ -233,23 +227,30 @@ class IngestService:
                 self.store_retries += 1
                 async with self._progress:
                     self._progress.notify_all()
-            if await _wait(stop, delay):
+            if await wait_or_stop(stop, delay):
                 return None
             delay = min(delay * 2, self._options.retry_max_s)
 
-    async def _drain_outbox(self, stop: asyncio.Event) -> None:
-        while not await _wait(stop, self._options.outbox_drain_interval_s):
-            if not self.pipeline.influx_backlog:
-                self.outbox_points = 0
-                self._accepting.set()
-                continue
-            try:
-                await asyncio.to_thread(self.pipeline.drain_outbox)
-                self.outbox_points = await asyncio.to_thread(self._store.outbox_size)
-            except StoreUnavailableError as exc:
-                logger.warning("outbox drain postponed: %s", exc)
-                continue
-            self._apply_outbox_bound()
+    def _start_loops(self, stop: asyncio.Event) -> None:
+        options, start = self._options, self.loops.start
+        start("outbox", options.outbox_drain_interval_s, self._drain_outbox, stop, first_now=False)
+        start("report", options.report_interval_s, self._report, stop, first_now=False)
+        start("dispatch", options.command_tick_s, self._dispatch, stop, first_now=False)
+        start("liveness", options.liveness_interval_s, self._liveness, stop, first_now=False)
+        start("gauges", options.gauges_interval_s, self._gauges, stop, first_now=True)
+        if self._retention is not None:  # housekeeping is off without retention settings
+            interval = self._retention.housekeeping_interval_s
+            start("housekeeping", interval, self._housekeeping, stop, first_now=False)
+
+    async def _drain_outbox(self) -> None:
+        """Replay the outbox while InfluxDB had failed; pause or resume intake by its size."""
+        if not self.pipeline.influx_backlog:
+            self.outbox_points = 0
+            self._accepting.set()
+            return
+        await asyncio.to_thread(self.pipeline.drain_outbox)
+        self.outbox_points = await asyncio.to_thread(self._store.outbox_size)
+        self._apply_outbox_bound()
 
     def _apply_outbox_bound(self) -> None:
         full = self.outbox_points >= self._options.max_outbox_points
@@ -264,34 +265,29 @@ class IngestService:
             logger.info("InfluxDB outbox below its limit again: resuming intake")
             self._accepting.set()
 
-    async def _dispatch(self, stop: asyncio.Event) -> None:
+    async def _dispatch(self) -> None:
         """Advance command timers and send due commands while the broker is connected."""
-        while not await _wait(stop, self._options.command_tick_s):
-            link = self._link
-            if link is None:
-                continue
-            try:
-                await asyncio.to_thread(self._dispatcher.advance_timers, datetime.now(UTC))
-                await self._dispatcher.send_due(link.publish)
-            except (StoreUnavailableError, aiomqtt.MqttError) as exc:
-                logger.warning("command dispatch postponed: %s", exc)
+        link = self._link
+        if link is None:
+            return
+        await asyncio.to_thread(self._dispatcher.advance_timers, datetime.now(UTC))
+        await self._dispatcher.send_due(link.publish)
 
-    async def _liveness(self, stop: asyncio.Event) -> None:
+    async def _liveness(self) -> None:
         """Take devices that went silent offline (a device's last will does it at once)."""
-        while not await _wait(stop, self._options.liveness_interval_s):
-            try:
-                outcome = await asyncio.to_thread(
-                    self.pipeline.sweep_silent, datetime.now(UTC), self._options.offline_after
-                )
-            except StoreUnavailableError as exc:
-                logger.warning("liveness sweep postponed: %s", exc)
-                continue
-            if outcome.accepted or outcome.points_written:
-                logger.info("%d device(s) went offline", outcome.points_written)
+        outcome = await asyncio.to_thread(
+            self.pipeline.sweep_silent, datetime.now(UTC), self._options.offline_after
+        )
+        if outcome.accepted or outcome.points_written:
+            logger.info("%d device(s) went offline", outcome.points_written)
 
     async def _healthz(self) -> Reply:
-        alive = self.failure is None
-        return json_reply(alive, {"failure": repr(self.failure) if self.failure else None})
+        # A background loop that ended is as fatal as a failed consumer: commands would no
+        # longer be sent or devices taken offline, so an orchestrator should restart us.
+        stopped = self.loops.stopped()
+        alive = self.failure is None and not stopped
+        failure = repr(self.failure) if self.failure else None
+        return json_reply(alive, {"failure": failure, "loops_stopped": stopped})
 
     async def _readyz(self) -> Reply:
         checks = {
@@ -300,8 +296,9 @@ class IngestService:
             "postgresql": await asyncio.to_thread(self._postgres_answers),
             "influxdb": await asyncio.to_thread(self._influx_answers),
             "accepting": self.accepting,
+            "loops": not self.loops.stopped(),
         }
-        return json_reply(all(checks.values()), {"checks": checks})
+        return json_reply(all(checks.values()), {"checks": checks, "loops": self.loops.status()})
 
     def _postgres_answers(self) -> bool:
         try:
@@ -321,28 +318,16 @@ class IngestService:
         body = self.pipeline.metrics.render()
         return Reply(200, body, "text/plain; version=0.0.4; charset=utf-8")
 
-    async def _gauges(self, stop: asyncio.Event) -> None:
-        while True:
-            try:
-                online, commands = await asyncio.to_thread(self._store.fleet_gauges)
-                self.pipeline.metrics.set_fleet(online, commands, self.outbox_points)
-            except StoreUnavailableError as exc:
-                logger.debug("gauges postponed: %s", exc)
-            if await _wait(stop, self._options.gauges_interval_s):
-                return
+    async def _gauges(self) -> None:
+        online, commands = await asyncio.to_thread(self._store.fleet_gauges)
+        self.pipeline.metrics.set_fleet(online, commands, self.outbox_points)
 
-    async def _housekeeping(self, stop: asyncio.Event) -> None:
-        """Purge rows past their retention on a schedule (disabled without settings)."""
-        settings = self._retention
-        if settings is None:
+    async def _housekeeping(self) -> None:
+        """Purge rows past their retention."""
+        if self._retention is None:
             return
-        while not await _wait(stop, settings.housekeeping_interval_s):
-            try:
-                removed = await asyncio.to_thread(self._purge, settings)
-            except StoreUnavailableError as exc:
-                logger.warning("housekeeping postponed: %s", exc)
-                continue
-            logger.info("housekeeping removed %s", {k: v for k, v in removed.items() if v} or 0)
+        removed = await asyncio.to_thread(self._purge, self._retention)
+        logger.info("housekeeping removed %s", {k: v for k, v in removed.items() if v} or 0)
 
     def _purge(self, settings: RetentionSettings) -> dict[str, int]:
         engine = make_engine(self._pg, pool_size=1)
@@ -367,21 +352,13 @@ class IngestService:
         sent: int = await self._dispatcher.send_due(link.publish, when)
         return sent
 
-    async def _report(self, stop: asyncio.Event) -> None:
+    async def _report(self) -> None:
         totals = self.pipeline.totals
-        last_count, last_time = 0, time.monotonic()
-        while not await _wait(stop, self._options.report_interval_s):
-            now = time.monotonic()
-            rate = (totals.messages - last_count) / max(now - last_time, 1e-9)
-            last_count, last_time = totals.messages, now
-            logger.info(
-                "ingest: %d messages (%.0f/s), %d points, %d duplicates, dead letters %s",
-                totals.messages,
-                rate,
-                totals.points,
-                totals.duplicates,
-                dict(totals.dead_letters) or "none",
-            )
+        last_count, last_time = self._reported
+        now = time.monotonic()
+        rate = (totals.messages - last_count) / max(now - last_time, 1e-9)
+        self._reported = (totals.messages, now)
+        logger.info("ingest: %s", totals.summary(rate))
 
 
 async def _first(*events: asyncio.Event) -> asyncio.Event:
@@ -391,13 +368,3 @@ async def _first(*events: asyncio.Event) -> asyncio.Event:
     for task in pending:
         task.cancel()
     return waiters[next(iter(done))]
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to ``seconds``; True if ``stop`` was set meanwhile."""
-    try:
-        async with asyncio.timeout(seconds):
-            await stop.wait()
-    except TimeoutError:
-        return False
-    return True

@@ -297,6 +297,20 @@ def mark_sent(
         )
 
 
+def mark_unsendable(
+    conn: psycopg.Connection[Any], failures: Mapping[int, str], now: datetime
+) -> None:
+    """Commands that can never be sent (their stored payload does not encode): FAILED with
+    the reason, so the dispatcher stops claiming them."""
+    if failures:
+        conn.execute(
+            "UPDATE command_log c SET status = 'FAILED', failed_at = %s, next_retry_at = NULL, "
+            "error_message = 'cannot be sent: ' || f.reason "
+            "FROM unnest(%s::bigint[], %s::text[]) AS f(id, reason) WHERE c.id = f.id",
+            [now, list(failures), list(failures.values())],
+        )
+
+
 def cancel(
     conn: psycopg.Connection[Any], request_ids: Sequence[str], now: datetime, by: str
 ) -> list[str]:

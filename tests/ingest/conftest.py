@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
+from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings, RetentionSettings
 from ingest.broker import make_client
 from ingest.service import IngestOptions, IngestService
 from stores.postgres.migrate import upgrade
@@ -36,11 +36,12 @@ async def start_ingest(
     mqtt: MqttSettings,
     influx: InfluxSettings,
     client_id: str,
+    retention: RetentionSettings | None = None,
     **options: Any,  # noqa: ANN401 - IngestOptions fields
 ) -> tuple[IngestService, asyncio.Event, asyncio.Task[None]]:
     """Start an ingest service and wait until it is subscribed."""
-    opts = IngestOptions(client_id=client_id, batch_wait_s=0.02, **options)
-    service = IngestService(pg, mqtt, influx, opts)
+    opts = IngestOptions(client_id=client_id, **{"batch_wait_s": 0.02, **options})
+    service = IngestService(pg, mqtt, influx, opts, retention)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     connected = asyncio.create_task(service.connected.wait())

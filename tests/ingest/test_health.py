@@ -61,7 +61,11 @@ async def test_health_and_readiness(served: IngestService) -> None:
         "postgresql": True,
         "influxdb": True,
         "accepting": True,
+        "loops": True,
     }
+    loops = json.loads(body)["loops"]
+    assert set(loops) == {"outbox", "report", "dispatch", "liveness", "gauges"}
+    assert all(state["running"] for state in loops.values())
     assert (await asyncio.to_thread(get, port, "/nope"))[0] == 404
 
 
