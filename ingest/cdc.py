@@ -1,30 +1,31 @@
-"""Change data capture: which heartbeats become points in the stored history.
+"""Change data capture: which readings become points in the stored history.
 
-The InfluxDB history holds a point only for a *significant* heartbeat, and every point
-carries the device's whole state. :func:`decide` is that rule as a pure function of the
-device's :class:`CdcState` (the reference: the last written point) and a new
-:class:`Reading`; :class:`CdcTracker` keeps the states of a fleet. Neither does I/O nor reads
-a clock: time is ``Reading.received_at``, the server's receive time.
+The InfluxDB history holds a point only for a *significant* reading, and every point carries
+the device's whole state. :func:`decide` is that rule as a pure function of the device's
+:class:`CdcState` (the reference: the last written point), a new reading and the device's
+:class:`~ingest.kinds.DeviceKind`, whose declared metrics say what counts; :class:`CdcTracker`
+keeps the states of a fleet of any kinds. Neither does I/O nor reads a clock: time is the
+reading's ``received_at``, the server's receive time.
 
 A reading is written when, compared with the last *written* point:
 
-* an ALARM field (panic1, panic2, box_sw, siren, turret), ``device_state`` (STATE_CHANGE)
+* a metric without a dead band (a flag or a word: its category, e.g. ALARM or STATE_CHANGE)
   or ``is_online`` (CONNECTION) differs;
-* temperature, humidity or fan duty (SENSOR_DATA) is at least its threshold away;
-* ``Thresholds.periodic`` or more has passed since that point was written (PERIODIC); or
+* a number is at least its dead band away (its category, SENSOR_DATA for measurements);
+* the kind's ``periodic`` or more has passed since that point was written (PERIODIC); or
 * the device has no state yet: its first point is PERIODIC with ``changes == {"first": True}``.
 
 ``change_type`` names the one category that changed, MULTIPLE when several did, PERIODIC
 when only the clock fired. ``Decision.categories`` lists the changed categories in priority
 order ALARM > STATE_CHANGE > CONNECTION > SENSOR_DATA, so a MULTIPLE point still says it
 carried an alarm. MANUAL is never chosen here; it is for points a command writes.
-``changes`` maps each field that triggered the write to ``{"old", "new", "diff"}`` (``diff``
+``changes`` maps each metric that triggered the write to ``{"old", "new", "diff"}`` (``diff``
 for numbers only), or is ``{"first": True}`` / ``{"periodic": True}``.
 
-Guarantee: read the points as a step function (each holds until the next). At every
-processed reading the stored temperature, humidity and fan duty are strictly less than
-their thresholds from the reading's values, every discrete value equals the reading's, and
-the latest point is less than ``periodic`` old unless the reading itself was written.
+Guarantee, for every kind: read the points as a step function (each holds until the next).
+At every processed reading every stored number is strictly less than its dead band from the
+reading's value, every other metric equals the reading's, and the latest point is less than
+``periodic`` old unless the reading itself was written.
 
 Redelivery guard: a reading whose ``device_ts`` is not newer than the newest one already
 seen for the device is a duplicate (MQTT redelivers at least once, and a reconnecting device
@@ -35,52 +36,35 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Final, TypeAlias
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Final, Protocol, Self, TypeAlias
+
+from ingest.kinds import ChangeType, DeviceKind, Scalar, registered
 
 __all__ = [
-    "DEFAULT_THRESHOLDS",
     "CdcError",
     "CdcState",
     "CdcTracker",
     "ChangeType",
     "Changes",
     "Decision",
-    "Reading",
-    "Thresholds",
+    "MetricReading",
+    "Observation",
     "decide",
+    "require_finite",
 ]
 
-Scalar: TypeAlias = bool | int | float | str | None
 Changes: TypeAlias = dict[str, dict[str, Scalar] | bool]
 """JSON-serialisable record of what triggered a point (see the module docstring)."""
 
 # Devices send float32: 15.8 and 16.3 arrive as values 0.4999990 apart in float64. Letting a
-# move fall short of its threshold by this fraction of it, far below any sensor's resolution,
-# makes "at the threshold" mean what the displayed values say. It can only make a write come
+# move fall short of its dead band by this fraction of it, far below any sensor's resolution,
+# makes "at the dead band" mean what the displayed values say. It can only make a write come
 # sooner, so the guarantee in the module docstring still holds.
 _THRESHOLD_SLACK: Final = 1e-4
 # Differences of float32 values carry noise like 0.5000003815; six decimals keep `diff` legible.
 _DIFF_DECIMALS: Final = 6
-
-
-class CdcError(ValueError):
-    """A reading, state or threshold the CDC engine cannot work with."""
-
-
-class ChangeType(StrEnum):
-    """Why a point was written; stored as the point's ``change_type``."""
-
-    ALARM = "ALARM"
-    STATE_CHANGE = "STATE_CHANGE"
-    CONNECTION = "CONNECTION"
-    SENSOR_DATA = "SENSOR_DATA"
-    PERIODIC = "PERIODIC"
-    MANUAL = "MANUAL"
-    MULTIPLE = "MULTIPLE"
-
 
 # Highest priority first.
 _PRIORITY: Final = (
@@ -89,16 +73,10 @@ _PRIORITY: Final = (
     ChangeType.CONNECTION,
     ChangeType.SENSOR_DATA,
 )
-_DISCRETE_FIELDS: Final[Mapping[str, ChangeType]] = {
-    "panic1": ChangeType.ALARM,
-    "panic2": ChangeType.ALARM,
-    "box_sw": ChangeType.ALARM,
-    "siren": ChangeType.ALARM,
-    "turret": ChangeType.ALARM,
-    "device_state": ChangeType.STATE_CHANGE,
-    "is_online": ChangeType.CONNECTION,
-}
-_NUMERIC_FIELDS: Final = ("temperature", "humidity", "fan_pwm_duty")
+
+
+class CdcError(ValueError):
+    """A reading, state or kind the CDC engine cannot work with."""
 
 
 def _require_aware(name: str, value: datetime | None) -> None:
@@ -106,67 +84,71 @@ def _require_aware(name: str, value: datetime | None) -> None:
         raise CdcError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
 
 
-def _require_positive(name: str, value: float) -> None:
-    if not (math.isfinite(value) and value > 0):
-        raise CdcError(f"threshold {name} must be a positive finite number, got {value!r}")
+def require_finite(kind: DeviceKind, reading: Observation) -> None:
+    """CdcError unless every number of ``reading`` is finite (and present).
 
-
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    """How far a value may move, and how long the history may stay silent, before a write.
-
-    Attributes:
-        temperature: °C away from the written value.
-        humidity: percentage points away from the written value.
-        fan_pwm_duty: percentage points away from the written value.
-        periodic: longest time without a point while readings keep arriving.
+    NaN is never "at least a dead band away" from anything, so it would freeze the stored
+    value forever; it is refused rather than the guarantee lost silently.
     """
-
-    temperature: float = 0.5
-    humidity: float = 2.0
-    fan_pwm_duty: int = 5
-    periodic: timedelta = timedelta(seconds=300)
-
-    def __post_init__(self) -> None:
-        for name in _NUMERIC_FIELDS:
-            _require_positive(name, getattr(self, name))
-        if self.periodic <= timedelta(0):
-            raise CdcError(f"threshold periodic must be positive, got {self.periodic}")
+    for metric in kind.numeric:
+        value = reading.value(metric.name)
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise CdcError(f"{metric.name} must be a finite number, got {value!r}")
 
 
-DEFAULT_THRESHOLDS: Final = Thresholds()
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One heartbeat's values as the CDC engine sees them.
+class Observation(Protocol):
+    """One reading of one device as the CDC engine sees it; each kind has its own class.
 
     Attributes:
+        kind: the name of the device's kind (a key of the registry).
         received_at: server receive time; the time axis of the history.
         device_ts: the device's own timestamp, used only to drop redeliveries.
+        is_online: whether the device is connected (every kind's own discrete value).
     """
 
+    @property
+    def kind(self) -> str: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def device_ts(self) -> datetime | None: ...
+    @property
+    def is_online(self) -> bool: ...
+
+    def value(self, name: str) -> Scalar:
+        """The value of the declared metric ``name``."""
+        ...
+
+    def moved(self, received_at: datetime, device_ts: datetime | None, is_online: bool) -> Self:
+        """The same values at another time and connection state (a connection point)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MetricReading:
+    """A reading of a kind whose metrics are only known at run time (declared device types).
+
+    ``values`` holds every metric of the kind: a handler carries the last stored value of a
+    metric that a message left out, so the reading always describes the whole state.
+    """
+
+    kind: str
     received_at: datetime
     device_ts: datetime | None
-    temperature: float
-    humidity: float
-    fan_pwm_duty: int
-    panic1: bool
-    panic2: bool
-    box_sw: bool
-    siren: bool
-    turret: bool
-    device_state: str | None
+    values: Mapping[str, Scalar]
     is_online: bool = True
 
     def __post_init__(self) -> None:
         _require_aware("received_at", self.received_at)
         _require_aware("device_ts", self.device_ts)
-        # NaN is never "at least a threshold away" from anything, so it would freeze the
-        # stored value forever; reject it here rather than lose the guarantee silently.
-        for name in ("temperature", "humidity"):
-            if not math.isfinite(getattr(self, name)):
-                raise CdcError(f"{name} must be finite, got {getattr(self, name)!r}")
+
+    def value(self, name: str) -> Scalar:
+        """The value of metric ``name`` (None when the kind's device never sent it)."""
+        return self.values.get(name)
+
+    def moved(self, received_at: datetime, device_ts: datetime | None, is_online: bool) -> Self:
+        """The same values at another time and connection state."""
+        return replace(self, received_at=received_at, device_ts=device_ts, is_online=is_online)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,14 +160,14 @@ class CdcState:
         last_device_ts: newest device timestamp processed, written or not.
     """
 
-    reference: Reading
+    reference: Observation
     last_device_ts: datetime | None
 
     def __post_init__(self) -> None:
         _require_aware("last_device_ts", self.last_device_ts)
 
     @classmethod
-    def from_reading(cls, reading: Reading) -> CdcState:
+    def from_reading(cls, reading: Observation) -> CdcState:
         """The state right after ``reading`` was written as a point."""
         return cls(reference=reading, last_device_ts=reading.device_ts)
 
@@ -213,10 +195,10 @@ class Decision:
     changes: Changes
     state: CdcState
     duplicate: bool = False
-    categories: tuple[ChangeType, ...] = ()
+    categories: tuple[ChangeType, ...] = field(default=())
 
 
-def _is_stale(state: CdcState, reading: Reading) -> bool:
+def _is_stale(state: CdcState, reading: Observation) -> bool:
     return (
         reading.device_ts is not None
         and state.last_device_ts is not None
@@ -224,43 +206,61 @@ def _is_stale(state: CdcState, reading: Reading) -> bool:
     )
 
 
-def _field_changes(reference: Reading, reading: Reading, thresholds: Thresholds) -> Changes:
+def _field_changes(
+    kind: DeviceKind, reference: Observation, reading: Observation
+) -> tuple[Changes, set[ChangeType]]:
+    """What moved far enough to be written, and the categories it belongs to."""
     changes: Changes = {}
-    for name in _DISCRETE_FIELDS:
-        old, new = getattr(reference, name), getattr(reading, name)
+    categories: set[ChangeType] = set()
+    for metric in kind.discrete:
+        old, new = reference.value(metric.name), reading.value(metric.name)
         if old != new:
-            changes[name] = {"old": old, "new": new}
+            changes[metric.name] = {"old": old, "new": new}
+            categories.add(metric.category)
+    if reference.is_online != reading.is_online:
+        changes["is_online"] = {"old": reference.is_online, "new": reading.is_online}
+        categories.add(ChangeType.CONNECTION)
     # Compared with the *written* value, not the previous message: a slow drift of 0.1 per
     # reading never moves 0.5 between two messages but must still reach the history.
-    for name in _NUMERIC_FIELDS:
-        old, new = getattr(reference, name), getattr(reading, name)
-        threshold: float = getattr(thresholds, name)
-        if abs(new - old) >= threshold * (1 - _THRESHOLD_SLACK):
-            changes[name] = {"old": old, "new": new, "diff": round(new - old, _DIFF_DECIMALS)}
-    return changes
-
-
-def _categories(changes: Changes) -> tuple[ChangeType, ...]:
-    changed = {_DISCRETE_FIELDS.get(name, ChangeType.SENSOR_DATA) for name in changes}
-    return tuple(category for category in _PRIORITY if category in changed)
+    for metric in kind.numeric:
+        old, new = reference.value(metric.name), reading.value(metric.name)
+        band = metric.threshold
+        if not isinstance(new, int | float) or not isinstance(old, int | float):
+            if old != new:  # a value appearing or disappearing is a change of its own
+                changes[metric.name] = {"old": old, "new": new}
+                categories.add(metric.category)
+            continue
+        if abs(new - old) >= band * (1 - _THRESHOLD_SLACK):
+            changes[metric.name] = {
+                "old": old,
+                "new": new,
+                "diff": round(new - old, _DIFF_DECIMALS),
+            }
+            categories.add(metric.category)
+    return changes, categories
 
 
 def decide(
-    state: CdcState | None, reading: Reading, thresholds: Thresholds = DEFAULT_THRESHOLDS
+    state: CdcState | None, reading: Observation, kind: DeviceKind | None = None
 ) -> Decision:
-    """Decide whether ``reading`` becomes a point, and the device's next state."""
+    """Decide whether ``reading`` becomes a point, and the device's next state.
+
+    ``kind`` is the declaration the reading is judged by: the registered kind named by
+    ``reading.kind`` unless given (other dead bands, tests).
+    """
+    kind = kind or registered(reading.kind)
     if state is None:
         return _write(reading, reading.device_ts, ChangeType.PERIODIC, {"first": True})
     if _is_stale(state, reading):
         return Decision(write=False, change_type=None, changes={}, state=state, duplicate=True)
     # Unstamped readings are processed but must not erase the guard's memory.
     last_device_ts = state.last_device_ts if reading.device_ts is None else reading.device_ts
-    changes = _field_changes(state.reference, reading, thresholds)
-    categories = _categories(changes)
+    changes, changed = _field_changes(kind, state.reference, reading)
+    categories = tuple(category for category in _PRIORITY if category in changed)
     if categories:
         change_type = categories[0] if len(categories) == 1 else ChangeType.MULTIPLE
         return _write(reading, last_device_ts, change_type, changes, categories)
-    if reading.received_at - state.written_at >= thresholds.periodic:
+    if reading.received_at - state.written_at >= kind.periodic:
         return _write(reading, last_device_ts, ChangeType.PERIODIC, {"periodic": True})
     # The reference stays, but the guard remembers this reading so its redelivery is caught.
     state = replace(state, last_device_ts=last_device_ts)
@@ -268,7 +268,7 @@ def decide(
 
 
 def _write(
-    reading: Reading,
+    reading: Observation,
     last_device_ts: datetime | None,
     change_type: ChangeType,
     changes: Changes,
@@ -282,28 +282,29 @@ def _write(
 
 
 class CdcTracker:
-    """The CDC states of a fleet, keyed by device id; no I/O.
+    """The CDC states of a fleet of any kinds, keyed by device id; no I/O.
 
-    Seed it at start-up with the persisted states (or the last points) so that a restart
-    neither floods the history with "first" points nor forgets what was written.
+    Each reading is judged by its kind's declaration: the registered one, or the one given in
+    ``kinds`` (a deployment's own dead bands). Seed it at start-up with the persisted states
+    so that a restart neither floods the history with "first" points nor forgets what was
+    written.
     """
 
-    def __init__(self, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> None:
-        self._thresholds = thresholds
+    def __init__(self, kinds: Mapping[str, DeviceKind] | None = None) -> None:
+        self._kinds = dict(kinds or {})
         self._states: dict[int, CdcState] = {}
 
-    @property
-    def thresholds(self) -> Thresholds:
-        """The thresholds every decision uses."""
-        return self._thresholds
+    def kind(self, name: str) -> DeviceKind:
+        """The declaration readings of kind ``name`` are judged by."""
+        return self._kinds.get(name) or registered(name)
 
     def seed(self, states: Mapping[int, CdcState]) -> None:
         """Adopt known states, replacing any held for the same devices."""
         self._states.update(states)
 
-    def observe(self, device_id: int, reading: Reading) -> Decision:
+    def observe(self, device_id: int, reading: Observation) -> Decision:
         """Decide on one reading of one device and keep the resulting state."""
-        decision = decide(self._states.get(device_id), reading, self._thresholds)
+        decision = decide(self._states.get(device_id), reading, self.kind(reading.kind))
         self._states[device_id] = decision.state
         return decision
 

@@ -15,8 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from ingest.cdc import CdcState, CdcTracker, Decision, Reading
+from ingest.cdc import CdcState, CdcTracker, Decision
 from ingest.commands import CommandTiming, Reply, apply_reply, set_device_id
+from ingest.kinds.panel import PanelReading
 from ingest.messages import (
     AlarmReport,
     CommandReply,
@@ -329,7 +330,7 @@ class Walk:
         dev.set("last_status_update", msg.received_at)
 
     def _heartbeat(self, dev: _Device, msg: HeartbeatReport) -> None:
-        reading = Reading(
+        reading = PanelReading(
             received_at=self._history_time(dev, msg.event_time),
             device_ts=msg.device_ts,
             temperature=msg.temperature,
@@ -508,7 +509,7 @@ class Walk:
         if state is None:
             return  # never sent a heartbeat: there is no series to mark
         when = self._history_time(dev, when)
-        reading = replace(state.reference, received_at=when, device_ts=None, is_online=online)
+        reading = _panel(state.reference).moved(when, None, online)
         decision = self._tracker.observe(dev.device_id, reading)
         self.plan.cdc_devices.add(dev.device_id)
         if decision.write and decision.change_type is not None:
@@ -517,7 +518,7 @@ class Walk:
 
 
 def _history_point(
-    dev: _Device, reading: Reading, decision: Decision, *, uptime: int | None = None
+    dev: _Device, reading: PanelReading, decision: Decision, *, uptime: int | None = None
 ) -> HeartbeatPoint:
     """The heartbeat-measurement point of a CDC write."""
     return HeartbeatPoint(
@@ -613,9 +614,16 @@ def _working(view: DeviceView, open_alarms: set[tuple[int, str, int]]) -> _Devic
     return _Device(view=view, values=values, open_alarms=mine)
 
 
+def _panel(reading: object) -> PanelReading:
+    """A panel's CDC reference (the only kind whose state this handler keeps)."""
+    if not isinstance(reading, PanelReading):
+        raise TypeError(f"expected a panel reading, got {type(reading).__name__}")
+    return reading
+
+
 def cdc_row(device_id: int, state: CdcState) -> CdcRow:
     """The persisted form of a CDC state."""
-    ref = state.reference
+    ref = _panel(state.reference)
     return CdcRow(
         device_id=device_id,
         written_at=ref.received_at,
@@ -635,7 +643,7 @@ def cdc_row(device_id: int, state: CdcState) -> CdcRow:
 
 def cdc_state(row: CdcRow) -> CdcState:
     """A CDC state from its persisted form."""
-    reference = Reading(
+    reference = PanelReading(
         received_at=row.written_at,
         device_ts=None,
         temperature=row.temperature,

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from ingest.kinds import DeclarationError
+from ingest.kinds.panel import PANEL
+
 
 class RejectReason(StrEnum):
     """Why a message was dead-lettered: a short, stable code for reports and alerts."""
@@ -39,10 +42,17 @@ class Rejected(ValueError):
         self.detail = detail
 
 
-# Physical ranges of the panel's sensors and outputs (SHT3x-class sensor, 0-100 % PWM fan).
-TEMPERATURE_RANGE = (-40.0, 125.0)
-HUMIDITY_RANGE = (0.0, 100.0)
-FAN_RANGE = (0, 100)
+def _declared_range(name: str) -> tuple[float, float]:
+    valid = PANEL.metric(name).valid
+    if valid is None:
+        raise DeclarationError(f"panel metric {name} declares no valid range")
+    return valid
+
+
+# Physical ranges of the panel's sensors and outputs, as its kind declares them.
+TEMPERATURE_RANGE = _declared_range("temperature")
+HUMIDITY_RANGE = _declared_range("humidity")
+FAN_RANGE = _declared_range("fan_pwm_duty")
 RSSI_RANGE = (-127, 0)
 LATITUDE_RANGE = (-90.0, 90.0)
 LONGITUDE_RANGE = (-180.0, 180.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -18,13 +19,14 @@ import aiomqtt
 import psycopg
 
 from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings, RetentionSettings
-from ingest.cdc import DEFAULT_THRESHOLDS, CdcTracker, Thresholds
+from ingest.cdc import CdcTracker
 from ingest.commands import CommandTiming
 from ingest.contract import TopicScheme
 from ingest.decoding import DecodeLimits, Decoder
 from ingest.dispatcher import CommandDispatcher
 from ingest.handling import BatchHandler, Outcome
 from ingest.health import HealthServer, Reply, json_reply
+from ingest.kinds import DeviceKind
 from ingest.loops import Loops, wait_or_stop
 from ingest.pipeline import Pipeline
 from ingest.transport import Delivery, MqttTransport
@@ -55,7 +57,8 @@ class IngestOptions:
     command_tick_s: float = 1.0
     liveness_interval_s: float = 10.0
     offline_after: timedelta = timedelta(seconds=90)
-    thresholds: Thresholds = DEFAULT_THRESHOLDS
+    # Declarations that replace a registered kind's (other dead bands); by kind name.
+    kinds: Mapping[str, DeviceKind] = field(default_factory=dict)
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     timing: CommandTiming = field(default_factory=CommandTiming)
     client_id: str | None = None
@@ -88,7 +91,7 @@ class IngestService:
         self._options = options or IngestOptions()
         self._store = IngestStore(str(pg.database_url))
         self._influx = make_client(influx)
-        self._tracker = CdcTracker(self._options.thresholds)
+        self._tracker = CdcTracker(self._options.kinds)
         self._handler = BatchHandler(self._store, self._tracker, self._options.timing)
         self._dispatcher = CommandDispatcher(
             str(pg.database_url), TopicScheme(mqtt.topic_prefix), self._options.timing

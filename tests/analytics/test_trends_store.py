@@ -13,7 +13,9 @@ from influxdb_client.client.influxdb_client import InfluxDBClient
 from analytics.load import ROLLUP_DELAY, InfluxBuckets, load_trend, trend_query
 from analytics.selection import AnalyticsError, Period, ReportFilter
 from fleetwatch.settings import InfluxSettings
-from ingest.cdc import DEFAULT_THRESHOLDS, CdcTracker, Reading
+from ingest.cdc import CdcTracker
+from ingest.kinds.panel import PANEL
+from ingest.kinds.panel import PanelReading as Reading
 from stores.influx import ensure_bucket, run_hourly_stats
 from stores.influx.buckets import find_bucket
 from stores.influx.flux_library import flux_time, run_flux
@@ -27,9 +29,9 @@ HOUR = timedelta(hours=1)
 START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 4 * HOUR
 STOP = START + 2 * HOUR
 THRESHOLDS = {
-    "temperature": DEFAULT_THRESHOLDS.temperature,
-    "humidity": DEFAULT_THRESHOLDS.humidity,
-    "fan_pwm_duty": float(DEFAULT_THRESHOLDS.fan_pwm_duty),
+    "temperature": PANEL.metric("temperature").threshold,
+    "humidity": PANEL.metric("humidity").threshold,
+    "fan_pwm_duty": PANEL.metric("fan_pwm_duty").threshold,
 }
 
 

@@ -13,16 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.cdc import (
-    DEFAULT_THRESHOLDS,
-    CdcState,
-    CdcTracker,
-    ChangeType,
-    Decision,
-    Reading,
-    Thresholds,
-    decide,
-)
+from ingest.cdc import CdcState, CdcTracker, ChangeType, Decision, decide
+from ingest.kinds import DeviceKind
+from ingest.kinds.panel import PANEL
+from ingest.kinds.panel import PanelReading as Reading
+
+DEFAULT_THRESHOLDS = PANEL
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 BASE = Reading(
@@ -64,7 +60,12 @@ def started() -> CdcState:
     return CdcState.from_reading(BASE)
 
 
-def run(readings: Sequence[Reading], thresholds: Thresholds = DEFAULT_THRESHOLDS) -> list[Decision]:
+def band(kind: DeviceKind, name: str) -> float:
+    """The declared dead band of metric ``name``."""
+    return kind.metric(name).threshold
+
+
+def run(readings: Sequence[Reading], thresholds: DeviceKind = DEFAULT_THRESHOLDS) -> list[Decision]:
     """Feed ``readings`` to decide() in order, threading the state."""
     state: CdcState | None = None
     decisions = []
@@ -161,7 +162,7 @@ def test_periodic_clock_restarts_at_every_written_point() -> None:
 
 def test_periodic_interval_is_configurable() -> None:
     """With periodic=60 s, a quiet reading at 60 s is written."""
-    thresholds = Thresholds(periodic=timedelta(seconds=60))
+    thresholds = PANEL.with_dead_bands(periodic=timedelta(seconds=60))
     assert not decide(started(), tick(59), thresholds).write
     assert decide(started(), tick(60), thresholds).change_type is ChangeType.PERIODIC
 
@@ -346,13 +347,23 @@ def test_non_finite_sensor_values_are_rejected(field: str, value: float) -> None
 )
 def test_thresholds_must_be_positive(changed: dict[str, object]) -> None:
     """Zero, negative or non-finite thresholds fail at construction."""
-    with pytest.raises(ValueError, match="threshold"):
-        Thresholds(**changed)  # type: ignore[arg-type]
+    ((name, value),) = changed.items()
+    if isinstance(value, timedelta):
+        with pytest.raises(ValueError, match="periodic must be positive"):
+            PANEL.with_dead_bands(periodic=value)
+    else:
+        with pytest.raises(ValueError, match="dead band must be a positive"):
+            PANEL.with_dead_bands([(name, float(value))])  # type: ignore[arg-type]
 
 
 def test_default_thresholds_are_the_design_values() -> None:
     """Defaults: 0.5 °C, 2 % RH, 5 % fan, 300 s."""
-    assert Thresholds() == Thresholds(0.5, 2.0, 5, timedelta(seconds=300)) == DEFAULT_THRESHOLDS
+    assert [(metric.name, metric.dead_band) for metric in PANEL.numeric] == [
+        ("temperature", 0.5),
+        ("humidity", 2.0),
+        ("fan_pwm_duty", 5),
+    ]
+    assert PANEL.periodic == timedelta(seconds=300)
 
 
 # --- tracker -------------------------------------------------------------------------------
@@ -442,16 +453,16 @@ def walk(steps: Sequence[Step], *, device_ts: bool = False) -> list[Reading]:
     return readings
 
 
-def had_reason(stored: Reading, reading: Reading, thresholds: Thresholds) -> bool:
+def had_reason(stored: Reading, reading: Reading, thresholds: DeviceKind) -> bool:
     """Whether a reason to write ``reading`` over ``stored`` exists (see ingest.cdc)."""
     discrete = any(getattr(stored, name) != getattr(reading, name) for name in DISCRETE)
     moved = any(
         abs(getattr(reading, name) - getattr(stored, name)) >= limit
         or math.isclose(abs(getattr(reading, name) - getattr(stored, name)), limit, rel_tol=1e-4)
         for name, limit in (
-            ("temperature", thresholds.temperature),
-            ("humidity", thresholds.humidity),
-            ("fan_pwm_duty", thresholds.fan_pwm_duty),
+            ("temperature", band(thresholds, "temperature")),
+            ("humidity", band(thresholds, "humidity")),
+            ("fan_pwm_duty", band(thresholds, "fan_pwm_duty")),
         )
     )
     due = reading.received_at - stored.received_at >= thresholds.periodic
@@ -486,9 +497,9 @@ def test_stored_history_stays_within_the_thresholds_of_every_reading(
                 thresholds.periodic + (reading.received_at - previous.received_at)
             )
             stored = reading
-        assert abs(stored.temperature - reading.temperature) < thresholds.temperature
-        assert abs(stored.humidity - reading.humidity) < thresholds.humidity
-        assert abs(stored.fan_pwm_duty - reading.fan_pwm_duty) < thresholds.fan_pwm_duty
+        assert abs(stored.temperature - reading.temperature) < band(thresholds, "temperature")
+        assert abs(stored.humidity - reading.humidity) < band(thresholds, "humidity")
+        assert abs(stored.fan_pwm_duty - reading.fan_pwm_duty) < band(thresholds, "fan_pwm_duty")
         for name in DISCRETE:
             assert getattr(stored, name) == getattr(reading, name)
         assert reading.received_at - stored.received_at < thresholds.periodic

@@ -1,0 +1,29 @@
+"""The kinds this process knows, by name: each kind's module registers itself on import."""
+
+from __future__ import annotations
+
+from ingest.kinds.declare import DeclarationError, DeviceKind
+
+_KINDS: dict[str, DeviceKind] = {}
+
+
+def register(kind: DeviceKind) -> DeviceKind:
+    """Make ``kind`` known by its name; the same declaration again is a no-op."""
+    known = _KINDS.get(kind.name)
+    if known is not None and known != kind:
+        raise DeclarationError(f"kind {kind.name!r} is already registered differently")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def registered(name: str) -> DeviceKind:
+    """The kind called ``name``; KeyError lists the known ones."""
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise KeyError(f"no device kind {name!r}; known: {sorted(_KINDS)}") from None
+
+
+def all_kinds() -> tuple[DeviceKind, ...]:
+    """Every registered kind, in registration order."""
+    return tuple(_KINDS.values())
