@@ -15,7 +15,7 @@ from urllib.parse import unquote
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from fleetwatch import __version__, command_cli, dashboard_cli, flux_cli, logs
+from fleetwatch import __version__, command_cli, dashboard_cli, device_types_cli, flux_cli, logs
 from fleetwatch.settings import (
     ENV_PREFIX,
     SETTINGS_GROUPS,
@@ -426,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
         parsers[name] = sub.add_parser(name, help=help_text, description=help_text)
         parsers[name].set_defaults(handler=handler)
     command_cli.register(sub)
+    device_types_cli.register(sub)
     flux_cli.register(sub)
     dashboard_cli.register(sub)
     ingest = parsers["ingest"]

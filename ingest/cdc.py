@@ -302,9 +302,12 @@ class CdcTracker:
         """Adopt known states, replacing any held for the same devices."""
         self._states.update(states)
 
-    def observe(self, device_id: int, reading: Observation) -> Decision:
-        """Decide on one reading of one device and keep the resulting state."""
-        decision = decide(self._states.get(device_id), reading, self.kind(reading.kind))
+    def observe(
+        self, device_id: int, reading: Observation, kind: DeviceKind | None = None
+    ) -> Decision:
+        """Decide on one reading of one device and keep the resulting state; ``kind`` is the
+        declaration to judge by when it is not the registered one (a device type's)."""
+        decision = decide(self._states.get(device_id), reading, kind or self.kind(reading.kind))
         self._states[device_id] = decision.state
         return decision
 

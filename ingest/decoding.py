@@ -7,6 +7,7 @@ transport (WebSocket) only adds a decoder; the handlers see the same validated m
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from ingest.messages import (
     Rejected,
     RejectReason,
     StatusReport,
+    TelemetryReport,
     check_ip,
     normalise_mac,
 )
@@ -65,6 +67,7 @@ class Decoder:
             TopicKind.ALARM: _alarm,
             TopicKind.RESPONSE: _response,
             TopicKind.LWT: _last_will,
+            TopicKind.TELEMETRY: _telemetry,
         }
 
     def decode(self, topic: str, payload: bytes, received_at: datetime) -> DeviceMessage | None:
@@ -257,3 +260,56 @@ def _response(payload: bytes, ctx: _Context) -> CommandReply:
 
 def _last_will(_payload: bytes, ctx: _Context) -> LastWill:
     return LastWill(hostname=ctx.hostname, received_at=ctx.received_at, device_ts=None)
+
+
+def _telemetry(payload: bytes, ctx: _Context) -> TelemetryReport:
+    """Seed 002's JSON reading; the metrics' names and ranges are checked by the handler,
+    which knows the device's type."""
+    try:
+        body = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Rejected(RejectReason.MALFORMED_JSON, f"not a JSON document: {exc}"[:200]) from exc
+    if not isinstance(body, dict):
+        raise Rejected(
+            RejectReason.MALFORMED_JSON, f"expected an object, got {type(body).__name__}"
+        )
+    unknown = sorted(set(body) - _TELEMETRY_KEYS)
+    if unknown:
+        raise Rejected(RejectReason.MALFORMED_JSON, f"unknown keys {unknown[:5]}"[:200])
+    version, serial = body.get("version"), body.get("serial_number")
+    if not isinstance(version, str) or not isinstance(serial, str):
+        raise Rejected(RejectReason.MALFORMED_JSON, "version and serial_number must be strings")
+    if serial != ctx.hostname:
+        raise Rejected(
+            RejectReason.HOSTNAME_MISMATCH,
+            f"payload serial {serial[:40]!r} published under {ctx.hostname!r}",
+        )
+    metrics = body.get("metrics")
+    if not isinstance(metrics, dict) or not metrics:
+        raise Rejected(RejectReason.MALFORMED_JSON, "metrics must be a non-empty object")
+    for name, value in metrics.items():
+        if not isinstance(value, bool | int | float):
+            raise Rejected(
+                RejectReason.WRONG_TYPE, f"metric {name[:40]!r} is not a number or a flag"
+            )
+    stamp, device_type = body.get("timestamp", 0), body.get("device_type")
+    if isinstance(stamp, bool) or not isinstance(stamp, int):
+        raise Rejected(RejectReason.MALFORMED_JSON, "timestamp must be epoch milliseconds")
+    if device_type is not None and not isinstance(device_type, str):
+        raise Rejected(RejectReason.MALFORMED_JSON, "device_type must be a string")
+    return TelemetryReport(
+        hostname=ctx.hostname,
+        received_at=ctx.received_at,
+        device_ts=ctx.device_time(stamp),
+        version=version,
+        metrics=metrics,
+        device_type=device_type,
+    )
+
+
+_TELEMETRY_KEYS = frozenset({"version", "serial_number", "metrics", "timestamp", "device_type"})
+
+
+def _no_constant(name: str) -> float:
+    """NaN and Infinity are not JSON: refuse them instead of reading them as floats."""
+    raise ValueError(f"{name} is not a JSON value")

@@ -15,9 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from ingest.cdc import CdcState, CdcTracker, Decision
+from ingest.cdc import CdcState, CdcTracker, Decision, MetricReading, Observation
 from ingest.commands import CommandTiming, Reply, apply_reply, set_device_id
-from ingest.kinds.panel import PanelReading
+from ingest.kinds import DeviceKind
+from ingest.kinds import telemetry as telemetry_kind
+from ingest.kinds.panel import PANEL, PanelReading
+from ingest.kinds.telemetry import DeviceType, checked_values
 from ingest.messages import (
     AlarmReport,
     CommandReply,
@@ -27,13 +30,17 @@ from ingest.messages import (
     Rejected,
     RejectReason,
     StatusReport,
+    TelemetryReport,
 )
 from stores.influx.points import (
+    TELEMETRY,
     AlarmPoint,
     DeviceTags,
     HeartbeatPoint,
+    MetricPoint,
     alarm_line,
     heartbeat_line,
+    metric_line,
 )
 from stores.postgres.commands_store import CommandRow, NewCommand
 from stores.postgres.ingest_store import (
@@ -44,6 +51,7 @@ from stores.postgres.ingest_store import (
     DeadLetter,
     DeviceView,
     IngestStore,
+    MetricStateRow,
     NewDevice,
 )
 
@@ -230,8 +238,12 @@ class Walk:
         commands: dict[str, CommandRow] | None = None,
         syncing: set[int] | None = None,
         timing: CommandTiming = DEFAULT_TIMING,
+        serials: dict[str, int] | None = None,
+        types: dict[int, DeviceType] | None = None,
     ) -> None:
         self._devices = devices
+        self._by_serial = serials or {}
+        self._types = types or {}
         self._by_mac = ids_by_mac
         self._by_hostname = ids_by_hostname
         self._digests = digests
@@ -263,6 +275,8 @@ class Walk:
                     self._last_will(self._known_host(message.hostname), message)
                 case CommandReply():
                     self._reply(message)
+                case TelemetryReport():
+                    self._telemetry(self._known_serial(message.hostname), message)
                 case _:
                     raise TypeError(f"unexpected message {type(message).__name__}")
         except Rejected as exc:
@@ -278,6 +292,68 @@ class Walk:
         if device_id is None:
             raise Rejected(RejectReason.UNREGISTERED, f"no device with MAC {mac}")
         return self._devices[device_id]
+
+    def _known_serial(self, serial: str) -> _Device:
+        device_id = self._by_serial.get(serial)
+        if device_id is None or device_id not in self._types:
+            raise Rejected(
+                RejectReason.UNKNOWN_SERIAL,
+                f"no device with serial {serial} (add it, or let its type auto-register)",
+            )
+        return self._devices[device_id]
+
+    def _kind(self, dev: _Device) -> DeviceKind:
+        """The declaration the device's readings are judged by."""
+        device_type = self._types.get(dev.device_id)
+        return device_type.kind if device_type is not None else self._tracker.kind(PANEL.name)
+
+    def _telemetry(self, dev: _Device, msg: TelemetryReport) -> None:
+        """A reading of a device of a declared type: checked against the type, then CDC."""
+        device_type = self._types[dev.device_id]
+        values = checked_values(device_type, msg.metrics)
+        state = self._tracker.snapshot([dev.device_id]).get(dev.device_id)
+        # A metric the message left out keeps its stored value: a reading is a whole state.
+        before = state.reference if state is not None else None
+        merged = {
+            m.name: values[m.name] if m.name in values else _value(before, m.name)
+            for m in device_type.metrics
+        }
+        reading = MetricReading(
+            telemetry_kind.KIND, self._history_time(dev, msg.event_time), msg.device_ts, merged
+        )
+        hour = _hour(reading.received_at)
+        decision = self._tracker.observe(dev.device_id, reading, device_type.kind)
+        self.plan.cdc_devices.add(dev.device_id)
+        if decision.duplicate:
+            self.plan.duplicates += 1
+            return
+        self._seen(dev, msg.received_at, "telemetry")
+        self.plan.counts[(dev.device_id, hour, "received")] += 1
+        if decision.write and decision.change_type is not None:
+            self.plan.counts[(dev.device_id, hour, "written")] += 1
+            self.plan.lines.append(self._history_line(dev, reading, decision))
+
+    def _history_line(self, dev: _Device, reading: Observation, decision: Decision) -> str:
+        """The point of a CDC write, in its kind's measurement."""
+        if isinstance(reading, PanelReading):
+            return heartbeat_line(_history_point(dev, reading, decision))
+        device_type = self._types[dev.device_id]
+        return metric_line(
+            MetricPoint(
+                measurement=TELEMETRY,
+                tags={
+                    "device_id": str(dev.device_id),
+                    "hostname": str(dev.values["hostname"] or ""),
+                    "device_type": device_type.name,
+                },
+                time=reading.received_at,
+                values={m.name: reading.value(m.name) for m in device_type.metrics},
+                is_online=reading.is_online,
+                change_type=decision.change_type.value if decision.change_type else "MANUAL",
+                changes=decision.changes,
+                device_time=reading.device_ts,
+            )
+        )
 
     def _known_host(self, hostname: str) -> _Device:
         device_id = self._by_hostname.get(hostname)
@@ -295,7 +371,7 @@ class Walk:
             self.plan.connections.append(
                 ConnectionChange(dev.device_id, "connected", when, json.dumps({"via": via}))
             )
-            if via != "heartbeat":  # a heartbeat's own reading carries is_online=True
+            if via not in ("heartbeat", "telemetry"):  # their reading carries is_online=True
                 self._connection_point(dev, when, online=True)
 
     def _history_time(self, dev: _Device, when: datetime) -> datetime:
@@ -509,12 +585,16 @@ class Walk:
         if state is None:
             return  # never sent a heartbeat: there is no series to mark
         when = self._history_time(dev, when)
-        reading = _panel(state.reference).moved(when, None, online)
-        decision = self._tracker.observe(dev.device_id, reading)
+        reading = state.reference.moved(when, None, online)
+        decision = self._tracker.observe(dev.device_id, reading, self._kind(dev))
         self.plan.cdc_devices.add(dev.device_id)
         if decision.write and decision.change_type is not None:
             self.plan.counts[(dev.device_id, _hour(when), "written")] += 1
-            self.plan.lines.append(heartbeat_line(_history_point(dev, reading, decision)))
+            self.plan.lines.append(self._history_line(dev, reading, decision))
+
+
+def _value(reading: Observation | None, name: str) -> bool | int | float | str | None:
+    return None if reading is None else reading.value(name)
 
 
 def _history_point(
@@ -614,6 +694,15 @@ def _working(view: DeviceView, open_alarms: set[tuple[int, str, int]]) -> _Devic
     return _Device(view=view, values=values, open_alarms=mine)
 
 
+def _types_of(tx: BatchTx, views: dict[int, DeviceView]) -> dict[int, DeviceType]:
+    """The declared type of each of these devices that has one."""
+    typed = {i: v.device_type_id for i, v in views.items() if v.device_type_id is not None}
+    if not typed:
+        return {}
+    types = {row.id: telemetry_kind.from_row(row) for row in tx.device_types(typed.values())}
+    return {i: types[t] for i, t in typed.items() if t in types}
+
+
 def _panel(reading: object) -> PanelReading:
     """A panel's CDC reference (the only kind whose state this handler keeps)."""
     if not isinstance(reading, PanelReading):
@@ -639,6 +728,27 @@ def cdc_row(device_id: int, state: CdcState) -> CdcRow:
         is_online=ref.is_online,
         last_device_ts=state.last_device_ts,
     )
+
+
+def metric_state_row(device_id: int, state: CdcState) -> MetricStateRow:
+    """The persisted form of a CDC state of a device of a declared type."""
+    ref = state.reference
+    if not isinstance(ref, MetricReading):
+        raise TypeError(f"expected a metric reading, got {type(ref).__name__}")
+    return MetricStateRow(
+        device_id=device_id,
+        kind=ref.kind,
+        written_at=ref.received_at,
+        values=dict(ref.values),
+        is_online=ref.is_online,
+        last_device_ts=state.last_device_ts,
+    )
+
+
+def metric_state(row: MetricStateRow) -> CdcState:
+    """A CDC state from its persisted form."""
+    reference = MetricReading(row.kind, row.written_at, None, dict(row.values), row.is_online)
+    return CdcState(reference=reference, last_device_ts=row.last_device_ts)
 
 
 def cdc_state(row: CdcRow) -> CdcState:
@@ -680,7 +790,9 @@ class BatchHandler:
         """Load every persisted CDC state; returns how many."""
         rows = self._store.load_cdc_states()
         self._tracker.seed({row.device_id: cdc_state(row) for row in rows})
-        return len(rows)
+        typed = self._store.load_metric_states()
+        self._tracker.seed({row.device_id: metric_state(row) for row in typed})
+        return len(rows) + len(typed)
 
     def handle(self, items: Sequence[Item]) -> Outcome:
         """Write one batch; raises StoreUnavailableError (nothing written) to be retried."""
@@ -739,8 +851,12 @@ class BatchHandler:
         by_host = tx.find_by_hostname(wills) if wills else {}
         replies = {m.request_id for m in messages if isinstance(m, CommandReply)}
         commands = tx.commands(replies) if replies else {}
+        by_serial = self._typed_devices(tx, [m for m in messages if isinstance(m, TelemetryReport)])
         ids = (
-            set(by_mac.values()) | set(by_host.values()) | {c.device_id for c in commands.values()}
+            set(by_mac.values())
+            | set(by_host.values())
+            | {c.device_id for c in commands.values()}
+            | set(by_serial.values())
         )
         involved.update(ids)
         saved.update(self._tracker.snapshot(ids))
@@ -772,10 +888,36 @@ class BatchHandler:
             commands=commands,
             syncing=syncing,
             timing=self._timing,
+            serials=by_serial,
+            types=_types_of(tx, views),
         )
         for item in items:
             walk.apply(item)
         return walk
+
+    @staticmethod
+    def _typed_devices(tx: BatchTx, readings: Sequence[TelemetryReport]) -> dict[str, int]:
+        """Ids by serial of the devices these readings come from, registering the unknown
+        serials whose announced type allows it."""
+        if not readings:
+            return {}
+        by_serial = tx.find_by_serial({m.hostname for m in readings})
+        announced = {
+            m.hostname: m.device_type
+            for m in readings
+            if m.hostname not in by_serial and m.device_type is not None
+        }
+        if announced:
+            types = tx.device_types_named(set(announced.values()))
+            new = {
+                serial: row.id
+                for serial, name in announced.items()
+                if (row := types.get(str(name))) is not None and row.auto_register and row.id
+            }
+            if new:
+                logger.info("auto-registering %d device(s): %s", len(new), sorted(new)[:10])
+                by_serial.update(tx.register_typed(telemetry_kind.KIND, new))
+        return by_serial
 
     def _silence(
         self,
@@ -791,7 +933,8 @@ class BatchHandler:
         involved.update(ids)
         saved.update(self._tracker.snapshot(ids))
         views = tx.lock_views(ids)
-        walk = Walk({i: _working(v, set()) for i, v in views.items()}, {}, {}, {}, self._tracker)
+        devices = {i: _working(v, set()) for i, v in views.items()}
+        walk = Walk(devices, {}, {}, {}, self._tracker, types=_types_of(tx, views))
         for device_id in ids:
             walk.went_silent(device_id, now, views[device_id].last_seen)
         return walk
@@ -807,7 +950,11 @@ class BatchHandler:
         tx.insert_dead_letters(plan.dead_letters)
         tx.log_connections(plan.connections)
         states = self._tracker.snapshot(plan.cdc_devices)
-        tx.save_cdc_states([cdc_row(i, s) for i, s in states.items()])
+        panels = {i: s for i, s in states.items() if isinstance(s.reference, PanelReading)}
+        tx.save_cdc_states([cdc_row(i, s) for i, s in panels.items()])
+        tx.save_metric_states(
+            [metric_state_row(i, s) for i, s in states.items() if i not in panels]
+        )
         counts: dict[tuple[int, datetime], tuple[int, int]] = {}
         for (device_id, hour, kind), n in plan.counts.items():
             received, written = counts.get((device_id, hour), (0, 0))

@@ -31,6 +31,10 @@ class RejectReason(StrEnum):
     REPLAY = "replay"
     UNKNOWN_REQUEST = "unknown_request"
     STORE_REJECTED = "store_rejected"
+    MALFORMED_JSON = "malformed_json"
+    UNKNOWN_SERIAL = "unknown_serial"
+    UNKNOWN_METRIC = "unknown_metric"
+    WRONG_TYPE = "wrong_type"
 
 
 class Rejected(ValueError):
@@ -283,4 +287,25 @@ class LastWill(Received):
     """The broker's notice that a device's connection was lost."""
 
 
-DeviceMessage = StatusReport | HeartbeatReport | AlarmReport | CommandReply | LastWill
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TelemetryReport(Received):
+    """A JSON telemetry reading of a device of a declared type (``hostname`` is its serial).
+
+    The metrics are only known to be numbers or flags here; the handler checks them against
+    the device's type (``ingest.kinds.telemetry.checked_values``).
+    """
+
+    version: str
+    metrics: dict[str, bool | int | float]
+    device_type: str | None  # the type an unknown serial announces (auto-registration)
+
+    def __post_init__(self) -> None:
+        Received.__post_init__(self)
+        check_length("version", self.version, 20)
+        if self.device_type is not None:
+            check_length("device_type", self.device_type, 100)
+
+
+DeviceMessage = (
+    StatusReport | HeartbeatReport | AlarmReport | CommandReply | LastWill | TelemetryReport
+)

@@ -14,6 +14,7 @@ from ingest.messages import (
     HeartbeatReport,
     LastWill,
     StatusReport,
+    TelemetryReport,
 )
 
 _KINDS = {
@@ -22,6 +23,7 @@ _KINDS = {
     AlarmReport: "alarm",
     CommandReply: "response",
     LastWill: "lwt",
+    TelemetryReport: "telemetry",
 }
 
 

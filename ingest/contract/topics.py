@@ -23,10 +23,18 @@ class TopicKind(StrEnum):
     RESPONSE = "response"
     COMMAND = "command"
     LWT = "lwt"
+    TELEMETRY = "telemetry"  # JSON readings of a device of a declared type (seed 002)
 
 
 DEVICE_TO_SERVER = frozenset(
-    {TopicKind.STATUS, TopicKind.HEARTBEAT, TopicKind.ALARM, TopicKind.RESPONSE, TopicKind.LWT}
+    {
+        TopicKind.STATUS,
+        TopicKind.HEARTBEAT,
+        TopicKind.ALARM,
+        TopicKind.RESPONSE,
+        TopicKind.LWT,
+        TopicKind.TELEMETRY,
+    }
 )
 
 

@@ -171,4 +171,6 @@ class DeviceKind:
             replace(metric, dead_band=changed[metric.name]) if metric.name in changed else metric
             for metric in self.metrics
         )
-        return replace(self, metrics=metrics, periodic=self.periodic if periodic is None else periodic)
+        return replace(
+            self, metrics=metrics, periodic=self.periodic if periodic is None else periodic
+        )

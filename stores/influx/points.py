@@ -98,11 +98,22 @@ def heartbeat_line(p: HeartbeatPoint) -> str:
         point.field("device_state", p.device_state)
     if p.uptime is not None:
         point.field("uptime", int(p.uptime))
-    point.field("change_type", p.change_type)
-    point.field("changes", json.dumps(p.changes, separators=(",", ":"), default=str))
-    if p.device_time is not None:
-        point.field("device_time_ms", _epoch_ms(p.device_time))
-    return str(point.time(_epoch_ms(p.time), WritePrecision.MS).to_line_protocol())
+    return _cdc_line(point, p.time, p.change_type, p.changes, p.device_time)
+
+
+def _cdc_line(
+    point: Point,
+    time: datetime,
+    change_type: str,
+    changes: Mapping[str, object],
+    device_time: datetime | None,
+) -> str:
+    """``point`` with the fields every CDC point carries (why it was written), as a line."""
+    point.field("change_type", change_type)
+    point.field("changes", json.dumps(changes, separators=(",", ":"), default=str))
+    if device_time is not None:
+        point.field("device_time_ms", _epoch_ms(device_time))
+    return str(point.time(_epoch_ms(time), WritePrecision.MS).to_line_protocol())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,3 +145,38 @@ def alarm_line(p: AlarmPoint) -> str:
     point.field("duration_seconds", int(p.duration_seconds))
     point.field("elapsed_seconds", int(p.elapsed_seconds))
     return str(point.time(_epoch_ms(p.time), WritePrecision.MS).to_line_protocol())
+
+
+TELEMETRY = "telemetry"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricPoint:
+    """One CDC-written reading of a kind whose metrics are declared at run time.
+
+    Tags are few and bounded by the fleet (device id, hostname, device type): every metric is
+    a field, so a device is one series key per field, never one per value.
+    """
+
+    measurement: str
+    tags: Mapping[str, str]
+    time: datetime
+    values: Mapping[str, bool | int | float | str | None]
+    is_online: bool
+    change_type: str
+    changes: Mapping[str, object]
+    device_time: datetime | None
+
+
+def metric_line(p: MetricPoint) -> str:
+    """Line protocol of one reading; a metric the device never sent is left out."""
+    point = Point(p.measurement)
+    for name, tag in sorted(p.tags.items()):
+        point.tag(name, tag)
+    for name, value in p.values.items():
+        if isinstance(value, float):
+            point.field(name, round(value, 6))
+        elif value is not None:
+            point.field(name, value)
+    point.field("is_online", bool(p.is_online))
+    return _cdc_line(point, p.time, p.change_type, p.changes, p.device_time)

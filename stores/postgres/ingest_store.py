@@ -18,15 +18,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from sqlalchemy import Column, Table
 from sqlalchemy.dialects import postgresql
 
 from stores.errors import StoreUnavailableError
 from stores.postgres import commands_store, schema
+from stores.postgres import device_types as type_store
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +58,9 @@ class DeviceView:
     """What ingest needs to know about one device before applying a batch to it."""
 
     device_id: int
-    mac: str
+    kind: str
+    device_type_id: UUID | None
+    mac: str | None
     hostname: str | None
     country: str | None
     zone: int | None
@@ -97,6 +102,18 @@ class CdcRow:
     siren: bool
     turret: bool
     device_state: str | None
+    is_online: bool
+    last_device_ts: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricStateRow:
+    """The CDC reference of a device of a declared type (see device_cdc_state)."""
+
+    device_id: int
+    kind: str
+    written_at: datetime
+    values: Mapping[str, bool | int | float | str | None]
     is_online: bool
     last_device_ts: datetime | None
 
@@ -149,7 +166,8 @@ class ConnectionChange:
 
 _VIEW_SQL = sql.SQL(
     """
-    SELECT d.id AS device_id, d.mac_address::text AS mac, d.hostname, d.country, d.zone,
+    SELECT d.id AS device_id, d.kind, d.device_type_id, d.mac_address::text AS mac,
+           d.hostname, d.country, d.zone,
            d.latitude, d.longitude, s.is_online, s.device_state, s.last_alarm_sequence,
            s.panic1, s.panic2, s.box_sw, s.siren, s.turret,
            s.panic1_count, s.panic2_count, s.tamper_count,
@@ -214,6 +232,59 @@ class BatchTx:
             ],
         )
         return self.find_by_mac(d.mac for d in new)
+
+    def find_by_serial(self, serials: Iterable[str]) -> dict[str, int]:
+        """Ids of the devices (of any kind but panels) with these serial numbers."""
+        rows = self._conn.execute(
+            "SELECT serial_number, id FROM devices WHERE serial_number = ANY(%s)",
+            [sorted(set(serials))],
+        ).fetchall()
+        return {str(serial): int(device_id) for serial, device_id in rows}
+
+    def register_typed(self, kind: str, new: Mapping[str, UUID]) -> dict[str, int]:
+        """Create devices of ``kind`` (serial -> device type), named and addressed by their
+        serial, each with its status row; returns every id by serial, existing ones too."""
+        if new:
+            self._conn.execute(
+                """
+                WITH added AS (
+                  INSERT INTO devices (kind, serial_number, hostname, name, device_type_id)
+                  SELECT %s, serial, serial, serial, type_id
+                    FROM unnest(%s::varchar[], %s::uuid[]) AS n(serial, type_id)
+                  ON CONFLICT (serial_number) DO NOTHING
+                  RETURNING id)
+                INSERT INTO device_status (device_id) SELECT id FROM added
+                """,
+                [kind, list(new), list(new.values())],
+            )
+        return self.find_by_serial(new)
+
+    def device_types(self, type_ids: Iterable[UUID]) -> list[type_store.DeviceTypeRow]:
+        """The device types of these ids, with their metrics."""
+        ids = sorted(set(type_ids))
+        return type_store.load(self._conn, ids=ids) if ids else []
+
+    def device_types_named(self, names: Iterable[str]) -> dict[str, type_store.DeviceTypeRow]:
+        """The device types among ``names``, by name."""
+        return type_store.by_name(self._conn, names)
+
+    def save_metric_states(self, rows: Sequence[MetricStateRow]) -> None:
+        """Persist the CDC references of devices of declared types that changed."""
+        if rows:
+            self._conn.execute(
+                "INSERT INTO device_cdc_state (device_id, written_at, values, is_online, "
+                "last_device_ts) SELECT * FROM unnest(%s::int[], %s::timestamptz[], "
+                "%s::jsonb[], %s::bool[], %s::timestamptz[]) ON CONFLICT (device_id) DO UPDATE "
+                "SET written_at = EXCLUDED.written_at, values = EXCLUDED.values, "
+                "is_online = EXCLUDED.is_online, last_device_ts = EXCLUDED.last_device_ts",
+                [
+                    [r.device_id for r in rows],
+                    [r.written_at for r in rows],
+                    [Jsonb(dict(r.values)) for r in rows],
+                    [r.is_online for r in rows],
+                    [r.last_device_ts for r in rows],
+                ],
+            )
 
     def lock_views(self, device_ids: Iterable[int]) -> dict[int, DeviceView]:
         """Current state of the devices, locked until commit (in id order: no deadlocks)."""
@@ -521,6 +592,19 @@ class IngestStore:
                     )
                 )
                 return [CdcRow(**row) for row in cur.fetchall()]
+
+    def load_metric_states(self) -> list[MetricStateRow]:
+        """Every persisted CDC reference of devices of declared types (start-up seeding)."""
+        with self.batch():
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT s.device_id, d.kind, s.written_at, s.values, s.is_online, "
+                    "s.last_device_ts FROM device_cdc_state s JOIN devices d ON d.id = s.device_id"
+                )
+                .fetchall()
+            )
+        return [MetricStateRow(*row) for row in rows]
 
     def pending_points(self, limit: int) -> list[tuple[int, str]]:
         """The oldest outbox points not yet confirmed by InfluxDB."""

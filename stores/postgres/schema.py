@@ -23,6 +23,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Double,
     Enum,
     ForeignKey,
     Identity,
@@ -216,11 +217,75 @@ def _tstz(name: str, *, nullable: bool = True) -> Column[datetime]:
     return Column(name, DateTime(timezone=True), nullable=nullable)
 
 
+class DeviceRecordStatus(enum.StrEnum):
+    """Whether a device's data is used (``devices.status``, seed 002's vocabulary)."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    ERROR = "error"
+
+
+class MetricValueType(enum.StrEnum):
+    """Type of a device type's metric on the wire (``device_type_metrics.value_type``)."""
+
+    FLOAT = "float"
+    INT = "int"
+    BOOL = "bool"
+
+
+# A device type (seed 002): the metrics its devices report over JSON telemetry. Devices of a
+# type are ``devices`` rows of kind 'telemetry' pointing here.
+device_types = Table(
+    "device_types",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("name", String(100), nullable=False),
+    Column("description", Text),
+    # An unknown serial announcing this type in its payload becomes a device of it.
+    _flag("auto_register"),
+    _created_at(),
+    _updated_at(),
+    UniqueConstraint("name", name="uq_device_types_name"),
+)
+
+device_type_metrics = Table(
+    "device_type_metrics",
+    metadata,
+    Column(
+        "device_type_id",
+        UUID(as_uuid=True),
+        ForeignKey("device_types.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", String(63), nullable=False),
+    Column("position", SmallInteger, nullable=False),
+    Column("unit", String(50), nullable=False, server_default=text("''")),
+    Column("value_type", String(5), nullable=False, server_default=MetricValueType.FLOAT.value),
+    Column("metric_min", Numeric(15, 4)),
+    Column("metric_max", Numeric(15, 4)),
+    # How far a number may move before it is written again; NULL for flags.
+    Column("dead_band", Double),
+    _flag("is_event"),
+    Column("description", Text),
+    PrimaryKeyConstraint("device_type_id", "name", name="pk_device_type_metrics"),
+    CheckConstraint("name ~ '^[a-z][a-z0-9_]*$'", name="name_identifier"),
+    CheckConstraint(f"value_type IN ({_quoted(MetricValueType)})", name="value_type_known"),
+    CheckConstraint(
+        "metric_min IS NULL OR metric_max IS NULL OR metric_min <= metric_max", name="range_ordered"
+    ),
+    CheckConstraint(
+        "(value_type = 'bool') = (dead_band IS NULL) AND (dead_band IS NULL OR dead_band > 0)",
+        name="dead_band_for_numbers",
+    ),
+)
+
 devices = Table(
     "devices",
     metadata,
     Column("id", Integer, Identity(always=False), primary_key=True),
-    Column("mac_address", MACADDR, nullable=False),
+    # Panels are known by their MAC, other kinds by their serial number.
+    Column("mac_address", MACADDR),
+    # The device's topic identity ({prefix}/{hostname}/...): the serial for telemetry devices.
     Column("hostname", String(32)),
     Column("country", String(3)),
     Column("zone", Integer),
@@ -232,10 +297,30 @@ devices = Table(
     _flag("active", default=True),
     _created_at(),
     _updated_at(),
+    # Which declared kind the device is (ingest.kinds): 'panel', 'telemetry', ...
+    Column("kind", String(20), nullable=False, server_default="panel"),
+    Column("serial_number", String(100)),
+    Column(
+        "device_type_id",
+        UUID(as_uuid=True),
+        ForeignKey("device_types.id", ondelete="RESTRICT"),
+    ),
+    Column("name", String(255)),
+    Column("status", String(20), nullable=False, server_default=DeviceRecordStatus.ACTIVE.value),
     UniqueConstraint("mac_address", name="uq_devices_mac_address"),
+    UniqueConstraint("serial_number", name="uq_devices_serial_number"),
     CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude_range"),
     CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude_range"),
+    CheckConstraint("kind ~ '^[a-z][a-z0-9_]*$'", name="kind_identifier"),
+    CheckConstraint("kind <> 'panel' OR mac_address IS NOT NULL", name="panel_has_mac"),
+    CheckConstraint(
+        "kind <> 'telemetry' OR (serial_number IS NOT NULL AND device_type_id IS NOT NULL)",
+        name="telemetry_has_type",
+    ),
+    CheckConstraint(f"status IN ({_quoted(DeviceRecordStatus)})", name="status_known"),
     Index("ix_devices_hostname", "hostname"),
+    Index("ix_devices_kind", "kind"),
+    Index("ix_devices_device_type_id", "device_type_id"),
 )
 
 device_status = Table(
@@ -452,6 +537,19 @@ heartbeat_cdc_state = Table(
     Column("device_state", String(20)),
     Column("is_online", Boolean),
     # Newest heartbeat device timestamp processed: a redelivered heartbeat is older or equal.
+    _tstz("last_device_ts"),
+    _updated_at(),
+)
+
+# The CDC reference of a device of a kind whose metrics are declared at run time (device
+# types): the values last written as a point. Panels keep theirs in heartbeat_cdc_state.
+device_cdc_state = Table(
+    "device_cdc_state",
+    metadata,
+    _device_fk(primary_key=True),
+    _tstz("written_at", nullable=False),
+    Column("values", JSONB, nullable=False),
+    Column("is_online", Boolean, nullable=False),
     _tstz("last_device_ts"),
     _updated_at(),
 )

@@ -157,7 +157,7 @@ def test_topics_build_and_parse() -> None:
     "topic",
     [
         "other/ESG_ALARM_0001/status",
-        "fleet/ESG_ALARM_0001/telemetry",
+        "fleet/ESG_ALARM_0001/firmware",
         "fleet/ESG_ALARM_0001/status/extra",
         "fleet/status",
         "fleet/bad host/status",

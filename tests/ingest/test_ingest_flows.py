@@ -215,7 +215,7 @@ async def test_bad_input_is_kept_and_the_stream_goes_on(
     await device.send(PANEL, TopicKind.STATUS, PANEL.status())
     await device.raw(f"{prefix}/{PANEL.hostname}/heartbeat", b"\xff\x00garbage")
     await device.raw(f"{prefix}/{PANEL.hostname}/heartbeat", b"\x00" * 10_000)
-    await device.raw(f"{prefix}/{PANEL.hostname}/telemetry", b"{}")
+    await device.raw(f"{prefix}/{PANEL.hostname}/firmware", b"{}")
     await device.send(PANEL, TopicKind.HEARTBEAT, PANEL.heartbeat(humidity=140.0))
     await device.send(PANEL, TopicKind.HEARTBEAT, PANEL.heartbeat(fan_pwm_duty=250))
     await device.send(PANEL, TopicKind.HEARTBEAT, PANEL.heartbeat(mac_address="zz:zz"))

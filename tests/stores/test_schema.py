@@ -27,6 +27,7 @@ from stores.postgres.schema import (
     Priority,
     alarm_events,
     device_status,
+    device_types,
     devices,
     metadata,
 )
@@ -62,6 +63,7 @@ def _child_row(table: Table, device_id: int) -> dict[str, Any]:
         "command_log": {"request_id": uuid.uuid4(), "command_type": CommandType.SYSTEM},
         "device_connection_log": {"event": ConnectionEvent.CONNECTED},
         "heartbeat_cdc_state": {"written_at": T0},
+        "device_cdc_state": {"written_at": T0, "values": {}, "is_online": True},
         "heartbeat_counts": {"hour": T0},
         "heartbeat_counts_daily": {"day": T0},
         "alarm_sequences": {"sequence": 1, "digest": b"\x01"},
@@ -172,7 +174,9 @@ def test_update_sets_updated_at(engine: Engine, table: Table) -> None:
     """An UPDATE stamps updated_at with its transaction's time, whatever value it supplies."""
     with engine.begin() as conn:
         device_id = _add_device(conn)
-        if table is not devices:
+        if table is device_types:
+            conn.execute(table.insert().values(name="vibration_sensor"))
+        elif table is not devices:
             conn.execute(table.insert().values(**_child_row(table, device_id)))
         before = conn.execute(select(table.c.updated_at)).scalar_one()
     with engine.begin() as conn:
@@ -190,6 +194,7 @@ def test_deleting_a_device_cascades_to_every_child_table(engine: Engine) -> None
         "command_log",
         "device_connection_log",
         "heartbeat_cdc_state",
+        "device_cdc_state",
         "heartbeat_counts",
         "heartbeat_counts_daily",
         "alarm_sequences",
