@@ -49,18 +49,26 @@ DEVICES_SCHEMA: Final = pl.Schema(
         "wifi_disconnects": pl.Int64(),
         "mqtt_disconnects": pl.Int64(),
         "disconnects": pl.Int64(),
+        "kind": pl.String(),
+        "device_type": pl.String(),
     }
 )
 """One row per device. ``boot_count``, ``wifi_disconnects``, ``mqtt_disconnects`` and
 ``error_count`` are the device's lifetime counters; ``disconnects`` counts the period's
-``disconnected`` and ``timeout`` rows of the connection log."""
+``disconnected`` and ``timeout`` rows of the connection log; ``kind`` is the declared kind
+(``panel``, ``telemetry``) and ``device_type`` the type of a telemetry device (null for
+panels). Panel-only columns are null for other kinds."""
 
 WEAK_RSSI_DBM: Final = -80
 """A WiFi signal below this (dBm) is weak."""
 STALE_AFTER: Final = timedelta(hours=1)
 """A device not heard from for this long is stale."""
 
-FleetDimension: TypeAlias = Literal["device_state", "zone", "country", "firmware_version"]
+FleetDimension: TypeAlias = Literal[
+    "kind", "device_type", "device_state", "zone", "country", "firmware_version"
+]
+ID_SYNC_KINDS: Final = frozenset({"panel"})
+"""The kinds whose devices take a database id from fleetwatch (SET_DEVICE_ID)."""
 
 
 def _checked(devices: pl.DataFrame) -> pl.DataFrame:
@@ -98,7 +106,7 @@ def fleet_summary(
         online=online,
         offline=pl.len().cast(pl.Int64) - online,
         online_share=share(online, pl.len()),
-        not_synced=count_where(~pl.col("device_synced")),
+        not_synced=count_where(~pl.col("device_synced") & pl.col("kind").is_in(ID_SYNC_KINDS)),
         stale=count_where(_is_stale(now, stale_after)),
         weak_rssi=count_where(_weak(weak_rssi_dbm)),
         with_errors=count_where(pl.col("error_flags") != 0),
@@ -134,7 +142,9 @@ def unsynced_devices(devices: pl.DataFrame) -> pl.DataFrame:
     """
     return (
         _checked(devices)
-        .filter(~pl.col("device_synced").fill_null(value=False))
+        .filter(
+            ~pl.col("device_synced").fill_null(value=False) & pl.col("kind").is_in(ID_SYNC_KINDS)
+        )
         .select(*DEVICE_COLUMNS, "sync_attempts", "is_online", "last_seen")
         .sort(["sync_attempts", "hostname"], descending=[True, False])
     )

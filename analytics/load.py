@@ -51,6 +51,7 @@ from stores.postgres.schema import (
     command_log,
     device_connection_log,
     device_status,
+    device_types,
     devices,
     heartbeat_counts,
     heartbeat_counts_daily,
@@ -129,11 +130,13 @@ def load_devices(
             s.wifi_disconnects,
             s.mqtt_disconnects,
             func.coalesce(dropped.c.disconnects, 0),
+            d.kind,
+            device_types.c.name,
         )
         .select_from(
-            devices.outerjoin(device_status, s.device_id == d.id).outerjoin(
-                dropped, dropped.c.device_id == d.id
-            )
+            devices.outerjoin(device_status, s.device_id == d.id)
+            .outerjoin(dropped, dropped.c.device_id == d.id)
+            .outerjoin(device_types, device_types.c.id == d.device_type_id)
         )
         .where(d.active, *_device_filter(filters))
         .order_by(d.id)
@@ -224,7 +227,7 @@ def load_heartbeat_counts(
     in the period (:data:`analytics.storage.COUNTS_SCHEMA`)."""
     h, d = heartbeat_counts.c, devices.c
     statement = (
-        select(h.device_id, d.hostname, d.zone, d.country, h.hour, h.received, h.written)
+        select(h.device_id, d.hostname, d.zone, d.country, h.hour, h.received, h.written, d.kind)
         .select_from(heartbeat_counts.join(devices, d.id == h.device_id))
         .where(h.hour >= period.start, h.hour < period.end, *_device_filter(filters))
         .order_by(h.hour, h.device_id)
@@ -254,7 +257,7 @@ def load_heartbeat_totals(
     if by == "day":
         nothing = [null().label(name) for name in ("device_id", "hostname", "zone", "country")]
         statement = (
-            select(*nothing, parts.c.day.label("hour"), received, written)
+            select(*nothing, parts.c.day.label("hour"), received, written, null().label("kind"))
             .select_from(joined)
             .where(*_device_filter(filters))
             .group_by(parts.c.day)
@@ -263,7 +266,16 @@ def load_heartbeat_totals(
     else:
         start = literal(period.start, DateTime(timezone=True)).label("hour")
         statement = (
-            select(d.id.label("device_id"), d.hostname, d.zone, d.country, start, received, written)
+            select(
+                d.id.label("device_id"),
+                d.hostname,
+                d.zone,
+                d.country,
+                start,
+                received,
+                written,
+                d.kind,
+            )
             .select_from(joined)
             .where(*_device_filter(filters))
             .group_by(d.id)
@@ -301,6 +313,11 @@ def _device_filter(filters: ReportFilter) -> list[ColumnElement[bool]]:
         clauses.append(d.country == filters.country)
     if filters.hostnames:
         clauses.append(d.hostname.in_(filters.hostnames))
+    if filters.kind is not None:
+        clauses.append(d.kind == filters.kind)
+    if filters.device_type is not None:
+        named = select(device_types.c.id).where(device_types.c.name == filters.device_type)
+        clauses.append(d.device_type_id.in_(named.scalar_subquery()))
     return clauses
 
 

@@ -61,11 +61,15 @@ class ReportFilter:
         zone: only devices of this zone.
         country: only devices of this country code (as devices report it, e.g. ``ES``).
         hostnames: only these devices (``ESG_ALARM_0001``); empty for all.
+        kind: only devices of this declared kind (``panel``, ``telemetry``).
+        device_type: only devices of this device type (``vibration_sensor``).
     """
 
     zone: int | None = None
     country: str | None = None
     hostnames: tuple[str, ...] = ()
+    kind: str | None = None
+    device_type: str | None = None
 
     def __post_init__(self) -> None:
         if self.country is not None and not _COUNTRY.match(self.country):

@@ -35,10 +35,11 @@ COUNTS_SCHEMA: Final = pl.Schema(
         "hour": UTC_TIME,
         "received": pl.Int64(),
         "written": pl.Int64(),
+        "kind": pl.String(),
     }
 )
 
-StorageDimension: TypeAlias = Literal["device", "day"]
+StorageDimension: TypeAlias = Literal["device", "day", "kind"]
 
 
 @cache
@@ -92,8 +93,9 @@ def cdc_savings(
 ) -> pl.DataFrame:
     """How much did the CDC save: heartbeats received against points stored?
 
-    Overall (one row, zeros for no data), per device (device_id, hostname, zone, country)
-    or per ``day`` (UTC): ``received``, ``written``, ``saved`` (received - written),
+    Overall (one row, zeros for no data), per device (device_id, hostname, zone, country),
+    per ``day`` (UTC) or per ``kind`` of device (panel, telemetry): ``received``,
+    ``written``, ``saved`` (received - written),
     ``reduction`` (saved / received, 0-1, null for nothing received), and the same in bytes
     (``received_bytes`` had every heartbeat been stored, ``written_bytes``,
     ``saved_bytes``) at ``bytes_per_point`` (:func:`heartbeat_point_bytes` when None).
@@ -102,9 +104,9 @@ def cdc_savings(
     size = heartbeat_point_bytes() if bytes_per_point is None else bytes_per_point
     if not size > 0:
         raise AnalyticsError(f"bytes_per_point must be positive, got {bytes_per_point!r}")
-    if by not in (None, "device", "day"):
+    if by not in (None, "device", "day", "kind"):
         raise AnalyticsError(f"cannot group storage savings by {by!r}")
-    keys = {None: [], "device": list(DEVICE_COLUMNS), "day": ["day"]}[by]
+    keys = {None: [], "device": list(DEVICE_COLUMNS), "day": ["day"], "kind": ["kind"]}[by]
     sums = [
         pl.col("received").sum().cast(pl.Int64),
         pl.col("written").sum().cast(pl.Int64),

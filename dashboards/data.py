@@ -150,9 +150,9 @@ def _influx(src: Sources) -> InfluxDBClient:
 
 @st.cache_data(ttl=_DIRECTORY_TTL, show_spinner=False)
 def directory(src: Sources) -> pl.DataFrame:
-    """Every active device's hostname, zone and country: the filters' choices."""
+    """Every active device's hostname, zone, country, kind and type: the filters' choices."""
     fleet = load.load_devices(_pg(src), Period.last(timedelta(seconds=1)))
-    return fleet.select("hostname", "zone", "country")
+    return fleet.select("hostname", "zone", "country", "kind", "device_type")
 
 
 @st.cache_data(ttl=TTL, show_spinner="Loading the fleet…")

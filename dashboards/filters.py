@@ -1,4 +1,4 @@
-"""The sidebar every page shares: period, zone, country and devices.
+"""The sidebar every page shares: period, kind and type, zone, country and devices.
 
 The entry point (``dashboards/app.py``) draws the sidebar before it runs the chosen page, so
 the choices stay put while a manager moves between pages; the page reads them back with
@@ -63,8 +63,8 @@ def period_ending(length: timedelta, now: datetime) -> Period:
 
 
 def sidebar(devices: pl.DataFrame) -> Selection:
-    """Draw the filters in the sidebar from the fleet's ``hostname``, ``zone`` and
-    ``country`` columns; remember and return the choice."""
+    """Draw the filters in the sidebar from the fleet's ``hostname``, ``zone``, ``country``,
+    ``kind`` and ``device_type`` columns; remember and return the choice."""
     bar = st.sidebar
     bar.header("Filters")
     choice = bar.selectbox("Period", [*PERIODS, _CUSTOM], index=1, key="filter_period")
@@ -78,11 +78,17 @@ def sidebar(devices: pl.DataFrame) -> Selection:
     else:
         period = period_ending(PERIODS[choice], now)
 
-    zones = sorted(z for z in devices["zone"].unique().to_list() if z is not None)
+    kinds = _choices(devices, "kind")
+    kind = bar.selectbox("Kind", [_ALL, *kinds], key="filter_kind") if len(kinds) > 1 else _ALL
+    narrowed = devices if kind == _ALL else devices.filter(pl.col("kind") == kind)
+    types = _choices(narrowed, "device_type")
+    device_type = bar.selectbox("Type", [_ALL, *types], key="filter_type") if types else _ALL
+    if device_type != _ALL:
+        narrowed = narrowed.filter(pl.col("device_type") == device_type)
+    zones = sorted(z for z in narrowed["zone"].unique().to_list() if z is not None)
     zone = bar.selectbox("Zone", [_ALL, *map(str, zones)], key="filter_zone")
-    countries = sorted(c for c in devices["country"].unique().to_list() if c is not None)
+    countries = _choices(narrowed, "country")
     country = bar.selectbox("Country", [_ALL, *countries], key="filter_country")
-    narrowed = devices
     if zone != _ALL:
         narrowed = narrowed.filter(pl.col("zone") == int(zone))
     if country != _ALL:
@@ -99,12 +105,21 @@ def sidebar(devices: pl.DataFrame) -> Selection:
             zone=None if zone == _ALL else int(zone),
             country=None if country == _ALL else country,
             hostnames=tuple(hostnames),
+            kind=None if kind == _ALL else kind,
+            device_type=None if device_type == _ALL else device_type,
         ),
         label=choice,
         fleet_devices=None if hostnames else narrowed.height,
     )
     st.session_state[_STATE_KEY] = selection
     return selection
+
+
+def _choices(devices: pl.DataFrame, column: str) -> list[str]:
+    """The distinct texts of ``column`` in the fleet, sorted, without nulls."""
+    if column not in devices.columns:
+        return []
+    return sorted(str(v) for v in devices[column].unique().to_list() if v is not None)
 
 
 def current() -> Selection:

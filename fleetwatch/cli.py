@@ -356,11 +356,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     )
 
     try:
+        counts = _kind_counts(args.kind, args.devices)
         fleet = FleetOptions(
-            devices=args.devices,
+            devices=counts.get("panel", 0),
+            telemetry=counts.get("telemetry", 0),
             seed=args.seed,
             heartbeat_interval_s=args.heartbeat_interval,
             status_interval_s=args.status_interval,
+            telemetry_interval_s=args.telemetry_interval,
         )
         options = RunOptions(speed=args.speed, duration_s=args.duration)
     except SimulatorError as exc:
@@ -382,6 +385,30 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         return 1
     sys.stdout.write(f"simulate: {simulator.stats.summary()}\n")
     return 0
+
+
+SIMULATED_KINDS = ("panel", "telemetry")
+
+
+def _kind_counts(kinds: Sequence[str], devices: int | None) -> dict[str, int]:
+    """How many devices of each kind ``--kind KIND[=COUNT]`` asks for (COUNT: --devices);
+    panels only, ``--devices`` of them, when no kind is named."""
+    from simulator import SimulatorConfigError  # noqa: PLC0415
+
+    if not kinds:
+        kinds = ["panel"]
+    counts: dict[str, int] = {}
+    for entry in kinds:
+        kind, _, count = entry.partition("=")
+        if kind not in SIMULATED_KINDS:
+            raise SimulatorConfigError(f"--kind {kind!r}: one of {', '.join(SIMULATED_KINDS)}")
+        if not count and devices is None:
+            raise SimulatorConfigError(f"--kind {kind}: give {kind}=COUNT or --devices")
+        try:
+            counts[kind] = int(count) if count else int(devices or 0)
+        except ValueError:
+            raise SimulatorConfigError(f"--kind {entry!r}: COUNT must be a number") from None
+    return counts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -417,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("ingest", "receive device messages from MQTT into PostgreSQL and InfluxDB", _cmd_ingest),
         (
             "simulate",
-            "publish a simulated fleet of alarm panels to the broker and answer its commands",
+            "publish a simulated fleet (alarm panels, telemetry devices) and answer its commands",
             _cmd_simulate,
         ),
     )
@@ -443,7 +470,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="the last N finished hours (default 24; the raw bucket keeps 30 days)",
     )
     simulate = parsers["simulate"]
-    simulate.add_argument("--devices", type=int, required=True, help="simulated panels")
+    simulate.add_argument(
+        "--devices", type=int, help="simulated devices (of each --kind without a COUNT)"
+    )
+    simulate.add_argument(
+        "--kind",
+        action="append",
+        default=[],
+        metavar="KIND[=COUNT]",
+        help=f"simulate devices of this kind, one of {', '.join(SIMULATED_KINDS)}; repeat to "
+        "mix kinds (default: panels)",
+    )
+    simulate.add_argument(
+        "--telemetry-interval", type=float, default=10.0, help="seconds between readings"
+    )
     simulate.add_argument(
         "--seed", type=int, default=1, help="the same seed gives the same fleet and stream"
     )

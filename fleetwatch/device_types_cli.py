@@ -2,7 +2,7 @@
 
 A metric on the command line is ``name:unit:type:min:max:dead_band`` (empty parts left
 out): ``vibration:mm/s:float:0:100:0.5``, ``running::bool``. A file (TOML or YAML) declares
-several types at once, see ``deploy/device_types.toml``.
+several types at once, see ``simulator/device_types.toml``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,11 @@ def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers 
     show.add_argument("name")
     show.set_defaults(handler=_show)
     load_file = actions.add_parser("load", help="create or replace the types of a file")
-    load_file.add_argument("file", type=Path, help="a .toml, .yaml or .yml file")
+    source = load_file.add_mutually_exclusive_group(required=True)
+    source.add_argument("file", type=Path, nargs="?", help="a .toml, .yaml or .yml file")
+    source.add_argument(
+        "--demo", action="store_true", help="the types the simulator's telemetry devices are of"
+    )
     load_file.set_defaults(handler=_load)
     delete = actions.add_parser("delete", help="remove a device type that has no devices")
     delete.add_argument("name")
@@ -193,6 +197,10 @@ def _load(args: argparse.Namespace) -> int:
     from ingest.kinds.telemetry import load_file, to_row  # noqa: PLC0415
     from stores.postgres import device_types  # noqa: PLC0415
 
+    if args.demo:
+        from simulator.telemetry import TYPES_FILE  # noqa: PLC0415
+
+        args.file = TYPES_FILE
     try:
         declared = load_file(args.file)
     except (DeclarationError, OSError) as exc:

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 devices="${FLEETWATCH_DEMO_DEVICES:-300}"
+telemetry="${FLEETWATCH_DEMO_TELEMETRY:-60}"
 scripts/bootstrap.sh
 if docker compose version >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   [ -f .env ] || cp .env.example .env
@@ -27,6 +28,8 @@ dashboard_env=(
   "FLEETWATCH_DASHBOARD_INFLUX_TOKEN_FILE=$state_dir/dashboard/influx-read-token"
 )
 env "${dashboard_env[@]}" "$fw" migrate
+# The device types the simulated telemetry devices are of (they register themselves).
+"$fw" device-types load --demo
 
 pids=()
 stop() {
@@ -44,7 +47,7 @@ for _ in $(seq 1 120); do
   curl -fs "http://127.0.0.1:${FLEETWATCH_HEALTH_PORT:-9108}/readyz" >/dev/null 2>&1 && break
   sleep 0.5
 done
-"$fw" simulate --devices "$devices" --speed 1 & pids+=($!)
+"$fw" simulate --kind "panel=$devices" --kind "telemetry=$telemetry" --speed 1 & pids+=($!)
 dashboard="(not part of this version)"
 if "$fw" dashboard --help >/dev/null 2>&1; then
   # Without the service's credentials, so nothing but the read-only ones can be used.
@@ -55,7 +58,7 @@ fi
 
 cat <<MSG
 
-fleetwatch is running with a simulated fleet of $devices panels:
+fleetwatch is running with a simulated fleet of $devices panels and $telemetry telemetry devices:
   dashboard       $dashboard
   InfluxDB        $FLEETWATCH_INFLUX_URL  (org $FLEETWATCH_INFLUX_ORG, user fleetwatch, password fleetwatch-admin, token $FLEETWATCH_INFLUX_TOKEN;
                   the locally built influxd has no web UI: query with 'fleetwatch flux query')

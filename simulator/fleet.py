@@ -18,12 +18,13 @@ from simulator.options import FleetOptions
 from simulator.panel import Panel, Topics
 from simulator.profiles import build_profiles
 from simulator.schedule import Agenda, Emission
+from simulator.telemetry import TelemetryDevice, shipped_types
 
 DEFAULT_BATCH = 5000
 
 
 class Fleet:
-    """A simulated fleet of alarm panels, from ``start_ms`` (epoch ms) on.
+    """A simulated fleet of alarm panels and telemetry devices, from ``start_ms`` on.
 
     Args:
         options: size, seed, reporting intervals and behaviour.
@@ -47,6 +48,20 @@ class Fleet:
                 start_ms=start_ms,
             )
             for profile in build_profiles(options)
+        ]
+        types = shipped_types()
+        self.telemetry = [
+            TelemetryDevice(
+                types[(index - 1) % len(types)],
+                index,
+                seed=options.seed,
+                scheme=scheme,
+                interval_ms=options.telemetry_interval_ms,
+                agenda=self._agenda,
+                out=self._out,
+                start_ms=start_ms,
+            )
+            for index in range(1, options.telemetry + 1)
         ]
         self._by_command_topic = {panel.topics.command: panel for panel in self.panels}
         self._answerer = CommandAnswerer(options.seed, options.behaviour, self._agenda)

@@ -63,11 +63,16 @@ class FleetOptions:
     heartbeat_interval_s: float = 10.0
     status_interval_s: float = 300.0
     behaviour: Behaviour = field(default_factory=Behaviour)
+    # Telemetry devices of the shipped device types, besides the panels.
+    telemetry: int = 0
+    telemetry_interval_s: float = 10.0
 
     def __post_init__(self) -> None:
-        if not 1 <= self.devices <= MAX_DEVICES:
-            raise SimulatorConfigError(f"devices must be 1..{MAX_DEVICES}, got {self.devices}")
-        for name in ("heartbeat_interval_s", "status_interval_s"):
+        if not 0 <= self.devices <= MAX_DEVICES or not 0 <= self.telemetry <= MAX_DEVICES:
+            raise SimulatorConfigError(f"device counts must be 0..{MAX_DEVICES}")
+        if self.devices + self.telemetry < 1:
+            raise SimulatorConfigError("devices: simulate at least one device of some kind")
+        for name in ("heartbeat_interval_s", "status_interval_s", "telemetry_interval_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.1):
                 raise SimulatorConfigError(f"{name} must be at least 0.1 s, got {value}")
@@ -76,6 +81,11 @@ class FleetOptions:
     def heartbeat_interval_ms(self) -> int:
         """Heartbeat period in milliseconds."""
         return round(self.heartbeat_interval_s * 1000)
+
+    @property
+    def telemetry_interval_ms(self) -> int:
+        """Telemetry reading period in milliseconds."""
+        return round(self.telemetry_interval_s * 1000)
 
     @property
     def status_interval_ms(self) -> int:

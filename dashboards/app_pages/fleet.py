@@ -13,6 +13,8 @@ from dashboards import data, filters
 from dashboards.widgets import count, percent, table
 
 _DIMENSIONS: Final[dict[str, fleet.FleetDimension]] = {
+    "Kind": "kind",
+    "Type": "device_type",
     "State": "device_state",
     "Zone": "zone",
     "Country": "country",

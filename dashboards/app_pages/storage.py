@@ -58,9 +58,14 @@ def main() -> None:
     else:
         st.info("No heartbeats counted in this period.")
 
-    days, devices, stored = st.tabs(["Per day", "Per device", "Points in InfluxDB"])
+    days, kinds, devices, stored = st.tabs(
+        ["Per day", "Per kind", "Per device", "Points in InfluxDB"]
+    )
     with days:
         table(per_day, "cdc_savings_by_day", selection)
+    with kinds:
+        # Readings of telemetry devices are counted as heartbeats are: received, written.
+        table(storage.cdc_savings(per_device, "kind"), "cdc_savings_by_kind", selection)
     with devices:
         table(storage.cdc_savings(per_device, "device"), "cdc_savings_by_device", selection)
     with stored:

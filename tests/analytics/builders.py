@@ -43,6 +43,8 @@ def device_frame(*rows: dict[str, object]) -> pl.DataFrame:
         "wifi_disconnects": 0,
         "mqtt_disconnects": 0,
         "disconnects": 0,
+        "kind": "panel",
+        "device_type": None,
     }
     return _frame(DEVICES_SCHEMA, defaults, list(rows))
 
@@ -102,5 +104,6 @@ def count_frame(*rows: dict[str, object]) -> pl.DataFrame:
         "hour": T0,
         "received": 0,
         "written": 0,
+        "kind": "panel",
     }
     return _frame(COUNTS_SCHEMA, defaults, list(rows))

@@ -338,3 +338,34 @@ def test_heartbeat_totals_match_the_hourly_counts_with_days_rolled_up(engine: En
         engine, period, ReportFilter(hostnames=("ESG_ALARM_0002",)), by="device"
     )
     assert only_b["hostname"].to_list() == ["ESG_ALARM_0002"]
+
+
+def test_fleet_of_several_kinds_filters_by_kind_and_type(engine: Engine) -> None:
+    """Telemetry devices join the fleet with their kind and type; the filters pick a kind or
+    a type, and only panels count as not synced (the others take no id from fleetwatch)."""
+    from ingest.kinds.telemetry import KIND
+    from stores.postgres import device_types as type_store
+    from tests.support.telemetry import VIBRATION, declare
+
+    _fill(engine)
+    raw = engine.raw_connection()
+    try:
+        conn = raw.driver_connection
+        assert conn is not None
+        conn.autocommit = True
+        type_id = declare(conn, VIBRATION)
+        type_store.add_device(conn, KIND, "VIB-SN-001", type_id)
+        type_store.add_device(conn, KIND, "VIB-SN-002", type_id)
+    finally:
+        raw.close()
+    frame = load_devices(engine, DAY)
+    kinds = fleet_breakdown(frame, "kind").select("kind", "devices").rows()
+    assert kinds == [("panel", 3), ("telemetry", 2)]  # most devices first
+    by_type = dict(fleet_breakdown(frame, "device_type").select("device_type", "devices").rows())
+    assert by_type == {None: 3, "vibration_sensor": 2}
+    assert fleet_summary(frame, now=NOW)["not_synced"].item() == 1  # the one panel
+    telemetry = load_devices(engine, DAY, ReportFilter(kind="telemetry"))
+    assert telemetry["hostname"].to_list() == ["VIB-SN-001", "VIB-SN-002"]
+    typed = load_devices(engine, DAY, ReportFilter(device_type="vibration_sensor"))
+    assert typed["device_type"].to_list() == ["vibration_sensor", "vibration_sensor"]
+    assert load_devices(engine, DAY, ReportFilter(device_type="nothing")).height == 0

@@ -84,3 +84,24 @@ def test_point_size_is_measured_from_line_protocol() -> None:
     assert default["saved_bytes"] == round(1720 * size)
     with pytest.raises(AnalyticsError):
         cdc_savings(COUNTS, bytes_per_point=0)
+
+
+def test_savings_per_kind() -> None:
+    """Readings of telemetry devices and heartbeats of panels are summed per kind."""
+    counts = count_frame(
+        {"device_id": 1, "received": 360, "written": 12},
+        {"device_id": 2, "hostname": "ESG_ALARM_0002", "received": 360, "written": 24},
+        {
+            "device_id": 3,
+            "hostname": "VIB-000001",
+            "kind": "telemetry",
+            "received": 100,
+            "written": 50,
+        },
+    )
+    per_kind = cdc_savings(counts, "kind", bytes_per_point=100.0)
+    assert per_kind.select("kind", "received", "written", "saved").rows() == [
+        ("panel", 720, 36, 684),
+        ("telemetry", 100, 50, 50),
+    ]
+    assert per_kind["reduction"].to_list() == [pytest.approx(0.95), pytest.approx(0.5)]

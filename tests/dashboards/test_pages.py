@@ -89,7 +89,9 @@ def test_storage_page_shows_cdc_savings() -> None:
     assert metrics["Heartbeats received"] == "720"
     assert metrics["Points written"] == "50"
     assert metrics["Reduction"] == "93.1%"
-    points = at.dataframe[2].value
+    per_kind = at.dataframe[1].value  # tabs: per day, per kind, per device, points
+    assert list(zip(per_kind["kind"], per_kind["received"], strict=True)) == [("panel", 720)]
+    points = at.dataframe[3].value
     assert points["points"].sum() == 50
 
 

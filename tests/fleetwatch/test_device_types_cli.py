@@ -125,13 +125,13 @@ def test_a_type_declared_twice_is_refused(
 def test_the_shipped_file_loads_and_reloads(
     migrated: PostgresSettings, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """deploy/device_types.toml creates its types, loading it again replaces them, and the
-    same declaration as YAML loads too."""
-    shipped = ROOT / "deploy" / "device_types.toml"
+    """The simulator's device types file creates its types, loading it again (--demo)
+    replaces them, and the same declaration as YAML loads too."""
+    shipped = ROOT / "simulator" / "device_types.toml"
     code, out, _ = run(capsys, "device-types", "load", str(shipped))
     assert code == 0
     assert out.count(": created") == 3
-    code, out, _ = run(capsys, "device-types", "load", str(shipped))
+    code, out, _ = run(capsys, "device-types", "load", "--demo")
     assert out.count(": replaced") == 3
     shown = yaml.safe_load(run(capsys, "device-types", "show", "pressure_sensor")[1])
     as_yaml = tmp_path / "types.yaml"

@@ -31,7 +31,7 @@ def test_sigterm_stops_a_run_cleanly(mqtt_settings: MqttSettings) -> None:
     assert child.stderr is not None
     try:
         for line in child.stderr:  # blocks until the child logs; ends if the child dies
-            if "simulating 20 panels" in line:
+            if "simulating 20 panels and 0 telemetry devices" in line:
                 break
         else:
             raise AssertionError(f"simulate exited with {child.wait()} before connecting")
@@ -57,3 +57,43 @@ def test_bad_option_is_refused(mqtt_settings: MqttSettings) -> None:
     )
     assert done.returncode == 2
     assert "speed must be a positive number" in done.stderr
+
+
+def test_kinds_are_mixed_with_counts(mqtt_settings: MqttSettings) -> None:
+    """--kind panel --kind telemetry=COUNT runs both kinds; an unknown kind is refused."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fleetwatch",
+            "simulate",
+            "--devices",
+            "3",
+            "--kind",
+            "panel",
+            "--kind",
+            "telemetry=4",
+            "--speed",
+            "60",
+            "--duration",
+            "30",
+        ],
+        env=environment(mqtt_settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "simulating 3 panels and 4 telemetry devices" in done.stderr
+    assert "telemetry " in done.stdout
+    refused = subprocess.run(
+        [sys.executable, "-m", "fleetwatch", "simulate", "--kind", "toaster=2"],
+        env=environment(mqtt_settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "--kind 'toaster': one of panel, telemetry" in refused.stderr
