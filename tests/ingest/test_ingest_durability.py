@@ -22,9 +22,10 @@ from ingest.contract import TopicKind
 from stores.influx import make_client as influx_client
 from stores.influx.writer import LineWriter
 from tests.ingest.conftest import forget_session, start_ingest
-from tests.support.devices import FakePanel, Publisher
+from tests.support.devices import FakePanel, Publisher, now_ms
 from tests.support.outbox import outbox_drained, outbox_size
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.telemetry import VIBRATION, add_device, declare, reading
 
 PANELS = [FakePanel(n) for n in range(1, 21)]
 
@@ -337,3 +338,54 @@ async def test_batch_committed_before_postgres_went_away_is_not_handled_again(
     assert row[0] == heartbeats  # every temperature differs by a whole degree
     assert influx_point_count(influx_settings) == heartbeats
     assert outbox_size(db) == 0
+
+
+async def test_kill_9_mid_stream_loses_no_telemetry_reading(
+    migrated_pg: PostgresSettings,
+    mqtt_settings: MqttSettings,
+    influx_settings: InfluxSettings,
+    db: psycopg.Connection[Any],
+) -> None:
+    """The same bar for devices of a declared type: SIGKILL during a stream of stamped JSON
+    readings, a restart, and every reading is counted once with InfluxDB holding exactly
+    the points written."""
+    type_id = declare(db, VIBRATION)
+    serials = [f"VIB-K{n:03d}" for n in range(20)]
+    for serial in serials:
+        add_device(db, serial, type_id)
+    per_device = 150
+    client_id = f"ingest-{uuid.uuid4().hex[:10]}"
+    try:
+        with ingest_process(migrated_pg, mqtt_settings, influx_settings, client_id) as first:
+            async with make_client(mqtt_settings) as client:
+                for i in range(per_device):
+                    for serial in serials:
+                        payload = reading(serial, now_ms(), vibration=10.0 + (i % 7) * 0.3)
+                        topic = f"{mqtt_settings.topic_prefix}/{serial}/telemetry"
+                        await client.publish(topic, payload, qos=1)
+            sent = per_device * len(serials)
+            await wait_until_received(db, sent // 4, timeout_s=60)
+            first.kill()
+            first.wait(timeout=10)
+        stored_at_kill = total_received(db)
+        with ingest_process(migrated_pg, mqtt_settings, influx_settings, client_id):
+            await wait_until_received(db, sent, timeout_s=90)
+            await outbox_drained(db)
+    finally:
+        await forget_session(mqtt_settings, client_id)
+    assert stored_at_kill < sent, "the kill came too late to prove anything"
+    assert total_received(db) == sent
+    row = db.execute("SELECT sum(written) FROM heartbeat_counts").fetchone()
+    assert row is not None
+    flux = f"""
+from(bucket: "{influx_settings.influx_bucket}")
+  |> range(start: -1h, stop: 1h)
+  |> filter(fn: (r) => r._measurement == "telemetry" and r._field == "vibration")
+  |> group()
+  |> count()
+"""
+    with influx_client(influx_settings) as client:
+        tables = client.query_api().query(flux)
+    points = sum(int(record.get_value()) for table in tables for record in table.records)
+    assert points == int(row[0])
+    assert db.execute("SELECT count(*) FROM dead_letters").fetchone() == (0,)

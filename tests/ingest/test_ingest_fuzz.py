@@ -27,9 +27,10 @@ import pytest
 
 from ingest.contract import TopicKind, TopicScheme, pb
 from ingest.decoding import Decoder
-from ingest.messages import Rejected, RejectReason
+from ingest.messages import Rejected, RejectReason, TelemetryReport
 from ingest.service import IngestService
-from tests.support.devices import FakePanel, Publisher
+from tests.support.devices import FakePanel, Publisher, now_ms
+from tests.support.telemetry import VIBRATION, add_device, declare, reading
 
 PANELS = (FakePanel(1), FakePanel(2), FakePanel(3))
 # Template of mutants that may decode cleanly: its MAC is six hex digits away from the panels',
@@ -38,6 +39,9 @@ STRANGER = FakePanel(0x5A5A5A)
 # Never registered: what it sends is refused as unregistered.
 GHOST = FakePanel(0x0F0F0F)
 PROTECTED_MACS = frozenset(panel.mac for panel in (*PANELS, GHOST))
+# Telemetry devices of the VIBRATION type, registered before the traffic.
+SENSORS = ("VIB-F001", "VIB-F002")
+PROTECTED_SERIALS = frozenset(SENSORS)
 MESSAGES_PER_SEED = 300
 SEEDS = (1, 2, 3)
 
@@ -52,6 +56,7 @@ class Traffic:
     valid: set[tuple[str, bytes]] = field(default_factory=set)
     rejections: Counter[tuple[str, bytes, str]] = field(default_factory=Counter)
     heartbeats: int = 0
+    readings: int = 0  # valid telemetry readings of SENSORS
     sequences: dict[str, int] = field(default_factory=dict)  # MAC -> last alarm sequence sent
 
     def topic(self, panel: FakePanel, kind: TopicKind) -> str:
@@ -75,6 +80,8 @@ class Traffic:
             return
         if getattr(message, "mac", None) in PROTECTED_MACS:
             return  # a valid message of a registered panel after all: not fuzz
+        if isinstance(message, TelemetryReport) and message.hostname in PROTECTED_SERIALS:
+            return  # the same for a registered telemetry device
         self.messages.append((topic, payload))
 
 
@@ -228,6 +235,41 @@ def crafted(rng: random.Random, traffic: Traffic) -> None:
     traffic.send_rejected(traffic.topic(panel, kind), payload, reason)
 
 
+def sensor_topic(traffic: Traffic, serial: str) -> str:
+    return traffic.scheme.topic(serial, TopicKind.TELEMETRY)
+
+
+def valid_reading(rng: random.Random, traffic: Traffic) -> None:
+    serial = rng.choice(SENSORS)
+    payload = reading(
+        serial, now_ms(), vibration=round(rng.uniform(0, 20), 2), running=rng.random() < 0.5
+    )
+    traffic.send_valid(sensor_topic(traffic, serial), payload)
+    traffic.readings += 1
+
+
+def reading_mutant(rng: random.Random, traffic: Traffic) -> None:
+    serial = rng.choice((*SENSORS, "VIB-STRANGER"))
+    payload = mutate(rng, reading(serial, now_ms(), vibration=5.0, temperature=40.0))
+    traffic.send_unknown(sensor_topic(traffic, serial), payload)
+
+
+def crafted_reading(rng: random.Random, traffic: Traffic) -> None:
+    """A reading the decoder accepts but the device's type refuses, or of no device."""
+    serial = rng.choice(SENSORS)
+    cases = [
+        (serial, {"vibration": 101.0}, RejectReason.OUT_OF_RANGE),
+        (serial, {"vibration": -1}, RejectReason.OUT_OF_RANGE),
+        (serial, {"spin": 1.0}, RejectReason.UNKNOWN_METRIC),
+        (serial, {"running": 1}, RejectReason.WRONG_TYPE),
+        (serial, {"temperature": False}, RejectReason.WRONG_TYPE),
+        ("VIB-NOBODY", {"vibration": 1.0}, RejectReason.UNKNOWN_SERIAL),
+    ]
+    target, metrics, reason = rng.choice(cases)
+    payload = reading(target, now_ms(), **metrics)
+    traffic.send_rejected(sensor_topic(traffic, target), payload, reason)
+
+
 def replay(rng: random.Random, traffic: Traffic) -> None:
     """A used alarm sequence with other content (a new timestamp suffices)."""
     used = [panel for panel in PANELS if panel.mac in traffic.sequences]
@@ -255,6 +297,9 @@ GENERATORS: tuple[tuple[Callable[[random.Random, Traffic], None], int], ...] = (
     (crafted, 15),
     (replay, 2),
     (ghost_last_will, 2),
+    (valid_reading, 12),
+    (reading_mutant, 12),
+    (crafted_reading, 6),
 )
 
 
@@ -279,6 +324,9 @@ async def test_fuzzed_traffic_is_all_accounted_for(
     ingest: IngestService, device: Publisher, db: psycopg.Connection[Any], seed: int
 ) -> None:
     """Amid random and mutated input the service survives and every message is accounted for."""
+    type_id = declare(db, VIBRATION)
+    for serial in SENSORS:
+        add_device(db, serial, type_id)
     traffic = build_traffic(seed, ingest.topic_prefix)
     for topic, payload in traffic.messages:
         await device.raw(topic, payload)
@@ -306,6 +354,12 @@ async def test_fuzzed_traffic_is_all_accounted_for(
         [macs],
     ).fetchone()
     assert received == (traffic.heartbeats,)
+    readings = db.execute(
+        "SELECT coalesce(sum(h.received), 0) FROM heartbeat_counts h "
+        "JOIN devices d ON d.id = h.device_id WHERE d.serial_number = ANY(%s)",
+        [list(SENSORS)],
+    ).fetchone()
+    assert readings == (traffic.readings,)
     sequences = db.execute(
         "SELECT d.mac_address::text, count(*), max(s.sequence) FROM alarm_sequences s "
         "JOIN devices d ON d.id = s.device_id WHERE d.mac_address = ANY(%s::macaddr[]) "
