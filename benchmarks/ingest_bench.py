@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -81,6 +81,7 @@ class BenchConfig:
     keep: bool
     profile_dir: str | None
     log_level: str
+    compare: bool = False
 
 
 def parse_args(argv: Sequence[str] | None) -> BenchConfig:
@@ -110,6 +111,17 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
     parser.add_argument("--keep", action="store_true", help="keep the database and bucket")
     parser.add_argument("--profile", metavar="DIR", help="cProfile ingest; write .pstats here")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    parser.add_argument(
+        "--telemetry-share",
+        type=float,
+        default=0.0,
+        help="share of the devices that are telemetry devices (JSON readings), 0-1",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="run the panel-only stream first, then the mixed one, and compare their rates",
+    )
     args = parser.parse_args(argv)
     try:
         shape = StreamShape(
@@ -119,9 +131,12 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
             status_share=args.status_share,
             probe_devices=args.probe_devices,
             seed=args.seed,
+            telemetry_share=args.telemetry_share,
         )
     except ValueError as exc:
         parser.error(str(exc))
+    if args.compare and not args.telemetry_share:
+        parser.error("--compare needs a --telemetry-share to compare with")
     return BenchConfig(
         shape=shape,
         rate=args.rate,
@@ -133,6 +148,7 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         keep=args.keep,
         profile_dir=args.profile,
         log_level=args.log_level,
+        compare=args.compare,
     )
 
 
@@ -302,6 +318,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         logger.error("%s", exc)
         return 2
+    shapes = [config.shape]
+    if config.compare:  # the same machine, minutes apart: the panel-only figure first
+        shapes.insert(0, replace(config.shape, telemetry_share=0.0))
+    rates: list[float] = []
+    for shape in shapes:
+        measured = _one_run(replace(config, shape=shape), pg, mqtt, influx)
+        if measured is None:
+            return 2
+        if measured.ingest and measured.ingest.sustained_rate:
+            rates.append(measured.ingest.sustained_rate)
+        if measured.missing:
+            return 1
+    if config.compare and len(rates) == 2:
+        panels, mixed = rates
+        print(
+            f"mixed fleet ({config.shape.telemetry_share:.0%} telemetry devices): "
+            f"{mixed:,.0f} msg/s = {mixed / panels:.1%} of the panel-only {panels:,.0f} msg/s"
+        )
+    return 0
+
+
+def _one_run(
+    config: BenchConfig, pg: PostgresSettings, mqtt: MqttSettings, influx: InfluxSettings
+) -> Measurements | None:
+    """One stream through its own sandbox, its report printed; None if it could not run."""
     started = time.perf_counter()
     try:
         with sandbox(pg, mqtt, influx, keep=config.keep) as box:
@@ -317,18 +358,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             measured = run(config, box, stream)
     except (BenchError, SandboxError, StoreError) as exc:
         logger.error("benchmark failed: %s", exc)
-        return 2
+        return None
     setup = RunSetup(
         devices=config.shape.devices,
         messages=config.shape.messages,
         rate=config.rate,
         window=config.window,
         probe_interval_s=config.probe_interval_s,
+        telemetry_devices=config.shape.telemetry_devices,
     )
     print(render(setup, stream, measured))
     if config.profile_dir:
         print(f"profiles written to {config.profile_dir}/ingest-{{worker,loop}}.pstats")
-    return 1 if measured.missing else 0
+    return measured
 
 
 if __name__ == "__main__":

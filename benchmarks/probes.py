@@ -33,14 +33,21 @@ logger = logging.getLogger(__name__)
 SERVICE_PROCESSES = ("mosquitto", "postgres", "influxd")
 
 _COUNT_SQL = """
-SELECT (SELECT coalesce(sum(received), 0) FROM heartbeat_counts),
-       (SELECT coalesce(sum(written), 0) FROM heartbeat_counts),
+WITH counted AS (
+  SELECT d.kind = 'panel' AS panel, coalesce(sum(c.received), 0) AS received,
+         coalesce(sum(c.written), 0) AS written
+    FROM heartbeat_counts c JOIN devices d ON d.id = c.device_id GROUP BY 1)
+SELECT (SELECT coalesce(sum(received), 0) FROM counted WHERE panel),
+       (SELECT coalesce(sum(written), 0) FROM counted WHERE panel),
        (SELECT coalesce(sum(state_duration), 0) FROM device_status),
        (SELECT count(*) FROM alarm_sequences),
        (SELECT count(*) FROM dead_letters),
        (SELECT count(*) FROM influx_outbox),
        (SELECT count(*) FROM device_status),
-       (SELECT count(*) FROM device_status WHERE NOT device_synced)
+       (SELECT count(*) FROM device_status s JOIN devices d ON d.id = s.device_id
+         WHERE d.kind = 'panel' AND NOT s.device_synced),
+       (SELECT coalesce(sum(received), 0) FROM counted WHERE NOT panel),
+       (SELECT coalesce(sum(written), 0) FROM counted WHERE NOT panel)
 """
 
 _UPTIME_SQL = """
@@ -55,14 +62,17 @@ class Committed:
     """Messages visible in PostgreSQL, by kind.
 
     Attributes:
-        heartbeats: heartbeats applied (``heartbeat_counts.received``; redeliveries excluded).
+        heartbeats: panels' heartbeats applied (``heartbeat_counts.received``; redeliveries
+            excluded).
         points: heartbeat points the CDC wrote (``heartbeat_counts.written``).
         statuses: status messages applied (sum of each device's running count).
         alarms: alarm events accepted (``alarm_sequences`` rows).
         dead_letters: messages rejected.
         outbox: points committed but not yet confirmed by InfluxDB.
         devices: devices registered.
-        unsynced: devices whose reported device_db_id is not their id.
+        unsynced: panels whose reported device_db_id is not their id.
+        readings: telemetry readings applied (their ``heartbeat_counts.received``).
+        reading_points: telemetry points the CDC wrote.
     """
 
     heartbeats: int = 0
@@ -73,11 +83,13 @@ class Committed:
     outbox: int = 0
     devices: int = 0
     unsynced: int = 0
+    readings: int = 0
+    reading_points: int = 0
 
     @property
     def messages(self) -> int:
         """Every message accounted for, accepted or dead-lettered."""
-        return self.heartbeats + self.statuses + self.alarms + self.dead_letters
+        return self.heartbeats + self.statuses + self.alarms + self.dead_letters + self.readings
 
 
 def count_committed(conn: psycopg.Connection[Any]) -> Committed:

@@ -24,6 +24,7 @@ class RunSetup:
     rate: float
     window: int
     probe_interval_s: float
+    telemetry_devices: int = 0
 
 
 @dataclass(slots=True)
@@ -68,7 +69,10 @@ def _messages(stream: Stream, m: Measurements) -> list[str]:
         (TopicKind.STATUS, got.statuses),
         (TopicKind.HEARTBEAT, got.heartbeats),
         (TopicKind.ALARM, got.alarms),
+        (TopicKind.TELEMETRY, got.readings),
     ):
+        if kind is TopicKind.TELEMETRY and not acked[kind] and not committed:
+            continue
         lines.append(f"  {kind.value:<{LABEL - 2}}{_n(acked[kind]):>12}{_n(committed):>12}")
     lines.append(f"  {'dead letters':<{LABEL - 2}}{'':>12}{_n(got.dead_letters):>12}")
     verdict = f"MISSING {_n(m.missing)}" if m.missing else "all accounted for"
@@ -132,12 +136,21 @@ def _cdc(m: Measurements) -> list[str]:
                 f"{got.heartbeats / max(got.points, 1):.1f}:1",
             )
         )
+    if got.readings:
+        lines.append(
+            _row(
+                "CDC (telemetry)",
+                f"{_n(got.readings):>12} readings -> {_n(got.reading_points)} points",
+                f"{1 - got.reading_points / got.readings:.1%} filtered, "
+                f"{got.readings / max(got.reading_points, 1):.1f}:1",
+            )
+        )
     if m.influx_points is not None:
-        if m.influx_points == got.points:
+        if m.influx_points == got.points + got.reading_points:
             check = "= heartbeat_counts.written"
         else:
             check = f"MISMATCH with heartbeat_counts.written ({_n(got.outbox)} in the outbox)"
-        lines.append(_row("InfluxDB heartbeat points", f"{_n(m.influx_points):>12}", check))
+        lines.append(_row("InfluxDB CDC points", f"{_n(m.influx_points):>12}", check))
     return lines
 
 
@@ -190,8 +203,9 @@ def _resources(m: Measurements) -> list[str]:
 def render(setup: RunSetup, stream: Stream, m: Measurements) -> str:
     """The summary table."""
     pace = f"paced at {_n(setup.rate)} msg/s" if setup.rate else "publisher unpaced"
+    mix = f" ({_n(setup.telemetry_devices)} of them telemetry)" if setup.telemetry_devices else ""
     lines = [
-        f"fleetwatch ingest benchmark: {_n(setup.devices)} devices, "
+        f"fleetwatch ingest benchmark: {_n(setup.devices)} devices{mix}, "
         f"{_n(setup.messages)} messages, {pace}",
         "-" * 96,
         *_messages(stream, m),

@@ -123,6 +123,17 @@ def forget_session(settings: MqttSettings, client_id: str) -> None:
         logger.exception("could not clear the MQTT session of %s", client_id)
 
 
+def _declare_device_types(pg: PostgresSettings) -> None:
+    """The simulator's device types, so simulated telemetry devices register themselves."""
+    from ingest.kinds.telemetry import to_row  # noqa: PLC0415
+    from simulator.telemetry import shipped_types  # noqa: PLC0415
+    from stores.postgres import device_types  # noqa: PLC0415
+
+    with psycopg.connect(str(pg.database_url), autocommit=True) as conn:
+        for device_type in shipped_types():
+            device_types.create(conn, to_row(device_type))
+
+
 @contextmanager
 def sandbox(
     pg: PostgresSettings, mqtt: MqttSettings, influx: InfluxSettings, *, keep: bool
@@ -131,6 +142,7 @@ def sandbox(
     run_id = uuid.uuid4().hex[:10]
     with ExitStack() as stack:
         pg_run = stack.enter_context(_database(pg, f"bench_{run_id}", keep=keep))
+        _declare_device_types(pg_run)
         influx_run = stack.enter_context(_bucket(influx, f"bench_{run_id}", keep=keep))
         mqtt_run = mqtt.model_copy(
             update={"topic_prefix": f"bench-{run_id}", "mqtt_client_id": f"bench-ingest-{run_id}"}

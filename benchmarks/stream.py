@@ -32,6 +32,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ingest.contract import TopicKind, TopicScheme, pb
+from simulator.schedule import Agenda
+from simulator.telemetry import TelemetryDevice, shipped_types
 
 FIRMWARE = "2.1.0"
 LONGEST_SPAN_MS = 3_600_000  # device clocks cover at most an hour: well inside the skew limit
@@ -49,6 +51,9 @@ class StreamShape:
     status_share: float = 0.005
     probe_devices: int = 50
     seed: int = 1
+    # Of the devices, this share are telemetry devices of the simulator's device types:
+    # JSON readings instead of heartbeats, alarms and statuses (their first registers them).
+    telemetry_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.devices < 1:
@@ -64,6 +69,13 @@ class StreamShape:
             raise ValueError("alarm_share and status_share must be >= 0 and sum to less than 1")
         if self.probe_devices < 0:
             raise ValueError("probe_devices must be >= 0")
+        if not 0 <= self.telemetry_share <= 1:
+            raise ValueError("telemetry_share must be within [0, 1]")
+
+    @property
+    def telemetry_devices(self) -> int:
+        """How many of the devices are telemetry devices."""
+        return round(self.devices * self.telemetry_share)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +157,32 @@ class _Fleet:
                     topics={kind: scheme.topic(hostname, kind) for kind in TopicKind},
                 )
             )
-        for panel in rng.sample(self.panels, min(shape.probe_devices, shape.devices)):
+        sensors = shape.telemetry_devices
+        self.panels = self.panels[: shape.devices - sensors]
+        for panel in rng.sample(self.panels, min(shape.probe_devices, len(self.panels))):
             panel.probe = True
+        types = shipped_types()
+        self.sensors = [
+            TelemetryDevice(
+                types[n % len(types)],
+                n + 1,
+                seed=shape.seed,
+                scheme=scheme,
+                interval_ms=self._step_ms,
+                agenda=Agenda(),  # the stream drives them, not an agenda
+                out=[],
+                start_ms=start_ms,
+            )
+            for n in range(sensors)
+        ]
+        self._sensor_clock = dict.fromkeys(range(sensors), start_ms)
+
+    def reading(self, index: int) -> Outbound:
+        """The next JSON reading of sensor ``index`` (its device clock one step on)."""
+        sensor = self.sensors[index]
+        self._sensor_clock[index] += self._step_ms
+        payload = sensor.payload(self._sensor_clock[index])
+        return Outbound(sensor.topic, payload, TopicKind.TELEMETRY)
 
     def registration_order(self) -> list[_Panel]:
         """The panels in the order their first status is sent; renumbered to match the ids
@@ -255,6 +291,11 @@ class _Fleet:
             return self.status(panel)
         return self.heartbeat(panel)
 
+    @property
+    def rng(self) -> random.Random:
+        """The stream's random source."""
+        return self._rng
+
     def shuffled(self) -> list[_Panel]:
         """The panels in a fresh random order (devices are not synchronised)."""
         return self._rng.sample(self.panels, len(self.panels))
@@ -264,11 +305,15 @@ def build_stream(shape: StreamShape, scheme: TopicScheme, now_ms: int) -> Stream
     """Every message of the run, serialised, in publishing order."""
     fleet = _Fleet(shape, scheme, now_ms)
     messages = [fleet.status(panel) for panel in fleet.registration_order()]
+    messages += [fleet.reading(index) for index in range(len(fleet.sensors))]
+    devices: list[_Panel | int] = [*fleet.panels, *range(len(fleet.sensors))]
     while len(messages) < shape.messages:
-        for panel in fleet.shuffled():
+        for device in fleet.rng.sample(devices, len(devices)):
             if len(messages) >= shape.messages:
                 break
-            messages.append(fleet.next_message(panel))
+            messages.append(
+                fleet.reading(device) if isinstance(device, int) else fleet.next_message(device)
+            )
     counts = Counter(message.kind for message in messages)
     probes = tuple(sorted(panel.hostname for panel in fleet.panels if panel.probe))
     return Stream(messages=messages, counts=counts, probe_hostnames=probes)
