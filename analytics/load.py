@@ -51,6 +51,7 @@ from stores.postgres.schema import (
     command_log,
     device_connection_log,
     device_status,
+    device_type_metrics,
     device_types,
     devices,
     heartbeat_counts,
@@ -65,11 +66,13 @@ __all__ = [
     "load_active_alarms",
     "load_alarm_events",
     "load_commands",
+    "load_device_metrics",
     "load_devices",
     "load_heartbeat_counts",
     "load_heartbeat_totals",
     "load_points_per_day",
     "load_trend",
+    "metric_trend_query",
     "rollup_reaches",
     "run_trend",
     "trend_query",
@@ -304,6 +307,40 @@ def _counts_parts(engine: Engine, period: Period) -> _Select | _Compound:
     return union_all(hours.where(or_(h.hour < first, h.hour >= last)), days)
 
 
+DEVICE_METRICS_SCHEMA: Final = pl.Schema(
+    {
+        "device_type": pl.String(),
+        "metric": pl.String(),
+        "unit": pl.String(),
+        "value_type": pl.String(),
+        "devices": pl.Int64(),
+    }
+)
+"""One row per metric of every device type, in declared order, with the type's devices."""
+
+
+def load_device_metrics(engine: Engine) -> pl.DataFrame:
+    """Every device type's metrics (:data:`DEVICE_METRICS_SCHEMA`): what a Telemetry report
+    can chart."""
+    t, m, d = device_types.c, device_type_metrics.c, devices.c
+    counted = (
+        select(d.device_type_id, func.count().label("devices"))
+        .where(d.active, d.device_type_id.is_not(None))
+        .group_by(d.device_type_id)
+        .subquery("counted")
+    )
+    statement = (
+        select(t.name, m.name, m.unit, m.value_type, func.coalesce(counted.c.devices, 0))
+        .select_from(
+            device_types.join(device_type_metrics, m.device_type_id == t.id).outerjoin(
+                counted, counted.c.device_type_id == t.id
+            )
+        )
+        .order_by(t.name, m.position)
+    )
+    return _frame(engine, statement, DEVICE_METRICS_SCHEMA, "loading the device types")
+
+
 def _device_filter(filters: ReportFilter) -> list[ColumnElement[bool]]:
     d = devices.c
     clauses: list[ColumnElement[bool]] = []
@@ -460,6 +497,32 @@ def trend_query(
     stop = recent if tail is not None else period.end
     flux = load_query("group_trend").render(params | {"stop": stop})
     return TrendQuery(source, "group_trend", flux, tail)
+
+
+def metric_trend_query(
+    buckets: InfluxBuckets,
+    device_type: str,
+    metric: str,
+    period: Period,
+    window: timedelta,
+    *,
+    filters: ReportFilter = _ALL_FILTER,
+    by: Sequence[str] = ("device_id", "hostname"),
+) -> TrendQuery:
+    """The Flux of a time-weighted trend of a telemetry ``metric`` of the devices of
+    ``device_type`` (the raw points: telemetry has no hourly downsample yet)."""
+    params: dict[str, ParamValue] = {
+        "bucket": buckets.raw,
+        "measurement": "telemetry",
+        "device_type": device_type,
+        "field": metric,
+        "start": period.start,
+        "stop": period.end,
+        "window": window,
+        "by": ",".join(by),
+        "hostnames": ",".join(filters.hostnames),
+    }
+    return TrendQuery("raw", "sensor_trend", load_query("sensor_trend").render(params))
 
 
 def rollup_reaches(now: datetime) -> datetime:

@@ -155,6 +155,12 @@ def directory(src: Sources) -> pl.DataFrame:
     return fleet.select("hostname", "zone", "country", "kind", "device_type")
 
 
+@st.cache_data(ttl=_DIRECTORY_TTL, show_spinner=False)
+def device_metrics(src: Sources) -> pl.DataFrame:
+    """Every device type's metrics (``analytics.load.load_device_metrics``)."""
+    return load.load_device_metrics(_pg(src))
+
+
 @st.cache_data(ttl=TTL, show_spinner="Loading the fleet…")
 def devices(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFrame:
     """The devices frame (``analytics.fleet``)."""

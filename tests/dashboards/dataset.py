@@ -6,6 +6,9 @@ hours: two input alarms (a resolved PANIC1, an active TAMPER) and a siren run, t
 (completed, failed, pending), 720 heartbeats received and 50 points written. An older PANIC2
 is still active. InfluxDB holds two hours of heartbeats of devices 1 and 2, at a steady 20.0
 and 24.0 °C.
+
+Two telemetry devices of the type ``vibration_sensor``, VIB-T001 and VIB-T002, both online,
+with two hours of readings at a steady 2.0 and 4.0 mm/s.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from typing import Any
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from sqlalchemy import Connection, Engine, Table, insert
 
+from ingest.kinds.telemetry import KIND, to_row
+from stores.influx.points import TELEMETRY, MetricPoint, metric_line
+from stores.postgres import device_types
 from stores.postgres.schema import (
     alarm_events,
     command_log,
@@ -25,9 +31,11 @@ from stores.postgres.schema import (
     heartbeat_counts,
 )
 from tests.support.history import heartbeat, tags, write
+from tests.support.telemetry import VIBRATION
 
 S = timedelta(seconds=1)
 TEMPERATURES = {1: 20.0, 2: 24.0}
+VIBRATIONS = {"VIB-T001": 2.0, "VIB-T002": 4.0}
 
 
 def _insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -145,6 +153,20 @@ def fill_postgres(engine: Engine, now: datetime) -> None:
                 {"device_id": b, "hour": hour, "received": 360, "written": 36},
             ],
         )
+    raw = engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        assert driver is not None
+        driver.autocommit = True
+        type_id = device_types.create(driver, to_row(VIBRATION))
+        for serial in VIBRATIONS:
+            device_id = device_types.add_device(driver, KIND, serial, type_id)
+            driver.execute(
+                "UPDATE device_status SET (is_online, last_seen) = (true, %s) WHERE device_id = %s",
+                [now, device_id],
+            )
+    finally:
+        raw.close()
 
 
 def fill_influx(client: InfluxDBClient, bucket: str, now: datetime) -> None:
@@ -157,6 +179,26 @@ def fill_influx(client: InfluxDBClient, bucket: str, now: datetime) -> None:
         (
             heartbeat(tags(n), start + k * timedelta(minutes=5), temperature=temperature)
             for n, temperature in TEMPERATURES.items()
+            for k in range(25)
+        ),
+    )
+    write(
+        client,
+        bucket,
+        (
+            metric_line(
+                MetricPoint(
+                    measurement=TELEMETRY,
+                    tags={"device_id": str(n), "hostname": serial, "device_type": VIBRATION.name},
+                    time=start + k * timedelta(minutes=5),
+                    values={"vibration": value, "temperature": 40.0, "running": True},
+                    is_online=True,
+                    change_type="PERIODIC",
+                    changes={"periodic": True},
+                    device_time=None,
+                )
+            )
+            for n, (serial, value) in enumerate(VIBRATIONS.items(), start=11)
             for k in range(25)
         ),
     )

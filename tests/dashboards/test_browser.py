@@ -55,8 +55,8 @@ PAGES: Final = (
         "Fleet",
         "",
         {
-            "Devices": "3",
-            "Online": "2",
+            "Devices": "5",
+            "Online": "4",
             "Offline": "1",
             "Stale (> 1 h)": "1",
             "Not synced": "1",
@@ -92,6 +92,12 @@ PAGES: Final = (
         "trends",
         {"Mean over the period": "22.00", "Source": "Raw points"},
         chart_text="Temperature (°C)",
+    ),
+    PageCheck(
+        "Telemetry",
+        "telemetry",
+        {"Mean over the period": "3.00", "Devices of the type": "2"},
+        chart_text="vibration (mm/s)",
     ),
     PageCheck(
         "Storage",
@@ -157,7 +163,7 @@ def _screenshot(page: Page, name: str) -> None:
 
 
 def test_every_page_renders_in_a_browser(dashboard_url: str, browser_page: Page) -> None:
-    """Each of the five pages, opened by its URL, shows the dataset's numbers without error."""
+    """Each of the six pages, opened by its URL, shows the dataset's numbers without error."""
     page = browser_page
     timeout_ms = FIRST_RENDER_MS
     for check in PAGES:

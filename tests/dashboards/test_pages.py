@@ -28,21 +28,57 @@ def _open(page: str | None = None) -> AppTest:
 
 @pytest.mark.usefixtures("dashboard_env")
 def test_fleet_page_counts_the_devices() -> None:
-    """Fleet shows the totals, the breakdown table and one CSV per table."""
+    """Fleet shows the totals of every kind, the breakdown table and one CSV per table."""
     at = _open()
     assert at.title[0].value == "Fleet"
     metrics = _metrics(at)
-    assert metrics["Devices"] == "3"
-    assert metrics["Online"] == "2"
+    assert metrics["Devices"] == "5"  # three panels, two telemetry devices
+    assert metrics["Online"] == "4"
     assert metrics["Offline"] == "1"
     assert metrics["Stale (> 1 h)"] == "1"
-    assert metrics["Not synced"] == "1"
+    assert metrics["Not synced"] == "1"  # only panels take an id
     breakdown, health, stale, unsynced = at.dataframe
-    assert len(health.value) == 3
+    assert len(health.value) == 5
     assert len(stale.value) == 1
     assert len(unsynced.value) == 1
-    assert len(breakdown.value) == 2  # NORMAL and OFFLINE
+    assert len(breakdown.value) == 3  # NORMAL, OFFLINE and the telemetry devices' UNKNOWN
     assert len(at.get("download_button")) == 4
+    at.segmented_control(key="fleet_by").set_value("Kind").run()
+    kinds = at.dataframe[0].value
+    assert dict(zip(kinds["kind"], kinds["devices"], strict=True)) == {"panel": 3, "telemetry": 2}
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_kind_and_type_filters_pick_telemetry_devices() -> None:
+    """The sidebar's Kind and Type narrow the fleet to the telemetry devices of a type."""
+    at = _open()
+    at.sidebar.selectbox(key="filter_kind").select("telemetry").run()
+    assert not at.exception
+    assert _metrics(at)["Devices"] == "2"
+    at.sidebar.selectbox(key="filter_type").select("vibration_sensor").run()
+    assert _metrics(at)["Devices"] == "2"
+    assert _metrics(at)["Not synced"] == "0"
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_telemetry_page_shows_a_metric_trend() -> None:
+    """Telemetry: two vibration sensors at a steady 2.0 and 4.0 mm/s average 3.00; one line
+    per device keeps them apart; the Flux reads the telemetry measurement of the type."""
+    at = _open("telemetry")
+    metrics = _metrics(at)
+    assert metrics["Mean over the period"] == "3.00"
+    assert metrics["Devices of the type"] == "2"
+    assert at.selectbox(key="tel_metric").value == "vibration (mm/s)"
+    flux = at.text_area[0].value
+    assert flux is not None
+    assert 'measurement: "telemetry"' in flux
+    assert 'device_type: "vibration_sensor"' in flux
+    at.selectbox(key="tel_series").select("One line per device").run()
+    trend = at.dataframe[0].value
+    by_device = {h: round(v, 2) for h, v in zip(trend["hostname"], trend["value"], strict=True)}
+    assert set(by_device) == {"VIB-T001", "VIB-T002"}
+    assert by_device["VIB-T001"] == 2.0
+    assert by_device["VIB-T002"] == 4.0
 
 
 @pytest.mark.usefixtures("dashboard_env")

@@ -1,9 +1,11 @@
-// Time-weighted trend of one heartbeat field, per device or per group, at a chosen window.
+// Time-weighted trend of one field of a CDC history, per device or per group, at a window.
 //
 // Answers: how did `field` (temperature, humidity, fan_pwm_duty, or a boolean such as siren,
-// read as the fraction of time it was on) evolve for a device or a group over the period?
-// Reads the raw CDC-thinned `heartbeat` history, for ranges of up to a week or so; longer
-// ranges read the hourly downsample (fleet_hourly.flux).
+// read as the fraction of time it was on; or a telemetry metric such as vibration) evolve
+// for a device or a group over the period? Reads the raw CDC-thinned history of
+// `measurement` (`heartbeat` of panels, `telemetry` of devices of declared types), for
+// ranges of up to a week or so; longer panel ranges read the hourly downsample
+// (fleet_hourly.flux).
 //
 // The stored series is a step function: each point's value holds until the device's next
 // point (the CDC keeps it within its dead band of every heartbeat received). So:
@@ -28,7 +30,9 @@
 //   start      time     = -24h                               first instant of the period
 //   stop       time     = now                                end of the period (exclusive)
 //   window     duration = 1h                                 width of each window
-//   field      string   = "temperature"                      heartbeat field to average
+//   field      string   = "temperature"                      field to average
+//   measurement string  = "heartbeat"                        heartbeat or telemetry
+//   device_type string  = ""                                 only devices of this type; "" all
 //   hostnames  string   = ""                                 comma-separated devices; "" for all
 //   zone       string   = ""                                 only this zone; "" for all
 //   country    string   = ""                                 only this country; "" for all
@@ -52,17 +56,23 @@ hostPattern =
         v: "^(" + strings.replaceAll(v: regexp.quoteMeta(v: params.hostnames), t: ",", u: "|") + ")$",
     )
 byHost = if params.hostnames == "" then (r) => true else (r) => r.hostname =~ hostPattern
+byType =
+    if params.device_type == "" then
+        (r) => true
+    else
+        (r) => r.device_type == params.device_type
 
 by = if params.by == "" then [] else strings.split(v: params.by, t: ",")
 
 selected =
     from(bucket: params.bucket)
         |> range(start: date.sub(d: params.carry, from: params.start), stop: params.stop)
-        |> filter(fn: (r) => r._measurement == "heartbeat")
+        |> filter(fn: (r) => r._measurement == params.measurement)
         |> filter(fn: (r) => r._field == params.field or r._field == "is_online")
         |> filter(fn: byZone)
         |> filter(fn: byCountry)
         |> filter(fn: byHost)
+        |> filter(fn: byType)
 
 // One row per point: `value` (the field as a float; a boolean is 1.0 or 0.0) and `live`.
 points =
