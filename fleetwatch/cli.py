@@ -360,6 +360,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         fleet = FleetOptions(
             devices=counts.get("panel", 0),
             telemetry=counts.get("telemetry", 0),
+            robots=counts.get("robot", 0),
             seed=args.seed,
             heartbeat_interval_s=args.heartbeat_interval,
             status_interval_s=args.status_interval,
@@ -387,7 +388,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-SIMULATED_KINDS = ("panel", "telemetry")
+SIMULATED_KINDS = ("panel", "telemetry", "robot")
 
 
 def _kind_counts(kinds: Sequence[str], devices: int | None) -> dict[str, int]:

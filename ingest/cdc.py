@@ -281,8 +281,15 @@ def _write(
     )
 
 
+StateKey: TypeAlias = int | tuple[int, str]
+"""A device id, or (device id, stream) for a device with several histories (a robot's
+battery, each of its servos)."""
+
+_ABSENT: Final = object()
+
+
 class CdcTracker:
-    """The CDC states of a fleet of any kinds, keyed by device id; no I/O.
+    """The CDC states of a fleet of any kinds, keyed by device (and stream); no I/O.
 
     Each reading is judged by its kind's declaration: the registered one, or the one given in
     ``kinds`` (a deployment's own dead bands). Seed it at start-up with the persisted states
@@ -292,26 +299,51 @@ class CdcTracker:
 
     def __init__(self, kinds: Mapping[str, DeviceKind] | None = None) -> None:
         self._kinds = dict(kinds or {})
-        self._states: dict[int, CdcState] = {}
+        self._states: dict[StateKey, CdcState] = {}
+        # While a batch is open: each key's state before the batch first touched it.
+        self._undo: dict[StateKey, object] | None = None
+
+    def begin(self) -> None:
+        """Start remembering changes, so that ``rollback`` can undo a failed batch."""
+        self._undo = {}
+
+    def commit(self) -> None:
+        """Keep the batch's changes."""
+        self._undo = None
+
+    def rollback(self) -> None:
+        """Undo every observation since ``begin``: the batch will be judged afresh."""
+        for key, before in (self._undo or {}).items():
+            if before is _ABSENT:
+                self._states.pop(key, None)
+            else:
+                self._states[key] = before  # type: ignore[assignment]
+        self._undo = None
 
     def kind(self, name: str) -> DeviceKind:
         """The declaration readings of kind ``name`` are judged by."""
         return self._kinds.get(name) or registered(name)
 
-    def seed(self, states: Mapping[int, CdcState]) -> None:
+    def seed(self, states: Mapping[StateKey, CdcState]) -> None:
         """Adopt known states, replacing any held for the same devices."""
         self._states.update(states)
 
     def observe(
-        self, device_id: int, reading: Observation, kind: DeviceKind | None = None
+        self, key: StateKey, reading: Observation, kind: DeviceKind | None = None
     ) -> Decision:
-        """Decide on one reading of one device and keep the resulting state; ``kind`` is the
-        declaration to judge by when it is not the registered one (a device type's)."""
-        decision = decide(self._states.get(device_id), reading, kind or self.kind(reading.kind))
-        self._states[device_id] = decision.state
+        """Decide on one reading of one device (or stream) and keep the resulting state;
+        ``kind`` is the declaration to judge by when it is not the registered one."""
+        decision = decide(self._states.get(key), reading, kind or self.kind(reading.kind))
+        if self._undo is not None and key not in self._undo:
+            self._undo[key] = self._states.get(key, _ABSENT)
+        self._states[key] = decision.state
         return decision
 
-    def restore(self, saved: Mapping[int, CdcState], device_ids: Iterable[int]) -> None:
+    def state(self, key: StateKey) -> CdcState | None:
+        """The current state of one device or stream."""
+        return self._states.get(key)
+
+    def restore(self, saved: Mapping[StateKey, CdcState], device_ids: Iterable[StateKey]) -> None:
         """Undo the observations of a batch that was not committed.
 
         ``saved`` is the ``snapshot`` taken before the batch; devices of ``device_ids`` that had
@@ -323,7 +355,7 @@ class CdcTracker:
             else:
                 self._states.pop(device_id, None)
 
-    def snapshot(self, device_ids: Iterable[int]) -> dict[int, CdcState]:
+    def snapshot(self, device_ids: Iterable[StateKey]) -> dict[StateKey, CdcState]:
         """The current states of those of ``device_ids`` that have one, for persisting."""
         return {
             device_id: self._states[device_id]

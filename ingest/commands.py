@@ -18,6 +18,7 @@ is recorded with a note instead of being dropped.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -142,6 +143,21 @@ class CommandSpec:
             raise CommandError(f"command_data must hold exactly one payload, got {list(data)}")
         ((kind, values),) = data.items()
         return cls(kind, values)
+
+    def json_envelope(
+        self, request_id: str, sequence: int, timestamp_ms: int, auth_level: int
+    ) -> bytes:
+        """The command as JSON, for devices that speak JSON (robots): the envelope's fields
+        and ``command``, the payload as stored (``{"reboot": {"delayMs": 100}}``)."""
+        body = {
+            "request_id": request_id,
+            "sequence": sequence,
+            "timestamp": timestamp_ms,
+            "type": self.command_type,
+            "auth_level": auth_level,
+            "command": self.as_json(),
+        }
+        return json.dumps(body, separators=(",", ":")).encode()
 
     def envelope(
         self, request_id: str, sequence: int, timestamp_ms: int, auth_level: int

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,14 +18,19 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError, Message
 
 from ingest.contract import TopicError, TopicKind, TopicScheme, pb
+from ingest.kinds import validate
+from ingest.kinds.robot import INSTANCE, MAX_INSTANCES, PARTS, Part
 from ingest.messages import (
     AlarmReport,
     CommandReply,
     DeviceMessage,
     HeartbeatReport,
+    JobReport,
     LastWill,
     Rejected,
     RejectReason,
+    RobotPart,
+    RobotReport,
     StatusReport,
     TelemetryReport,
     check_ip,
@@ -68,6 +74,8 @@ class Decoder:
             TopicKind.RESPONSE: _response,
             TopicKind.LWT: _last_will,
             TopicKind.TELEMETRY: _telemetry,
+            TopicKind.ROBOT: _robot,
+            TopicKind.JOB: _job,
         }
 
     def decode(self, topic: str, payload: bytes, received_at: datetime) -> DeviceMessage | None:
@@ -235,6 +243,8 @@ def _alarm(payload: bytes, ctx: _Context) -> AlarmReport:
 
 
 def _response(payload: bytes, ctx: _Context) -> CommandReply:
+    if payload[:1] == b"{":  # devices that speak JSON (robots) answer in JSON
+        return _json_response(payload, ctx)
     msg = _parse(pb.CommandResponse, payload)
     try:
         request_id = str(uuid.UUID(msg.request_id))
@@ -258,6 +268,64 @@ def _response(payload: bytes, ctx: _Context) -> CommandReply:
     )
 
 
+_RESPONSE_KEYS = frozenset(
+    {
+        "request_id",
+        "sequence",
+        "timestamp",
+        "stage",
+        "success",
+        "response_code",
+        "error_message",
+        "data",
+    }
+)
+
+
+def _json_response(payload: bytes, ctx: _Context) -> CommandReply:
+    """A CommandResponse in JSON: the same fields, ``stage`` by name."""
+    body = _json_object(payload, _RESPONSE_KEYS)
+    request_id, stage = body.get("request_id"), body.get("stage")
+    if not isinstance(request_id, str) or stage not in ("ACKNOWLEDGED", "COMPLETED"):
+        raise Rejected(
+            RejectReason.MALFORMED_JSON, "request_id and stage (ACKNOWLEDGED or COMPLETED) needed"
+        )
+    try:
+        request_id = str(uuid.UUID(request_id))
+    except ValueError as exc:
+        raise Rejected(
+            RejectReason.OUT_OF_RANGE, f"request_id {request_id[:40]!r} is not a UUID"
+        ) from exc
+    sequence, code = body.get("sequence", 0), body.get("response_code", 0)
+    success, error = body.get("success", True), body.get("error_message", "")
+    data = body.get("data", {})
+    if (
+        isinstance(sequence, bool)
+        or not isinstance(sequence, int)
+        or isinstance(code, bool)
+        or not isinstance(code, int)
+        or not isinstance(success, bool)
+        or not isinstance(error, str)
+        or not isinstance(data, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items())
+    ):
+        raise Rejected(RejectReason.WRONG_TYPE, "a response field has the wrong type")
+    if not 0 <= sequence < 2**32 or not -(2**31) <= code < 2**31:
+        raise Rejected(RejectReason.OUT_OF_RANGE, "sequence or response_code out of range")
+    return CommandReply(
+        hostname=ctx.hostname,
+        received_at=ctx.received_at,
+        device_ts=_stamp(body, ctx),
+        request_id=request_id,
+        sequence=sequence,
+        stage=str(stage),
+        success=success,
+        response_code=code,
+        error_message=error,
+        data=dict(data),
+    )
+
+
 def _last_will(_payload: bytes, ctx: _Context) -> LastWill:
     return LastWill(hostname=ctx.hostname, received_at=ctx.received_at, device_ts=None)
 
@@ -265,17 +333,7 @@ def _last_will(_payload: bytes, ctx: _Context) -> LastWill:
 def _telemetry(payload: bytes, ctx: _Context) -> TelemetryReport:
     """Seed 002's JSON reading; the metrics' names and ranges are checked by the handler,
     which knows the device's type."""
-    try:
-        body = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Rejected(RejectReason.MALFORMED_JSON, f"not a JSON document: {exc}"[:200]) from exc
-    if not isinstance(body, dict):
-        raise Rejected(
-            RejectReason.MALFORMED_JSON, f"expected an object, got {type(body).__name__}"
-        )
-    unknown = sorted(set(body) - _TELEMETRY_KEYS)
-    if unknown:
-        raise Rejected(RejectReason.MALFORMED_JSON, f"unknown keys {unknown[:5]}"[:200])
+    body = _json_object(payload, _TELEMETRY_KEYS)
     version, serial = body.get("version"), body.get("serial_number")
     if not isinstance(version, str) or not isinstance(serial, str):
         raise Rejected(RejectReason.MALFORMED_JSON, "version and serial_number must be strings")
@@ -308,6 +366,167 @@ def _telemetry(payload: bytes, ctx: _Context) -> TelemetryReport:
 
 
 _TELEMETRY_KEYS = frozenset({"version", "serial_number", "metrics", "timestamp", "device_type"})
+_ROBOT_KEYS = frozenset({"robot_id", "timestamp", "status", "location", "ip_address", *PARTS})
+_JOB_KEYS = frozenset(
+    {
+        "robot_id",
+        "job_id",
+        "timestamp",
+        "items_total",
+        "items_done",
+        "last_item",
+        "status",
+        "reason",
+    }
+)
+_LOCATION_KEYS = frozenset({"x", "y", "z", "heading"})
+
+
+def _json_object(payload: bytes, keys: frozenset[str]) -> dict[str, object]:
+    """The payload as a JSON object with only ``keys``; Rejected(malformed_json) otherwise."""
+    try:
+        body = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Rejected(RejectReason.MALFORMED_JSON, f"not a JSON document: {exc}"[:200]) from exc
+    if not isinstance(body, dict):
+        raise Rejected(
+            RejectReason.MALFORMED_JSON, f"expected an object, got {type(body).__name__}"
+        )
+    unknown = sorted(set(body) - keys)
+    if unknown:
+        raise Rejected(RejectReason.MALFORMED_JSON, f"unknown keys {unknown[:5]}"[:200])
+    return body
+
+
+def _own_id(body: dict[str, object], key: str, ctx: _Context) -> None:
+    """The payload names the device of its topic (Rejected otherwise)."""
+    claimed = body.get(key)
+    if not isinstance(claimed, str):
+        raise Rejected(RejectReason.MALFORMED_JSON, f"{key} must be a string")
+    if claimed != ctx.hostname:
+        raise Rejected(
+            RejectReason.HOSTNAME_MISMATCH,
+            f"payload {key} {claimed[:40]!r} published under {ctx.hostname!r}",
+        )
+
+
+def _stamp(body: dict[str, object], ctx: _Context) -> datetime | None:
+    stamp = body.get("timestamp", 0)
+    if isinstance(stamp, bool) or not isinstance(stamp, int):
+        raise Rejected(RejectReason.MALFORMED_JSON, "timestamp must be epoch milliseconds")
+    return ctx.device_time(stamp)
+
+
+def _robot(payload: bytes, ctx: _Context) -> RobotReport:
+    """A robot's state: each section checked against its part's declaration."""
+    body = _json_object(payload, _ROBOT_KEYS)
+    _own_id(body, "robot_id", ctx)
+    parts: list[RobotPart] = []
+    for section, part in PARTS.items():
+        if section in body:
+            parts.extend(_robot_parts(part, body[section]))
+    if not parts and not {"status", "location", "ip_address"} & set(body):
+        raise Rejected(RejectReason.MALFORMED_JSON, "a robot state needs at least one section")
+    status, address = body.get("status"), body.get("ip_address")
+    if status is not None and not isinstance(status, str):
+        raise Rejected(RejectReason.MALFORMED_JSON, "status must be a string")
+    if address is not None and not isinstance(address, str):
+        raise Rejected(RejectReason.MALFORMED_JSON, "ip_address must be a string")
+    return RobotReport(
+        hostname=ctx.hostname,
+        received_at=ctx.received_at,
+        device_ts=_stamp(body, ctx),
+        parts=tuple(parts),
+        status=status,
+        location=_location(body.get("location")),
+        ip_address=check_ip(address) if address else None,
+    )
+
+
+def _robot_parts(part: Part, section: object) -> list[RobotPart]:
+    where = f"robot {part.section}"
+    if part.instance_tag is None:
+        if not isinstance(section, dict):
+            raise Rejected(RejectReason.MALFORMED_JSON, f"{part.section} must be an object")
+        values = validate.checked_values(part.kind, section, owner=where)
+        return [RobotPart(part.section, None, values)] if values else []
+    entries: list[tuple[str, object, str | None]]
+    if isinstance(section, dict):  # servos: {servo_id: {metric: value}}
+        entries = [(str(key), value, None) for key, value in section.items()]
+    elif isinstance(section, list):  # sensors: [{sensor_type, unit, value}]
+        entries = [_sensor(entry) for entry in section]
+    else:
+        raise Rejected(RejectReason.MALFORMED_JSON, f"{part.section} must be an object or list")
+    if len(entries) > MAX_INSTANCES:
+        raise Rejected(RejectReason.OUT_OF_RANGE, f"more than {MAX_INSTANCES} {part.section}")
+    out = []
+    for instance, raw, unit in entries:
+        if not INSTANCE.match(instance) or not isinstance(raw, dict):
+            raise Rejected(
+                RejectReason.MALFORMED_JSON, f"{part.section} entry {instance[:40]!r} malformed"
+            )
+        checked = validate.checked_values(part.kind, raw, owner=f"{where} {instance}")
+        if checked:
+            out.append(RobotPart(part.section, instance, checked, unit))
+    return out
+
+
+def _sensor(entry: object) -> tuple[str, object, str | None]:
+    if not isinstance(entry, dict) or not isinstance(entry.get("sensor_type"), str):
+        raise Rejected(RejectReason.MALFORMED_JSON, "a sensor needs a sensor_type")
+    extra = sorted(set(entry) - {"sensor_type", "unit", "value"})
+    if extra:
+        raise Rejected(RejectReason.MALFORMED_JSON, f"sensor keys {extra[:5]} unknown"[:200])
+    unit = entry.get("unit")
+    if unit is not None and (not isinstance(unit, str) or len(unit) > 16):
+        raise Rejected(RejectReason.MALFORMED_JSON, "a sensor's unit is a short string")
+    values = {"value": entry["value"]} if "value" in entry else {}
+    return str(entry["sensor_type"]), values, unit
+
+
+def _location(value: object) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - _LOCATION_KEYS:
+        raise Rejected(RejectReason.MALFORMED_JSON, "location is {x, y, z, heading}")
+    out = {}
+    for key, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise Rejected(RejectReason.WRONG_TYPE, f"location.{key} must be a number")
+        if not math.isfinite(number) or abs(number) > 1e9:
+            raise Rejected(RejectReason.OUT_OF_RANGE, f"location.{key}={number!r}")
+        out[str(key)] = float(number)
+    return out
+
+
+def _job(payload: bytes, ctx: _Context) -> JobReport:
+    """A robot's report on a job's progress."""
+    body = _json_object(payload, _JOB_KEYS)
+    _own_id(body, "robot_id", ctx)
+    key, status = body.get("job_id"), body.get("status", "active")
+    if not isinstance(key, str) or not isinstance(status, str):
+        raise Rejected(RejectReason.MALFORMED_JSON, "job_id and status must be strings")
+    total, done = body.get("items_total"), body.get("items_done", 0)
+    if total is not None and (isinstance(total, bool) or not isinstance(total, int)):
+        raise Rejected(RejectReason.WRONG_TYPE, "items_total must be a whole number")
+    if isinstance(done, bool) or not isinstance(done, int):
+        raise Rejected(RejectReason.WRONG_TYPE, "items_done must be a whole number")
+    last, reason = body.get("last_item"), body.get("reason")
+    if last is not None and not isinstance(last, dict):
+        raise Rejected(RejectReason.MALFORMED_JSON, "last_item must be an object")
+    if reason is not None and not isinstance(reason, str):
+        raise Rejected(RejectReason.MALFORMED_JSON, "reason must be a string")
+    return JobReport(
+        hostname=ctx.hostname,
+        received_at=ctx.received_at,
+        device_ts=_stamp(body, ctx),
+        job_key=key,
+        items_total=total,
+        items_done=done,
+        last_item=last,
+        status=status,
+        reason=reason,
+    )
 
 
 def _no_constant(name: str) -> float:

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes], Awaitable[None]]
 
+# Kinds that speak JSON on their command and response topics (panels speak protobuf).
+JSON_COMMAND_KINDS = frozenset({"robot"})
+
 
 class CommandDispatcher:
     """One PostgreSQL connection of its own, so a claim can stay open across the publishes."""
@@ -134,6 +137,8 @@ class CommandDispatcher:
     def _payload(row: CommandRow) -> bytes:
         spec = CommandSpec.from_json(row.command_data)
         stamp = int(time.time() * 1000)
+        if row.kind in JSON_COMMAND_KINDS:
+            return spec.json_envelope(row.request_id, row.sequence or 0, stamp, row.auth_level or 0)
         envelope = spec.envelope(row.request_id, row.sequence or 0, stamp, row.auth_level or 0)
         return envelope.SerializeToString()
 

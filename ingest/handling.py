@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from ingest.cdc import CdcState, CdcTracker, Decision, MetricReading, Observation
+from ingest.cdc import CdcState, CdcTracker, Decision, MetricReading, Observation, StateKey
 from ingest.commands import CommandTiming, Reply, apply_reply, set_device_id
 from ingest.kinds import DeviceKind
+from ingest.kinds import robot as robot_kind
 from ingest.kinds import telemetry as telemetry_kind
 from ingest.kinds.panel import PANEL, PanelReading
 from ingest.kinds.telemetry import DeviceType, checked_values
@@ -26,9 +27,12 @@ from ingest.messages import (
     CommandReply,
     DeviceMessage,
     HeartbeatReport,
+    JobReport,
     LastWill,
     Rejected,
     RejectReason,
+    RobotPart,
+    RobotReport,
     StatusReport,
     TelemetryReport,
 )
@@ -51,6 +55,7 @@ from stores.postgres.ingest_store import (
     DeadLetter,
     DeviceView,
     IngestStore,
+    JobChange,
     MetricStateRow,
     NewDevice,
 )
@@ -173,10 +178,12 @@ class Plan:
     sequences: list[tuple[int, int, bytes, datetime]] = field(default_factory=list)
     connections: list[ConnectionChange] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
-    cdc_devices: set[int] = field(default_factory=set)
+    cdc_devices: set[StateKey] = field(default_factory=set)
     counts: Counter[tuple[int, datetime, str]] = field(default_factory=Counter)
     command_updates: dict[int, dict[str, object]] = field(default_factory=dict)
     new_commands: list[NewCommand] = field(default_factory=list)
+    robot_patches: dict[int, dict[str, object]] = field(default_factory=dict)
+    jobs: list[JobChange] = field(default_factory=list)
     duplicates: int = 0
     accepted: int = 0
     ignored: int = 0
@@ -240,8 +247,10 @@ class Walk:
         timing: CommandTiming = DEFAULT_TIMING,
         serials: dict[str, int] | None = None,
         types: dict[int, DeviceType] | None = None,
+        robots: dict[str, int] | None = None,
     ) -> None:
         self._devices = devices
+        self._robots = robots or {}
         self._by_serial = serials or {}
         self._types = types or {}
         self._by_mac = ids_by_mac
@@ -277,6 +286,10 @@ class Walk:
                     self._reply(message)
                 case TelemetryReport():
                     self._telemetry(self._known_serial(message.hostname), message)
+                case RobotReport():
+                    self._robot(self._known_robot(message.hostname), message)
+                case JobReport():
+                    self._job(self._known_robot(message.hostname), message)
                 case _:
                     raise TypeError(f"unexpected message {type(message).__name__}")
         except Rejected as exc:
@@ -301,6 +314,91 @@ class Walk:
                 f"no device with serial {serial} (add it, or let its type auto-register)",
             )
         return self._devices[device_id]
+
+    def _known_robot(self, robot_id: str) -> _Device:
+        device_id = self._robots.get(robot_id)
+        if device_id is None:
+            raise Rejected(
+                RejectReason.UNREGISTERED, f"no robot {robot_id} (its state message registers it)"
+            )
+        return self._devices[device_id]
+
+    def _robot(self, dev: _Device, msg: RobotReport) -> None:
+        """A robot's state: each part's stream judged by its declaration and written to its
+        measurement; the robots row follows what the robot says of itself."""
+        results = [self._robot_part(dev, msg, part) for part in msg.parts]
+        if results and all(result is None for result in results):
+            self.plan.duplicates += 1  # every part older than what was processed: redelivery
+            return
+        self._seen(dev, msg.received_at, "robot")
+        patch = self.plan.robot_patches.setdefault(dev.device_id, {})
+        patch["last_seen"] = msg.received_at
+        patch["status"] = msg.status or "online"
+        if msg.location is not None:
+            patch["location"] = msg.location
+        if msg.ip_address is not None:
+            patch["ip_address"] = msg.ip_address
+
+    def _robot_part(self, dev: _Device, msg: RobotReport, part: RobotPart) -> bool | None:
+        """Observe one part's values; whether a point was written, None for a duplicate."""
+        spec = robot_kind.PARTS[part.section]
+        key: StateKey = (dev.device_id, spec.stream(part.instance))
+        state = self._tracker.state(key)
+        before = state.reference if state is not None else None
+        # A metric the part left out keeps its stored value: a reading is a whole state.
+        merged = {
+            m.name: part.values[m.name] if m.name in part.values else _value(before, m.name)
+            for m in spec.kind.metrics
+        }
+        when = self._stream_time(key, msg.event_time)
+        reading = MetricReading(spec.kind.name, when, msg.device_ts, merged)
+        decision = self._tracker.observe(key, reading, spec.kind)
+        self.plan.cdc_devices.add(key)
+        if decision.duplicate:
+            return None
+        hour = _hour(when)
+        self.plan.counts[(dev.device_id, hour, "received")] += 1
+        if not decision.write or decision.change_type is None:
+            return False
+        self.plan.counts[(dev.device_id, hour, "written")] += 1
+        tags = {"robot_id": str(dev.values["hostname"] or ""), "device_id": str(dev.device_id)}
+        if spec.instance_tag is not None and part.instance is not None:
+            tags[spec.instance_tag] = part.instance
+        if part.unit:
+            tags["unit"] = part.unit
+        self.plan.lines.append(
+            metric_line(
+                MetricPoint(
+                    measurement=spec.measurement,
+                    tags=tags,
+                    time=when,
+                    values=merged,
+                    is_online=True,
+                    change_type=decision.change_type.value,
+                    changes=decision.changes,
+                    device_time=msg.device_ts,
+                )
+            )
+        )
+        return True
+
+    def _job(self, dev: _Device, msg: JobReport) -> None:
+        """A job's progress: applied in the store so that a redelivered or late report
+        never moves a job back (items only grow, a finished job stays finished)."""
+        self._seen(dev, msg.received_at, "job")
+        self.plan.jobs.append(
+            JobChange(
+                device_id=dev.device_id,
+                robot_id=str(dev.values["hostname"] or ""),
+                job_key=msg.job_key,
+                at=msg.received_at,
+                items_total=msg.items_total,
+                items_done=msg.items_done,
+                last_item=msg.last_item,
+                status=msg.status,
+                reason=msg.reason,
+            )
+        )
 
     def _kind(self, dev: _Device) -> DeviceKind:
         """The declaration the device's readings are judged by."""
@@ -380,7 +478,12 @@ class Walk:
         Points are keyed by series and time: two at the same millisecond would overwrite each
         other, and a backlog received in a burst arrives with near-identical server times.
         """
-        state = self._tracker.snapshot([dev.device_id]).get(dev.device_id)
+        return self._stream_time(dev.device_id, when)
+
+    def _stream_time(self, key: StateKey, when: datetime) -> datetime:
+        """``when``, moved just past the last point of the device's stream ``key`` if it
+        would land on or before it (see ``_history_time``)."""
+        state = self._tracker.state(key)
         if state is None:
             return when
         # Compared in whole milliseconds, the precision points are written with: two server
@@ -566,6 +669,11 @@ class Walk:
         details = json.dumps({"last_seen": str(last_seen)})
         self.plan.connections.append(ConnectionChange(device_id, "timeout", now, details))
         self._connection_point(dev, now, online=False)
+        self._robot_offline(dev)
+
+    def _robot_offline(self, dev: _Device) -> None:
+        if dev.view.kind == robot_kind.KIND:
+            self.plan.robot_patches.setdefault(dev.device_id, {})["status"] = "offline"
 
     def _last_will(self, dev: _Device, msg: LastWill) -> None:
         if not dev.values["is_online"]:
@@ -578,6 +686,7 @@ class Walk:
             )
         )
         self._connection_point(dev, msg.received_at, online=False)
+        self._robot_offline(dev)
 
     def _connection_point(self, dev: _Device, when: datetime, *, online: bool) -> None:
         """Store the connection change in the history as the last known values, re-flagged."""
@@ -730,13 +839,16 @@ def cdc_row(device_id: int, state: CdcState) -> CdcRow:
     )
 
 
-def metric_state_row(device_id: int, state: CdcState) -> MetricStateRow:
-    """The persisted form of a CDC state of a device of a declared type."""
+def metric_state_row(key: StateKey, state: CdcState) -> MetricStateRow:
+    """The persisted form of a CDC state of a device (or one of its streams) whose kind is
+    declared by metrics alone."""
     ref = state.reference
     if not isinstance(ref, MetricReading):
         raise TypeError(f"expected a metric reading, got {type(ref).__name__}")
+    device_id, stream = key if isinstance(key, tuple) else (key, "")
     return MetricStateRow(
         device_id=device_id,
+        stream=stream,
         kind=ref.kind,
         written_at=ref.received_at,
         values=dict(ref.values),
@@ -749,6 +861,11 @@ def metric_state(row: MetricStateRow) -> CdcState:
     """A CDC state from its persisted form."""
     reference = MetricReading(row.kind, row.written_at, None, dict(row.values), row.is_online)
     return CdcState(reference=reference, last_device_ts=row.last_device_ts)
+
+
+def state_key(row: MetricStateRow) -> StateKey:
+    """The tracker's key of a persisted state."""
+    return (row.device_id, row.stream) if row.stream else row.device_id
 
 
 def cdc_state(row: CdcRow) -> CdcState:
@@ -791,35 +908,33 @@ class BatchHandler:
         rows = self._store.load_cdc_states()
         self._tracker.seed({row.device_id: cdc_state(row) for row in rows})
         typed = self._store.load_metric_states()
-        self._tracker.seed({row.device_id: metric_state(row) for row in typed})
+        self._tracker.seed({state_key(row): metric_state(row) for row in typed})
         return len(rows) + len(typed)
 
     def handle(self, items: Sequence[Item]) -> Outcome:
         """Write one batch; raises StoreUnavailableError (nothing written) to be retried."""
-        return self._transaction(lambda tx, involved, saved: self._walk(tx, items, involved, saved))
+        return self._transaction(lambda tx: self._walk(tx, items))
 
     def sweep_silent(self, now: datetime, silence: timedelta, limit: int = 10_000) -> Outcome:
         """Mark devices silent for ``silence`` offline (timeout), with log rows and points."""
         return self._transaction(
-            lambda tx, involved, saved: self._silence(
-                tx, involved, saved, cutoff=now - silence, now=now, limit=limit
-            )
+            lambda tx: self._silence(tx, cutoff=now - silence, now=now, limit=limit)
         )
 
-    def _transaction(
-        self, build: Callable[[BatchTx, set[int], dict[int, CdcState]], Walk]
-    ) -> Outcome:
-        involved: set[int] = set()
-        saved: dict[int, CdcState] = {}
+    def _transaction(self, build: Callable[[BatchTx], Walk]) -> Outcome:
         with self._lock:
+            # The tracker remembers what the walk changes: a batch that does not commit is
+            # undone, so its retry is judged exactly as this attempt was.
+            self._tracker.begin()
             try:
                 with self._store.batch() as tx:
-                    walk = build(tx, involved, saved)
+                    walk = build(tx)
                     plan = walk.plan
                     point_ids = self._write(tx, walk, plan)
             except BaseException:
-                self._tracker.restore(saved, involved)
+                self._tracker.rollback()
                 raise
+            self._tracker.commit()
         reasons = Counter(letter.reason for letter in plan.dead_letters)
         return Outcome(
             accepted=plan.accepted,
@@ -833,9 +948,7 @@ class BatchHandler:
             heartbeat_points=sum(n for k, n in plan.counts.items() if k[2] == "written"),
         )
 
-    def _walk(
-        self, tx: BatchTx, items: Sequence[Item], involved: set[int], saved: dict[int, CdcState]
-    ) -> Walk:
+    def _walk(self, tx: BatchTx, items: Sequence[Item]) -> Walk:
         messages = [item.message for item in items if item.message is not None]
         macs = {
             m.mac for m in messages if isinstance(m, StatusReport | HeartbeatReport | AlarmReport)
@@ -852,14 +965,19 @@ class BatchHandler:
         replies = {m.request_id for m in messages if isinstance(m, CommandReply)}
         commands = tx.commands(replies) if replies else {}
         by_serial = self._typed_devices(tx, [m for m in messages if isinstance(m, TelemetryReport)])
+        robots = tx.find_robots(
+            {m.hostname for m in messages if isinstance(m, RobotReport | JobReport)}
+        )
+        new_robots = {m.hostname for m in messages if isinstance(m, RobotReport)} - set(robots)
+        if new_robots:
+            robots.update(tx.register_robots(new_robots))
         ids = (
             set(by_mac.values())
             | set(by_host.values())
             | {c.device_id for c in commands.values()}
             | set(by_serial.values())
+            | set(robots.values())
         )
-        involved.update(ids)
-        saved.update(self._tracker.snapshot(ids))
         views = tx.lock_views(ids)
         alarm_ids = {
             by_mac[m.mac] for m in messages if isinstance(m, AlarmReport) and m.mac in by_mac
@@ -890,6 +1008,7 @@ class BatchHandler:
             timing=self._timing,
             serials=by_serial,
             types=_types_of(tx, views),
+            robots=robots,
         )
         for item in items:
             walk.apply(item)
@@ -919,19 +1038,8 @@ class BatchHandler:
                 by_serial.update(tx.register_typed(telemetry_kind.KIND, new))
         return by_serial
 
-    def _silence(
-        self,
-        tx: BatchTx,
-        involved: set[int],
-        saved: dict[int, CdcState],
-        *,
-        cutoff: datetime,
-        now: datetime,
-        limit: int,
-    ) -> Walk:
+    def _silence(self, tx: BatchTx, *, cutoff: datetime, now: datetime, limit: int) -> Walk:
         ids = tx.silent_devices(cutoff, limit)
-        involved.update(ids)
-        saved.update(self._tracker.snapshot(ids))
         views = tx.lock_views(ids)
         devices = {i: _working(v, set()) for i, v in views.items()}
         walk = Walk(devices, {}, {}, {}, self._tracker, types=_types_of(tx, views))
@@ -949,9 +1057,15 @@ class BatchHandler:
         tx.record_alarm_sequences(plan.sequences)
         tx.insert_dead_letters(plan.dead_letters)
         tx.log_connections(plan.connections)
+        tx.patch_robots(plan.robot_patches)
+        tx.apply_jobs(plan.jobs)
         states = self._tracker.snapshot(plan.cdc_devices)
-        panels = {i: s for i, s in states.items() if isinstance(s.reference, PanelReading)}
-        tx.save_cdc_states([cdc_row(i, s) for i, s in panels.items()])
+        panels = {
+            i: s
+            for i, s in states.items()
+            if isinstance(i, int) and isinstance(s.reference, PanelReading)
+        }
+        tx.save_cdc_states([cdc_row(i, s) for i, s in panels.items() if isinstance(i, int)])
         tx.save_metric_states(
             [metric_state_row(i, s) for i, s in states.items() if i not in panels]
         )

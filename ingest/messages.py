@@ -306,6 +306,70 @@ class TelemetryReport(Received):
             check_length("device_type", self.device_type, 100)
 
 
+ROBOT_STATUSES = frozenset({"online", "error", "maintenance"})  # "offline" is ingest's to say
+JOB_STATUSES = frozenset({"active", "completed", "failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class RobotPart:
+    """One part's values in a robot's state: ``section`` (battery, servos, ...), the
+    ``instance`` of a part the robot has several of (servo_1), the sensor's ``unit``."""
+
+    section: str
+    instance: str | None
+    values: dict[str, bool | int | float | str | None]
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RobotReport(Received):
+    """A robot's state (``hostname`` is its robot_id), already checked against the parts'
+    declarations; every section is optional."""
+
+    parts: tuple[RobotPart, ...]
+    status: str | None
+    location: dict[str, float] | None
+    ip_address: str | None
+
+    def __post_init__(self) -> None:
+        Received.__post_init__(self)
+        if self.status is not None and self.status not in ROBOT_STATUSES:
+            raise Rejected(RejectReason.OUT_OF_RANGE, f"status {self.status[:20]!r} unknown")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobReport(Received):
+    """A robot's report on one of its jobs (``job_key`` is the robot's name for it)."""
+
+    job_key: str
+    items_total: int | None
+    items_done: int
+    last_item: dict[str, object] | None
+    status: str
+    reason: str | None
+
+    def __post_init__(self) -> None:
+        Received.__post_init__(self)
+        check_length("job_id", self.job_key, 64)
+        if not self.job_key:
+            raise Rejected(RejectReason.MALFORMED_JSON, "job_id must not be empty")
+        if self.status not in JOB_STATUSES:
+            raise Rejected(RejectReason.OUT_OF_RANGE, f"job status {self.status[:20]!r} unknown")
+        for name in ("items_total", "items_done"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= INT32_MAX:
+                raise Rejected(RejectReason.OUT_OF_RANGE, f"{name}={value} outside 0..{INT32_MAX}")
+        if self.reason is not None:
+            check_length("reason", self.reason, 500)
+
+
 DeviceMessage = (
-    StatusReport | HeartbeatReport | AlarmReport | CommandReply | LastWill | TelemetryReport
+    StatusReport
+    | HeartbeatReport
+    | AlarmReport
+    | CommandReply
+    | LastWill
+    | TelemetryReport
+    | RobotReport
+    | JobReport
 )

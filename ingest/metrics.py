@@ -12,7 +12,9 @@ from ingest.messages import (
     AlarmReport,
     CommandReply,
     HeartbeatReport,
+    JobReport,
     LastWill,
+    RobotReport,
     StatusReport,
     TelemetryReport,
 )
@@ -24,6 +26,8 @@ _KINDS = {
     CommandReply: "response",
     LastWill: "lwt",
     TelemetryReport: "telemetry",
+    RobotReport: "robot",
+    JobReport: "job",
 }
 
 

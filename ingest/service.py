@@ -66,6 +66,8 @@ class IngestOptions:
     health_port: int | None = None  # None: no HTTP endpoints
     gauges_interval_s: float = 15.0
     loop_backoff_max_s: float = 60.0  # longest wait after a background loop's failed ticks
+    job_check_interval_s: float = 30.0
+    job_silence: timedelta = timedelta(minutes=10)  # a job not reported on for this long fails
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.batch_wait_s < 0:
@@ -241,6 +243,7 @@ class IngestService:
         start("dispatch", options.command_tick_s, self._dispatch, stop, first_now=False)
         start("liveness", options.liveness_interval_s, self._liveness, stop, first_now=False)
         start("gauges", options.gauges_interval_s, self._gauges, stop, first_now=True)
+        start("jobs", options.job_check_interval_s, self._jobs, stop, first_now=False)
         if self._retention is not None:  # housekeeping is off without retention settings
             interval = self._retention.housekeeping_interval_s
             start("housekeeping", interval, self._housekeeping, stop, first_now=False)
@@ -320,6 +323,14 @@ class IngestService:
     async def _metrics(self) -> Reply:
         body = self.pipeline.metrics.render()
         return Reply(200, body, "text/plain; version=0.0.4; charset=utf-8")
+
+    async def _jobs(self) -> None:
+        """Fail the robots' jobs that stopped reporting."""
+        failed = await asyncio.to_thread(
+            self._store.fail_silent_jobs, datetime.now(UTC), self._options.job_silence
+        )
+        if failed:
+            logger.warning("%d job(s) failed: no report for %s", failed, self._options.job_silence)
 
     async def _gauges(self) -> None:
         online, commands = await asyncio.to_thread(self._store.fleet_gauges)

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 devices="${FLEETWATCH_DEMO_DEVICES:-300}"
 telemetry="${FLEETWATCH_DEMO_TELEMETRY:-60}"
+robots="${FLEETWATCH_DEMO_ROBOTS:-5}"
 scripts/bootstrap.sh
 if docker compose version >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   [ -f .env ] || cp .env.example .env
@@ -47,7 +48,8 @@ for _ in $(seq 1 120); do
   curl -fs "http://127.0.0.1:${FLEETWATCH_HEALTH_PORT:-9108}/readyz" >/dev/null 2>&1 && break
   sleep 0.5
 done
-"$fw" simulate --kind "panel=$devices" --kind "telemetry=$telemetry" --speed 1 & pids+=($!)
+"$fw" simulate --kind "panel=$devices" --kind "telemetry=$telemetry" --kind "robot=$robots" \
+  --speed 1 & pids+=($!)
 dashboard="(not part of this version)"
 if "$fw" dashboard --help >/dev/null 2>&1; then
   # Without the service's credentials, so nothing but the read-only ones can be used.
@@ -58,7 +60,8 @@ fi
 
 cat <<MSG
 
-fleetwatch is running with a simulated fleet of $devices panels and $telemetry telemetry devices:
+fleetwatch is running with a simulated fleet of $devices panels, $telemetry telemetry devices
+and $robots robots:
   dashboard       $dashboard
   InfluxDB        $FLEETWATCH_INFLUX_URL  (org $FLEETWATCH_INFLUX_ORG, user fleetwatch, password fleetwatch-admin, token $FLEETWATCH_INFLUX_TOKEN;
                   the locally built influxd has no web UI: query with 'fleetwatch flux query')

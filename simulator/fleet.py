@@ -17,6 +17,7 @@ from simulator.commands import CommandAnswerer, Outcome
 from simulator.options import FleetOptions
 from simulator.panel import Panel, Topics
 from simulator.profiles import build_profiles
+from simulator.robot import Robot
 from simulator.schedule import Agenda, Emission
 from simulator.telemetry import TelemetryDevice, shipped_types
 
@@ -24,7 +25,7 @@ DEFAULT_BATCH = 5000
 
 
 class Fleet:
-    """A simulated fleet of alarm panels and telemetry devices, from ``start_ms`` on.
+    """A simulated fleet of alarm panels, telemetry devices and robots, from ``start_ms`` on.
 
     Args:
         options: size, seed, reporting intervals and behaviour.
@@ -62,6 +63,18 @@ class Fleet:
                 start_ms=start_ms,
             )
             for index in range(1, options.telemetry + 1)
+        ]
+        self.robots = [
+            Robot(
+                index,
+                seed=options.seed,
+                scheme=scheme,
+                interval_ms=options.robot_interval_ms,
+                agenda=self._agenda,
+                out=self._out,
+                start_ms=start_ms,
+            )
+            for index in range(1, options.robots + 1)
         ]
         self._by_command_topic = {panel.topics.command: panel for panel in self.panels}
         self._answerer = CommandAnswerer(options.seed, options.behaviour, self._agenda)

@@ -66,13 +66,21 @@ class FleetOptions:
     # Telemetry devices of the shipped device types, besides the panels.
     telemetry: int = 0
     telemetry_interval_s: float = 10.0
+    # Robots (seed 004): state every robot_interval_s, job reports as their items get done.
+    robots: int = 0
+    robot_interval_s: float = 5.0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.devices <= MAX_DEVICES or not 0 <= self.telemetry <= MAX_DEVICES:
+        if not all(0 <= n <= MAX_DEVICES for n in (self.devices, self.telemetry, self.robots)):
             raise SimulatorConfigError(f"device counts must be 0..{MAX_DEVICES}")
-        if self.devices + self.telemetry < 1:
+        if self.devices + self.telemetry + self.robots < 1:
             raise SimulatorConfigError("devices: simulate at least one device of some kind")
-        for name in ("heartbeat_interval_s", "status_interval_s", "telemetry_interval_s"):
+        for name in (
+            "heartbeat_interval_s",
+            "status_interval_s",
+            "telemetry_interval_s",
+            "robot_interval_s",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.1):
                 raise SimulatorConfigError(f"{name} must be at least 0.1 s, got {value}")
@@ -81,6 +89,11 @@ class FleetOptions:
     def heartbeat_interval_ms(self) -> int:
         """Heartbeat period in milliseconds."""
         return round(self.heartbeat_interval_s * 1000)
+
+    @property
+    def robot_interval_ms(self) -> int:
+        """Robot state period in milliseconds."""
+        return round(self.robot_interval_s * 1000)
 
     @property
     def telemetry_interval_ms(self) -> int:

@@ -180,9 +180,10 @@ class Simulator:
             await client.subscribe(self._scheme.subscription(TopicKind.COMMAND), qos=1)
             self._ever_connected = True
             logger.info(
-                "simulating %d panels and %d telemetry devices under %s/ at %gx as %s",
+                "simulating %d panels, %d telemetry devices and %d robots under %s/ at %gx as %s",
                 len(self.fleet.panels),
                 len(self.fleet.telemetry),
+                len(self.fleet.robots),
                 self._scheme.prefix,
                 self._options.speed,
                 client_id,

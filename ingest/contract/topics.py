@@ -24,6 +24,8 @@ class TopicKind(StrEnum):
     COMMAND = "command"
     LWT = "lwt"
     TELEMETRY = "telemetry"  # JSON readings of a device of a declared type (seed 002)
+    ROBOT = "robot"  # a robot's JSON state: battery, performance, servos, IMU, sensors
+    JOB = "job"  # a robot's JSON report on a job's progress
 
 
 DEVICE_TO_SERVER = frozenset(
@@ -34,6 +36,8 @@ DEVICE_TO_SERVER = frozenset(
         TopicKind.RESPONSE,
         TopicKind.LWT,
         TopicKind.TELEMETRY,
+        TopicKind.ROBOT,
+        TopicKind.JOB,
     }
 )
 

@@ -29,4 +29,4 @@ __all__ = [
 ]
 
 # The built-in kinds register themselves when imported.
-from ingest.kinds import panel  # noqa: F401
+from ingest.kinds import panel, robot  # noqa: F401

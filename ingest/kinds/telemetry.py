@@ -22,14 +22,13 @@ from uuid import UUID
 
 import yaml
 
+from ingest.kinds import validate
 from ingest.kinds.declare import ChangeType, DeclarationError, DeviceKind, Metric, Scalar
-from ingest.messages import Rejected, RejectReason
 from stores.postgres.device_types import DeviceTypeRow, MetricRow
 
 KIND: Final = "telemetry"
 TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 MAX_METRICS: Final = 32
-INT64: Final = 2**63
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -233,49 +232,6 @@ def _number(value: object) -> float | None:
 
 
 def checked_values(device_type: DeviceType, metrics: Mapping[str, object]) -> dict[str, Scalar]:
-    """The reading's values, each checked against the type's declaration.
-
-    Raises Rejected: ``unknown_metric`` for a name the type does not declare, ``wrong_type``
-    for a flag where a number belongs or the reverse (or a fraction for an integer), and
-    ``out_of_range`` for a number outside the declared range or not finite.
-    """
-    values: dict[str, Scalar] = {}
-    for name, value in metrics.items():
-        try:
-            declared = device_type.kind.metric(name)
-        except KeyError:
-            raise Rejected(
-                RejectReason.UNKNOWN_METRIC,
-                f"{device_type.name} declares no metric {name[:40]!r}",
-            ) from None
-        values[name] = _checked(device_type.name, declared, value)
-    return values
-
-
-def _checked(type_name: str, declared: Metric, value: object) -> Scalar:
-    where = f"{type_name}.{declared.name}"
-    if declared.type == "bool":
-        if not isinstance(value, bool):
-            raise Rejected(RejectReason.WRONG_TYPE, f"{where} is a flag, got {value!r}"[:200])
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise Rejected(RejectReason.WRONG_TYPE, f"{where} is a number, got {value!r}"[:200])
-    if declared.type == "int":
-        if isinstance(value, float) and not value.is_integer():
-            raise Rejected(RejectReason.WRONG_TYPE, f"{where} is an integer, got {value!r}")
-        value = int(value)
-        if not -INT64 <= value < INT64:  # InfluxDB would refuse the point (and its batch)
-            raise Rejected(RejectReason.OUT_OF_RANGE, f"{where}={value} exceeds 64 bits")
-    else:
-        try:
-            # JSON writes 5.0 as 5: a float metric must stay a float field in InfluxDB.
-            value = float(value)
-        except OverflowError:
-            raise Rejected(RejectReason.OUT_OF_RANGE, f"{where} is too large") from None
-    if not math.isfinite(value):
-        raise Rejected(RejectReason.OUT_OF_RANGE, f"{where}={value!r} is not finite")
-    if declared.valid is not None:
-        low, high = declared.valid
-        if not low <= value <= high:
-            raise Rejected(RejectReason.OUT_OF_RANGE, f"{where}={value!r} outside [{low}, {high}]")
-    return value
+    """The reading's values, each checked against the type's declaration (see
+    ``ingest.kinds.validate.checked_values`` for the reasons)."""
+    return validate.checked_values(device_type.kind, metrics, owner=device_type.name)

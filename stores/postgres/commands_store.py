@@ -25,7 +25,7 @@ _ROW_COLUMNS = """
     c.timestamp, c.command_type::text AS command_type, c.command_data, c.auth_level,
     c.status::text AS status, c.sent_at, c.acknowledged_at, c.completed_at, c.failed_at,
     c.response_data, c.response_code, c.error_message, c.retry_count, c.max_retries,
-    c.next_retry_at, c.expires_at, c.initiated_by, c.notes, c.created_at
+    c.next_retry_at, c.expires_at, c.initiated_by, c.notes, c.created_at, d.kind
 """
 
 
@@ -57,6 +57,7 @@ class CommandRow:
     initiated_by: str | None
     notes: str | None
     created_at: datetime
+    kind: str = "panel"  # the device's kind: how the command is encoded for it
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -28,7 +28,7 @@ from sqlalchemy import Column, Table
 from sqlalchemy.dialects import postgresql
 
 from stores.errors import StoreUnavailableError
-from stores.postgres import commands_store, schema
+from stores.postgres import commands_store, jobs_store, schema
 from stores.postgres import device_types as type_store
 
 logger = logging.getLogger(__name__)
@@ -116,6 +116,22 @@ class MetricStateRow:
     values: Mapping[str, bool | int | float | str | None]
     is_online: bool
     last_device_ts: datetime | None
+    stream: str = ""  # "" for a device's one history; "battery", "servos/servo_1", ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobChange:
+    """A robot's report on one job, as ``apply_jobs`` merges it into ``jobs``."""
+
+    device_id: int
+    robot_id: str
+    job_key: str
+    at: datetime
+    items_total: int | None
+    items_done: int
+    last_item: Mapping[str, object] | None
+    status: str
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,18 +288,80 @@ class BatchTx:
         """Persist the CDC references of devices of declared types that changed."""
         if rows:
             self._conn.execute(
-                "INSERT INTO device_cdc_state (device_id, written_at, values, is_online, "
-                "last_device_ts) SELECT * FROM unnest(%s::int[], %s::timestamptz[], "
-                "%s::jsonb[], %s::bool[], %s::timestamptz[]) ON CONFLICT (device_id) DO UPDATE "
+                "INSERT INTO device_cdc_state (device_id, stream, written_at, values, is_online, "
+                "last_device_ts) SELECT * FROM unnest(%s::int[], %s::varchar[], "
+                "%s::timestamptz[], %s::jsonb[], %s::bool[], %s::timestamptz[]) "
+                "ON CONFLICT (device_id, stream) DO UPDATE "
                 "SET written_at = EXCLUDED.written_at, values = EXCLUDED.values, "
                 "is_online = EXCLUDED.is_online, last_device_ts = EXCLUDED.last_device_ts",
                 [
                     [r.device_id for r in rows],
+                    [r.stream for r in rows],
                     [r.written_at for r in rows],
                     [Jsonb(dict(r.values)) for r in rows],
                     [r.is_online for r in rows],
                     [r.last_device_ts for r in rows],
                 ],
+            )
+
+    def find_robots(self, robot_ids: Iterable[str]) -> dict[str, int]:
+        """Device ids of the robots with these robot_ids."""
+        wanted = sorted(set(robot_ids))
+        if not wanted:
+            return {}
+        rows = self._conn.execute(
+            "SELECT robot_id, device_id FROM robots WHERE robot_id = ANY(%s)", [wanted]
+        ).fetchall()
+        return {str(robot_id): int(device_id) for robot_id, device_id in rows}
+
+    def register_robots(self, robot_ids: Iterable[str]) -> dict[str, int]:
+        """Create robots (a devices row of kind 'robot', its status row and its robots row,
+        all named by the robot_id); returns every id by robot_id, existing ones too."""
+        wanted = sorted(set(robot_ids))
+        self._conn.execute(
+            """
+            WITH added AS (
+              INSERT INTO devices (kind, hostname, name)
+              SELECT 'robot', r, r FROM unnest(%s::varchar[]) AS r
+              WHERE NOT EXISTS (SELECT 1 FROM robots WHERE robot_id = r)
+              RETURNING id, hostname),
+            status AS (INSERT INTO device_status (device_id) SELECT id FROM added)
+            INSERT INTO robots (device_id, robot_id, name, status)
+            SELECT id, hostname, hostname, 'online' FROM added
+            ON CONFLICT (robot_id) DO NOTHING
+            """,
+            [wanted],
+        )
+        return self.find_robots(wanted)
+
+    def patch_robots(self, patches: Mapping[int, Mapping[str, object]]) -> None:
+        """Apply per-robot column patches to ``robots`` (JSON columns given as dicts)."""
+        wrapped = {
+            device_id: {
+                name: Jsonb(value) if isinstance(value, dict) else value
+                for name, value in patch.items()
+            }
+            for device_id, patch in patches.items()
+        }
+        _patch(self._conn, schema.robots, "device_id", wrapped)
+
+    def apply_jobs(self, changes: Sequence[JobChange]) -> None:
+        """Merge job reports in order: a new job starts at its first report; later ones only
+        raise the items done, finish it, and never touch a finished job."""
+        for change in changes:
+            self._conn.execute(
+                _JOB_SQL,
+                {
+                    "device_id": change.device_id,
+                    "robot_id": change.robot_id,
+                    "job_key": change.job_key,
+                    "at": change.at,
+                    "total": change.items_total,
+                    "done": change.items_done,
+                    "last": None if change.last_item is None else Jsonb(dict(change.last_item)),
+                    "status": change.status,
+                    "reason": change.reason,
+                },
             )
 
     def lock_views(self, device_ids: Iterable[int]) -> dict[int, DeviceView]:
@@ -453,6 +531,34 @@ class BatchTx:
         return [row[0] for row in rows]
 
 
+_JOB_SQL = """
+INSERT INTO jobs AS j (device_id, robot_id, job_key, start_time, end_time, items_total,
+                      items_done, percent_complete, last_item, status, last_report_at,
+                      failure_reason)
+VALUES (%(device_id)s, %(robot_id)s, %(job_key)s, %(at)s,
+        CASE WHEN %(status)s <> 'active' THEN %(at)s::timestamptz END,
+        %(total)s, %(done)s,
+        CASE WHEN %(total)s::int > 0 THEN LEAST(100.0, 100.0 * %(done)s / %(total)s::int)
+             ELSE 0.0 END,
+        %(last)s, %(status)s, %(at)s, %(reason)s)
+ON CONFLICT (device_id, job_key) DO UPDATE SET
+    items_total = coalesce(EXCLUDED.items_total, j.items_total),
+    items_done = GREATEST(j.items_done, EXCLUDED.items_done),
+    percent_complete = CASE
+        WHEN coalesce(EXCLUDED.items_total, j.items_total) > 0
+        THEN LEAST(100.0, 100.0 * GREATEST(j.items_done, EXCLUDED.items_done)
+                          / coalesce(EXCLUDED.items_total, j.items_total))
+        ELSE j.percent_complete END,
+    last_item = CASE WHEN EXCLUDED.items_done >= j.items_done
+                     THEN coalesce(EXCLUDED.last_item, j.last_item) ELSE j.last_item END,
+    status = EXCLUDED.status,
+    end_time = EXCLUDED.end_time,
+    failure_reason = EXCLUDED.failure_reason,
+    last_report_at = GREATEST(j.last_report_at, EXCLUDED.last_report_at)
+WHERE j.status = 'active'
+"""
+
+
 def _patch(
     conn: psycopg.Connection[Any],
     table: Table,
@@ -599,8 +705,10 @@ class IngestStore:
             rows = (
                 self._connection()
                 .execute(
-                    "SELECT s.device_id, d.kind, s.written_at, s.values, s.is_online, "
-                    "s.last_device_ts FROM device_cdc_state s JOIN devices d ON d.id = s.device_id"
+                    "SELECT s.device_id, s.kind, s.written_at, s.values, s.is_online, "
+                    "s.last_device_ts, s.stream FROM (SELECT c.*, CASE WHEN c.stream = '' "
+                    "THEN d.kind ELSE d.kind || '_' || split_part(c.stream, '/', 1) END AS kind "
+                    "FROM device_cdc_state c JOIN devices d ON d.id = c.device_id) s"
                 )
                 .fetchall()
             )
@@ -623,6 +731,11 @@ class IngestStore:
                 self._connection().execute(
                     "DELETE FROM influx_outbox WHERE id = ANY(%s)", [list(ids)]
                 )
+
+    def fail_silent_jobs(self, now: datetime, silence: timedelta) -> int:
+        """Fail the active jobs nobody reported on for ``silence`` (see jobs_store)."""
+        with self.batch():
+            return jobs_store.fail_silent_jobs(self._connection(), now, silence)
 
     def outbox_size(self) -> int:
         """How many points wait for InfluxDB."""

@@ -552,6 +552,81 @@ device_cdc_state = Table(
     Column("is_online", Boolean, nullable=False),
     _tstz("last_device_ts"),
     _updated_at(),
+    # A device with several histories (a robot: battery, each servo, ...) has one per stream.
+    Column("stream", String(64), primary_key=True, server_default=text("''")),
+)
+
+
+class RobotStatus(enum.StrEnum):
+    """What a robot reports it is doing (``robots.status``, seed 004)."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+    ERROR = "error"
+    MAINTENANCE = "maintenance"
+
+
+class JobStatus(enum.StrEnum):
+    """Where a robot's job is (``jobs.status``, seed 004)."""
+
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+# A robot (seed 004): the devices row of kind 'robot' (hostname = robot_id) and its own
+# settings and thresholds.
+robots = Table(
+    "robots",
+    metadata,
+    _device_fk(primary_key=True),
+    Column("robot_id", String(50), nullable=False),
+    Column("name", String(100)),
+    Column("description", Text),
+    Column("location", JSONB),  # {x, y, z, heading}
+    Column("status", String(20), nullable=False, server_default=RobotStatus.OFFLINE.value),
+    Column("ip_address", String(45)),
+    Column("camera_url", String(255)),
+    Column("battery_threshold_low", Double, nullable=False, server_default=text("20.0")),
+    Column("battery_threshold_critical", Double, nullable=False, server_default=text("10.0")),
+    Column("temp_threshold_warning", Double, nullable=False, server_default=text("70.0")),
+    Column("temp_threshold_critical", Double, nullable=False, server_default=text("80.0")),
+    Column("settings", JSONB),
+    _tstz("last_seen"),
+    _created_at(),
+    _updated_at(),
+    _flag("is_active", default=True),
+    UniqueConstraint("robot_id", name="uq_robots_robot_id"),
+    CheckConstraint(f"status IN ({_quoted(RobotStatus)})", name="status_known"),
+    Index("ix_robots_status", "status"),
+)
+
+# A robot's job (seed 004), fed by its job messages; one that stops reporting is failed.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, Identity(always=False), primary_key=True),
+    _device_fk(),
+    Column("robot_id", String(50), nullable=False),
+    # The robot's own name for the job: its messages are matched by it.
+    Column("job_key", String(64), nullable=False),
+    _tstz("start_time", nullable=False),
+    _tstz("end_time"),
+    Column("items_total", Integer),
+    Column("items_done", Integer, nullable=False, server_default=text("0")),
+    Column("percent_complete", Double, nullable=False, server_default=text("0.0")),
+    Column("last_item", JSONB),
+    Column("status", String(20), nullable=False, server_default=JobStatus.ACTIVE.value),
+    _tstz("last_report_at", nullable=False),
+    Column("failure_reason", Text),
+    _created_at(),
+    _updated_at(),
+    UniqueConstraint("device_id", "job_key", name="uq_jobs_device_id"),
+    CheckConstraint(f"status IN ({_quoted(JobStatus)})", name="status_known"),
+    CheckConstraint("items_done >= 0 AND (items_total IS NULL OR items_total >= 0)", name="items"),
+    Index("ix_jobs_robot_id", "robot_id"),
+    Index("ix_jobs_start_time", "start_time"),
+    Index("ix_jobs_active", "last_report_at", postgresql_where=text("status = 'active'")),
 )
 
 # Per device and hour: heartbeats received against points written, the CDC's savings.

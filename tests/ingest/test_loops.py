@@ -76,6 +76,7 @@ async def service(
         command_tick_s=TICK_S,
         liveness_interval_s=TICK_S,
         gauges_interval_s=TICK_S,
+        job_check_interval_s=TICK_S,
         timing=TIMING,
     )
     try:
@@ -95,6 +96,7 @@ def inject(service: IngestService, loop: str, monkeypatch: pytest.MonkeyPatch) -
         "liveness": (service.pipeline, "sweep_silent"),
         "gauges": (service._store, "fleet_gauges"),
         "housekeeping": (service, "_purge"),
+        "jobs": (service._store, "fail_silent_jobs"),
     }
     owner, name = targets[loop]
     monkeypatch.setattr(owner, name, fail_once(getattr(owner, name), f"{loop}: {name}"))
@@ -103,7 +105,7 @@ def inject(service: IngestService, loop: str, monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.mark.parametrize(
-    "loop", ["outbox", "report", "dispatch", "liveness", "gauges", "housekeeping"]
+    "loop", ["outbox", "report", "dispatch", "liveness", "gauges", "housekeeping", "jobs"]
 )
 async def test_loop_logs_counts_and_carries_on_after_a_fault(
     service: IngestService,

@@ -31,7 +31,7 @@ def test_sigterm_stops_a_run_cleanly(mqtt_settings: MqttSettings) -> None:
     assert child.stderr is not None
     try:
         for line in child.stderr:  # blocks until the child logs; ends if the child dies
-            if "simulating 20 panels and 0 telemetry devices" in line:
+            if "simulating 20 panels, 0 telemetry devices and 0 robots" in line:
                 break
         else:
             raise AssertionError(f"simulate exited with {child.wait()} before connecting")
@@ -85,7 +85,7 @@ def test_kinds_are_mixed_with_counts(mqtt_settings: MqttSettings) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "simulating 3 panels and 4 telemetry devices" in done.stderr
+    assert "simulating 3 panels, 4 telemetry devices and 0 robots" in done.stderr
     assert "telemetry " in done.stdout
     refused = subprocess.run(
         [sys.executable, "-m", "fleetwatch", "simulate", "--kind", "toaster=2"],
@@ -96,4 +96,4 @@ def test_kinds_are_mixed_with_counts(mqtt_settings: MqttSettings) -> None:
         check=False,
     )
     assert refused.returncode == 2
-    assert "--kind 'toaster': one of panel, telemetry" in refused.stderr
+    assert "--kind 'toaster': one of panel, telemetry, robot" in refused.stderr

@@ -74,8 +74,9 @@ async def test_mixed_fleet_lands_in_postgres(
     influx_settings: InfluxSettings,
     db: psycopg.Connection[Any],
 ) -> None:
-    """Panels and telemetry devices in one run: the devices register themselves through
-    their types, every reading is counted, nothing is dead-lettered."""
+    """Panels, telemetry devices and robots in one run: telemetry devices register
+    themselves through their types and robots by their first state, every reading is
+    counted, jobs are recorded, nothing is dead-lettered."""
     for device_type in shipped_types():
         declare(db, device_type)
     stored = [from_row(row) for row in device_types.load(db)]
@@ -84,7 +85,7 @@ async def test_mixed_fleet_lands_in_postgres(
     service, stop_ingest, ingest = await start_ingest(
         migrated_pg, mqtt_settings, influx_settings, client_id
     )
-    options = FleetOptions(devices=5, telemetry=9, seed=5)
+    options = FleetOptions(devices=5, telemetry=9, robots=2, seed=5)
     simulator = Simulator(mqtt_settings, options, RunOptions(speed=30, duration_s=300))
     try:
         stats = await asyncio.wait_for(simulator.run(asyncio.Event()), timeout=60)
@@ -96,7 +97,11 @@ async def test_mixed_fleet_lands_in_postgres(
         await forget_session(mqtt_settings, client_id)
     assert db.execute("SELECT count(*) FROM dead_letters").fetchone() == (0,)
     kinds = dict(db.execute("SELECT kind, count(*) FROM devices GROUP BY kind").fetchall())
-    assert kinds == {"panel": 5, "telemetry": 9}
+    assert kinds == {"panel": 5, "telemetry": 9, "robot": 2}
+    robots = db.execute("SELECT robot_id, status FROM robots ORDER BY robot_id").fetchall()
+    assert robots == [("tonypi_01", "online"), ("tonypi_02", "online")]
+    (jobs,) = db.execute("SELECT count(*) FROM jobs").fetchone() or (0,)
+    assert jobs >= 2
     (received,) = db.execute(
         "SELECT sum(c.received) FROM heartbeat_counts c JOIN devices d ON d.id = c.device_id "
         "WHERE d.kind = 'telemetry'"
