@@ -22,7 +22,9 @@ import psycopg
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
+    Double,
     Engine,
     Integer,
     Select,
@@ -39,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CompoundSelect
 
-from analytics import alarms, commands, fleet, storage, trends
+from analytics import alarms, commands, fleet, robots, storage, trends
 from analytics.selection import AnalyticsError, Period, ReportFilter
 from stores.errors import StoreError
 from stores.influx.flux_library import ParamValue, load_query, run_flux
@@ -49,6 +51,7 @@ from stores.postgres.schema import (
     ConnectionEvent,
     alarm_events,
     command_log,
+    device_cdc_state,
     device_connection_log,
     device_status,
     device_type_metrics,
@@ -56,7 +59,9 @@ from stores.postgres.schema import (
     devices,
     heartbeat_counts,
     heartbeat_counts_daily,
+    jobs,
 )
+from stores.postgres.schema import robots as robots_table
 
 __all__ = [
     "DEVICE_TAGS",
@@ -70,7 +75,9 @@ __all__ = [
     "load_devices",
     "load_heartbeat_counts",
     "load_heartbeat_totals",
+    "load_jobs",
     "load_points_per_day",
+    "load_robots",
     "load_trend",
     "metric_trend_query",
     "rollup_reaches",
@@ -339,6 +346,82 @@ def load_device_metrics(engine: Engine) -> pl.DataFrame:
         .order_by(t.name, m.position)
     )
     return _frame(engine, statement, DEVICE_METRICS_SCHEMA, "loading the device types")
+
+
+def load_robots(engine: Engine) -> pl.DataFrame:
+    """Every active robot with its battery and hottest servo as last stored
+    (:data:`analytics.robots.ROBOTS_SCHEMA`)."""
+    r, s, c = robots_table.c, device_status.c, device_cdc_state.c
+    battery = (
+        select(c.device_id, c["values"].label("v")).where(c.stream == "battery").subquery("battery")
+    )
+    servo_temp = cast(c["values"]["temperature"].astext, Double)
+    servos = (
+        select(
+            c.device_id,
+            func.max(servo_temp).label("hottest"),
+            func.count().label("servos"),
+        )
+        .where(c.stream.like("servos/%"))
+        .group_by(c.device_id)
+        .subquery("servos")
+    )
+    statement = (
+        select(
+            r.device_id,
+            r.robot_id,
+            r.name,
+            r.status,
+            func.coalesce(s.is_online, False),
+            r.last_seen,
+            cast(battery.c.v["percentage"].astext, Double),
+            cast(battery.c.v["voltage"].astext, Double),
+            cast(battery.c.v["charging"].astext, Boolean),
+            servos.c.hottest,
+            func.coalesce(servos.c.servos, 0),
+            r.battery_threshold_low,
+            r.battery_threshold_critical,
+            r.temp_threshold_warning,
+            r.temp_threshold_critical,
+        )
+        .select_from(
+            robots_table.outerjoin(device_status, s.device_id == r.device_id)
+            .outerjoin(battery, battery.c.device_id == r.device_id)
+            .outerjoin(servos, servos.c.device_id == r.device_id)
+        )
+        .where(r.is_active)
+        .order_by(r.robot_id)
+    )
+    return _frame(engine, statement, robots.ROBOTS_SCHEMA, "loading the robots")
+
+
+def load_jobs(engine: Engine, period: Period, filters: ReportFilter = _ALL_FILTER) -> pl.DataFrame:
+    """The jobs active now or started in the period (:data:`analytics.robots.JOBS_SCHEMA`),
+    newest first; ``filters.hostnames`` are robot_ids."""
+    j = jobs.c
+    clauses: list[ColumnElement[bool]] = [
+        or_(j.status == "active", (j.start_time >= period.start) & (j.start_time < period.end))
+    ]
+    if filters.hostnames:
+        clauses.append(j.robot_id.in_(filters.hostnames))
+    statement = (
+        select(
+            j.id,
+            j.robot_id,
+            j.job_key,
+            j.start_time,
+            j.end_time,
+            j.items_total,
+            j.items_done,
+            j.percent_complete,
+            j.status,
+            j.last_report_at,
+            j.failure_reason,
+        )
+        .where(*clauses)
+        .order_by(j.start_time.desc())
+    )
+    return _frame(engine, statement, robots.JOBS_SCHEMA, "loading the jobs")
 
 
 def _device_filter(filters: ReportFilter) -> list[ColumnElement[bool]]:

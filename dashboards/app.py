@@ -21,6 +21,7 @@ def main() -> None:
             st.Page("app_pages/commands.py", title="Commands", icon=":material/terminal:"),
             st.Page("app_pages/trends.py", title="Trends", icon=":material/show_chart:"),
             st.Page("app_pages/telemetry.py", title="Telemetry", icon=":material/sensors:"),
+            st.Page("app_pages/robots.py", title="Robots", icon=":material/smart_toy:"),
             st.Page("app_pages/storage.py", title="Storage", icon=":material/database:"),
         ]
     )

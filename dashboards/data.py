@@ -161,6 +161,18 @@ def device_metrics(src: Sources) -> pl.DataFrame:
     return load.load_device_metrics(_pg(src))
 
 
+@st.cache_data(ttl=TTL, show_spinner="Loading the robots…")
+def robots(src: Sources) -> pl.DataFrame:
+    """Every robot's condition now (``analytics.robots``)."""
+    return load.load_robots(_pg(src))
+
+
+@st.cache_data(ttl=TTL, show_spinner="Loading the jobs…")
+def jobs(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFrame:
+    """The jobs active now or started in the period (``analytics.robots``)."""
+    return load.load_jobs(_pg(src), period, filters)
+
+
 @st.cache_data(ttl=TTL, show_spinner="Loading the fleet…")
 def devices(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFrame:
     """The devices frame (``analytics.fleet``)."""

@@ -8,7 +8,9 @@ is still active. InfluxDB holds two hours of heartbeats of devices 1 and 2, at a
 and 24.0 °C.
 
 Two telemetry devices of the type ``vibration_sensor``, VIB-T001 and VIB-T002, both online,
-with two hours of readings at a steady 2.0 and 4.0 mm/s.
+with two hours of readings at a steady 2.0 and 4.0 mm/s. Two robots, both online: tonypi_01
+(battery 85 %, servos at most 45 °C, a job 40 % done) and tonypi_02 (battery 15 %: low; a servo
+at 72 °C: warning), which completed one job and failed another.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ from stores.postgres import device_types
 from stores.postgres.schema import (
     alarm_events,
     command_log,
+    device_cdc_state,
     device_status,
     devices,
     heartbeat_counts,
+    jobs,
+    robots,
 )
 from tests.support.history import heartbeat, tags, write
 from tests.support.telemetry import VIBRATION
@@ -167,6 +172,63 @@ def fill_postgres(engine: Engine, now: datetime) -> None:
             )
     finally:
         raw.close()
+    fill_robots(engine, now)
+
+
+def fill_robots(engine: Engine, now: datetime) -> None:
+    """The two robots, their stored battery and servo states, and three jobs."""
+    condition = {"tonypi_01": (85.0, (45.0, 40.0)), "tonypi_02": (15.0, (72.0, 50.0))}
+    with engine.begin() as conn:
+        for name, (battery, servos) in condition.items():
+            device_id = conn.execute(
+                insert(devices)
+                .values(kind="robot", hostname=name, name=name)
+                .returning(devices.c.id)
+            ).scalar_one()
+            conn.execute(
+                insert(device_status).values(device_id=device_id, is_online=True, last_seen=now)
+            )
+            conn.execute(
+                insert(robots).values(
+                    device_id=device_id, robot_id=name, name=name, status="online", last_seen=now
+                )
+            )
+            states = [("battery", {"percentage": battery, "voltage": 12.0, "charging": False})]
+            states += [(f"servos/servo_{n}", {"temperature": t}) for n, t in enumerate(servos, 1)]
+            for stream, values in states:
+                conn.execute(
+                    insert(device_cdc_state).values(
+                        device_id=device_id,
+                        stream=stream,
+                        written_at=now,
+                        values=values,
+                        is_online=True,
+                    )
+                )
+            ids = {name: device_id}
+            hour = timedelta(hours=1)
+            rows = {
+                "tonypi_01": [("J-1", "active", 4, None, None)],
+                "tonypi_02": [
+                    ("J-2", "completed", 10, now - 2 * hour, now - hour),
+                    ("J-3", "failed", 3, now - hour, now - hour / 2),
+                ],
+            }[name]
+            for key, status, done, start, end in rows:
+                conn.execute(
+                    insert(jobs).values(
+                        device_id=ids[name],
+                        robot_id=name,
+                        job_key=key,
+                        start_time=start or now - hour,
+                        end_time=end,
+                        items_total=10,
+                        items_done=done,
+                        percent_complete=done * 10.0,
+                        status=status,
+                        last_report_at=end or now,
+                    )
+                )
 
 
 def fill_influx(client: InfluxDBClient, bucket: str, now: datetime) -> None:

@@ -55,8 +55,8 @@ PAGES: Final = (
         "Fleet",
         "",
         {
-            "Devices": "5",
-            "Online": "4",
+            "Devices": "7",
+            "Online": "6",
             "Offline": "1",
             "Stale (> 1 h)": "1",
             "Not synced": "1",
@@ -98,6 +98,12 @@ PAGES: Final = (
         "telemetry",
         {"Mean over the period": "3.00", "Devices of the type": "2"},
         chart_text="vibration (mm/s)",
+    ),
+    PageCheck(
+        "Robots",
+        "robots",
+        {"Robots": "2", "Low battery": "1", "Servos hot": "1", "Job success": "50.0%"},
+        chart_text="battery (%)",
     ),
     PageCheck(
         "Storage",
@@ -163,7 +169,7 @@ def _screenshot(page: Page, name: str) -> None:
 
 
 def test_every_page_renders_in_a_browser(dashboard_url: str, browser_page: Page) -> None:
-    """Each of the six pages, opened by its URL, shows the dataset's numbers without error."""
+    """Each of the seven pages, opened by its URL, shows the dataset's numbers without error."""
     page = browser_page
     timeout_ms = FIRST_RENDER_MS
     for check in PAGES:

@@ -32,20 +32,48 @@ def test_fleet_page_counts_the_devices() -> None:
     at = _open()
     assert at.title[0].value == "Fleet"
     metrics = _metrics(at)
-    assert metrics["Devices"] == "5"  # three panels, two telemetry devices
-    assert metrics["Online"] == "4"
+    assert metrics["Devices"] == "7"  # three panels, two telemetry devices, two robots
+    assert metrics["Online"] == "6"
     assert metrics["Offline"] == "1"
     assert metrics["Stale (> 1 h)"] == "1"
     assert metrics["Not synced"] == "1"  # only panels take an id
     breakdown, health, stale, unsynced = at.dataframe
-    assert len(health.value) == 5
+    assert len(health.value) == 7
     assert len(stale.value) == 1
     assert len(unsynced.value) == 1
-    assert len(breakdown.value) == 3  # NORMAL, OFFLINE and the telemetry devices' UNKNOWN
+    assert len(breakdown.value) == 3  # NORMAL, OFFLINE and the other kinds' UNKNOWN
     assert len(at.get("download_button")) == 4
     at.segmented_control(key="fleet_by").set_value("Kind").run()
     kinds = at.dataframe[0].value
-    assert dict(zip(kinds["kind"], kinds["devices"], strict=True)) == {"panel": 3, "telemetry": 2}
+    assert dict(zip(kinds["kind"], kinds["devices"], strict=True)) == {
+        "panel": 3,
+        "telemetry": 2,
+        "robot": 2,
+    }
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_robots_page_shows_batteries_servos_and_jobs() -> None:
+    """Robots: the low battery and the warm servo are judged by the robot's thresholds; one
+    job in progress, one of two finished jobs completed."""
+    at = _open("robots")
+    metrics = _metrics(at)
+    assert metrics["Robots"] == "2"
+    assert metrics["Online"] == "2"
+    assert metrics["Low battery"] == "1"
+    assert metrics["Servos hot"] == "1"
+    assert metrics["Jobs in progress"] == "1"
+    assert metrics["Job success"] == "50.0%"
+    shown = at.dataframe[0].value
+    judged = dict(
+        zip(
+            shown["robot_id"], zip(shown["battery"], shown["servos_heat"], strict=True), strict=True
+        )
+    )
+    assert judged == {"tonypi_02": ("low", "warning"), "tonypi_01": ("ok", "ok")}
+    active, history = at.dataframe[1].value, at.dataframe[2].value
+    assert list(active["job_key"]) == ["J-1"]
+    assert sorted(history["status"]) == ["completed", "failed"]
 
 
 @pytest.mark.usefixtures("dashboard_env")
