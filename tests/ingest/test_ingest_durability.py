@@ -24,6 +24,8 @@ from stores.influx.writer import LineWriter
 from tests.ingest.conftest import forget_session, start_ingest
 from tests.support.devices import FakePanel, Publisher, now_ms
 from tests.support.outbox import outbox_drained, outbox_size
+from tests.support.robots import job as robot_job
+from tests.support.robots import state as robot_state
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.telemetry import VIBRATION, add_device, declare, reading
 
@@ -388,4 +390,65 @@ from(bucket: "{influx_settings.influx_bucket}")
         tables = client.query_api().query(flux)
     points = sum(int(record.get_value()) for table in tables for record in table.records)
     assert points == int(row[0])
+    assert db.execute("SELECT count(*) FROM dead_letters").fetchone() == (0,)
+
+
+async def test_kill_9_mid_stream_loses_no_robot_state(
+    migrated_pg: PostgresSettings,
+    mqtt_settings: MqttSettings,
+    influx_settings: InfluxSettings,
+    db: psycopg.Connection[Any],
+) -> None:
+    """Robots too: SIGKILL while robots stream stamped states (two parts each) and job
+    reports, a restart, and every part reading is counted once, every point stored once,
+    every job at its last report."""
+    robots = [f"tonypi_k{n:02d}" for n in range(10)]
+    per_robot = 120
+    client_id = f"ingest-{uuid.uuid4().hex[:10]}"
+    prefix = mqtt_settings.topic_prefix
+    try:
+        with ingest_process(migrated_pg, mqtt_settings, influx_settings, client_id) as first:
+            async with make_client(mqtt_settings) as client:
+                for i in range(per_robot):
+                    for robot in robots:
+                        payload = robot_state(
+                            robot,
+                            now_ms(),
+                            battery={"percentage": 90.0 - i * 0.6},
+                            servos={"servo_1": {"temperature": 40.0 + (i % 9)}},
+                        )
+                        await client.publish(f"{prefix}/{robot}/robot", payload, qos=1)
+                        if i % 10 == 0:
+                            report = robot_job("J-1", robot, done=i // 10, total=20)
+                            await client.publish(f"{prefix}/{robot}/job", report, qos=1)
+            sent = per_robot * len(robots) * 2  # two parts per state
+            await wait_until_received(db, sent // 4, timeout_s=60)
+            first.kill()
+            first.wait(timeout=10)
+        stored_at_kill = total_received(db)
+        with ingest_process(migrated_pg, mqtt_settings, influx_settings, client_id):
+            await wait_until_received(db, sent, timeout_s=90)
+            await outbox_drained(db)
+            async with asyncio.timeout(30):
+                while db.execute("SELECT min(items_done) FROM jobs").fetchone() != (11,):  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+    finally:
+        await forget_session(mqtt_settings, client_id)
+    assert stored_at_kill < sent, "the kill came too late to prove anything"
+    assert total_received(db) == sent
+    row = db.execute("SELECT sum(written) FROM heartbeat_counts").fetchone()
+    assert row is not None
+    flux = f"""
+from(bucket: "{influx_settings.influx_bucket}")
+  |> range(start: -1h, stop: 1h)
+  |> filter(fn: (r) => (r._measurement == "battery" or r._measurement == "servos")
+      and r._field == "change_type")
+  |> group()
+  |> count()
+"""
+    with influx_client(influx_settings) as client:
+        tables = client.query_api().query(flux)
+    points = sum(int(record.get_value()) for table in tables for record in table.records)
+    assert points == int(row[0])
+    assert db.execute("SELECT count(*), count(DISTINCT robot_id) FROM jobs").fetchone() == (10, 10)
     assert db.execute("SELECT count(*) FROM dead_letters").fetchone() == (0,)
