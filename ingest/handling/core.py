@@ -1,0 +1,310 @@
+"""The walk's shared state and the handling every kind has: liveness, connections,
+command replies, history times; the items, plan and outcome of a batch."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from ingest.cdc import CdcTracker, Decision, Observation, StateKey
+from ingest.commands import CommandTiming, Reply, apply_reply
+from ingest.kinds import DeviceKind
+from ingest.kinds.telemetry import DeviceType
+from ingest.messages import (
+    CommandReply,
+    DeviceMessage,
+    LastWill,
+    Rejected,
+    RejectReason,
+)
+from stores.influx.points import (
+    DeviceTags,
+)
+from stores.postgres.commands_store import CommandRow, NewCommand
+from stores.postgres.ingest_store import (
+    AlarmChange,
+    ConnectionChange,
+    DeadLetter,
+    DeviceView,
+    JobChange,
+)
+
+logger = logging.getLogger("ingest.handling")
+
+PAYLOAD_LOG_BYTES = 48
+
+
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def _whole_ms(when: datetime) -> datetime:
+    """``when`` without its sub-millisecond part."""
+    return when.replace(microsecond=when.microsecond - when.microsecond % 1000)
+
+
+DEFAULT_TIMING = CommandTiming()
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One received message after decoding: the message, or why it was rejected."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+    message: DeviceMessage | None
+    rejection: Rejected | None = None
+
+
+@dataclass(slots=True)
+class _Device:
+    """A device's state while its messages of the batch are applied."""
+
+    view: DeviceView
+    values: dict[str, object]
+    patch: dict[str, object] = field(default_factory=dict)
+    device_patch: dict[str, object] = field(default_factory=dict)
+    open_alarms: set[tuple[str, int]] = field(default_factory=set)
+
+    @property
+    def device_id(self) -> int:
+        return self.view.device_id
+
+    def set(self, column: str, value: object) -> None:
+        self.values[column] = value
+        self.patch[column] = value
+
+    def tags(self) -> DeviceTags:
+        return DeviceTags(
+            device_id=self.device_id,
+            hostname=str(self.values["hostname"] or ""),
+            zone=self.values["zone"],  # type: ignore[arg-type]
+            country=self.values["country"],  # type: ignore[arg-type]
+        )
+
+
+@dataclass(slots=True)
+class Plan:
+    """Everything one batch writes."""
+
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    alarm_changes: list[AlarmChange] = field(default_factory=list)
+    sequences: list[tuple[int, int, bytes, datetime]] = field(default_factory=list)
+    connections: list[ConnectionChange] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    cdc_devices: set[StateKey] = field(default_factory=set)
+    counts: Counter[tuple[int, datetime, str]] = field(default_factory=Counter)
+    command_updates: dict[int, dict[str, object]] = field(default_factory=dict)
+    new_commands: list[NewCommand] = field(default_factory=list)
+    robot_patches: dict[int, dict[str, object]] = field(default_factory=dict)
+    jobs: list[JobChange] = field(default_factory=list)
+    duplicates: int = 0
+    accepted: int = 0
+    ignored: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a committed batch did."""
+
+    accepted: int
+    duplicates: int
+    dead_letters: Counter[str]
+    points_written: int
+    point_ids: list[int]
+    lines: list[str]
+    ignored: int = 0
+    heartbeats_received: int = 0
+    heartbeat_points: int = 0
+
+
+def reject(item: Item, reason: RejectReason, detail: str) -> DeadLetter:
+    """A dead letter for ``item``, logged with its topic and a short prefix of its payload."""
+    logger.warning(
+        "dead letter %s on %s: %s (payload %d bytes: %s)",
+        reason.value,
+        item.topic[:120],
+        detail[:200],
+        len(item.payload),
+        item.payload[:PAYLOAD_LOG_BYTES].hex(),
+    )
+    return DeadLetter(
+        topic=item.topic,
+        payload=item.payload,
+        reason=reason.value,
+        detail=detail,
+        received_at=item.received_at,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _hour(when: datetime) -> datetime:
+    return when.replace(minute=0, second=0, microsecond=0)
+
+
+def _value(reading: Observation | None, name: str) -> bool | int | float | str | None:
+    return None if reading is None else reading.value(name)
+
+
+class WalkCore:
+    """A batch's devices and what applying its messages produces (``plan``); the handling
+    all kinds share. Each kind's handlers are a mixin of their own (``handling.panel``,
+    ``handling.telemetry``, ``handling.robot``), combined in ``handling.walk.Walk``."""
+
+    def __init__(
+        self,
+        devices: dict[int, _Device],
+        ids_by_mac: dict[str, int],
+        ids_by_hostname: dict[str, int],
+        digests: dict[tuple[int, int], bytes],
+        tracker: CdcTracker,
+        *,
+        commands: dict[str, CommandRow] | None = None,
+        syncing: set[int] | None = None,
+        timing: CommandTiming = DEFAULT_TIMING,
+        serials: dict[str, int] | None = None,
+        types: dict[int, DeviceType] | None = None,
+        robots: dict[str, int] | None = None,
+    ) -> None:
+        self._devices = devices
+        self._robots = robots or {}
+        self._by_serial = serials or {}
+        self._types = types or {}
+        self._by_mac = ids_by_mac
+        self._by_hostname = ids_by_hostname
+        self._digests = digests
+        self._tracker = tracker
+        self._commands = commands or {}
+        self._syncing = syncing or set()
+        self._timing = timing
+        self.plan = Plan()
+
+    def _known_host(self, hostname: str) -> _Device:
+        device_id = self._by_hostname.get(hostname)
+        if device_id is None:
+            raise Rejected(RejectReason.UNREGISTERED, f"no device with hostname {hostname}")
+        return self._devices[device_id]
+
+    def _seen(self, dev: _Device, when: datetime, via: str) -> None:
+        """Any message proves the device is alive; coming back from offline is logged."""
+        dev.set("last_seen", when)
+        if not dev.values["is_online"]:
+            dev.set("is_online", True)
+            if dev.values["device_state"] == "OFFLINE":
+                dev.set("device_state", "UNKNOWN")
+            self.plan.connections.append(
+                ConnectionChange(dev.device_id, "connected", when, json.dumps({"via": via}))
+            )
+            if via not in ("heartbeat", "telemetry"):  # their reading carries is_online=True
+                self._connection_point(dev, when, online=True)
+
+    def _history_time(self, dev: _Device, when: datetime) -> datetime:
+        """``when``, moved just past the device's last point if it would land on or before it.
+
+        Points are keyed by series and time: two at the same millisecond would overwrite each
+        other, and a backlog received in a burst arrives with near-identical server times.
+        """
+        return self._stream_time(dev.device_id, when)
+
+    def _stream_time(self, key: StateKey, when: datetime) -> datetime:
+        """``when``, moved just past the last point of the device's stream ``key`` if it
+        would land on or before it (see ``_history_time``)."""
+        state = self._tracker.state(key)
+        if state is None:
+            return when
+        # Compared in whole milliseconds, the precision points are written with: two server
+        # times a few microseconds apart would otherwise share one point time.
+        last = _whole_ms(state.written_at)
+        if _whole_ms(when) <= last:
+            return last + _ONE_MS
+        return when
+
+    def _reply(self, msg: CommandReply) -> None:
+        row = self._commands.get(msg.request_id)
+        if row is None:
+            raise Rejected(RejectReason.UNKNOWN_REQUEST, f"no command {msg.request_id}")
+        if row.hostname != msg.hostname:
+            raise Rejected(
+                RejectReason.UNKNOWN_REQUEST,
+                f"command {msg.request_id} was sent to {row.hostname}, not {msg.hostname}",
+            )
+        dev = self._devices[row.device_id]
+        self._seen(dev, msg.received_at, "response")
+        reply = Reply(
+            stage=msg.stage,
+            success=msg.success,
+            response_code=msg.response_code,
+            error_message=msg.error_message,
+            data=msg.data,
+            received_at=msg.received_at,
+        )
+        changes = apply_reply(
+            row.status,
+            row.acknowledged_at is not None,
+            row.response_data is not None,
+            reply,
+            self._timing,
+        )
+        if changes is None:
+            self.plan.duplicates += 1
+            return
+        self.plan.command_updates.setdefault(row.id, {}).update(changes)
+        self._commands[msg.request_id] = replace(
+            row,
+            status=str(changes.get("status", row.status)),
+            acknowledged_at=changes.get("acknowledged_at", row.acknowledged_at),
+            response_data=changes.get("response_data", row.response_data),
+        )
+
+    def went_silent(self, device_id: int, now: datetime, last_seen: object) -> None:
+        """No message for too long: offline, logged as a timeout, marked in the history."""
+        dev = self._devices[device_id]
+        dev.set("is_online", False)
+        dev.set("device_state", "OFFLINE")
+        details = json.dumps({"last_seen": str(last_seen)})
+        self.plan.connections.append(ConnectionChange(device_id, "timeout", now, details))
+        self._connection_point(dev, now, online=False)
+        self._went_offline(dev)
+
+    def _last_will(self, dev: _Device, msg: LastWill) -> None:
+        if not dev.values["is_online"]:
+            return
+        dev.set("is_online", False)
+        dev.set("device_state", "OFFLINE")
+        self.plan.connections.append(
+            ConnectionChange(
+                dev.device_id, "disconnected", msg.received_at, json.dumps({"via": "last_will"})
+            )
+        )
+        self._connection_point(dev, msg.received_at, online=False)
+        self._went_offline(dev)
+
+    def _connection_point(self, dev: _Device, when: datetime, *, online: bool) -> None:
+        """Store the connection change in the history as the last known values, re-flagged."""
+        state = self._tracker.snapshot([dev.device_id]).get(dev.device_id)
+        if state is None:
+            return  # never sent a heartbeat: there is no series to mark
+        when = self._history_time(dev, when)
+        reading = state.reference.moved(when, None, online)
+        decision = self._tracker.observe(dev.device_id, reading, self._kind(dev))
+        self.plan.cdc_devices.add(dev.device_id)
+        if decision.write and decision.change_type is not None:
+            self.plan.counts[(dev.device_id, _hour(when), "written")] += 1
+            self.plan.lines.append(self._history_line(dev, reading, decision))
+
+    def _went_offline(self, dev: _Device) -> None:
+        """A kind's own bookkeeping when one of its devices goes offline (none by default)."""
+
+    def _kind(self, dev: _Device) -> DeviceKind:
+        """The declaration the device's readings are judged by."""
+        raise NotImplementedError
+
+    def _history_line(self, dev: _Device, reading: Observation, decision: Decision) -> str:
+        """The point of a CDC write, in its kind's measurement."""
+        raise NotImplementedError
