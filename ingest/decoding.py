@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
-from ingest.contract import TopicError, TopicKind, TopicScheme, pb
+from ingest.contract import TopicError, TopicKind, TopicScheme, pb, telemetry_pb2
 from ingest.kinds import validate
 from ingest.kinds.robot import INSTANCE, MAX_INSTANCES, PARTS, Part
 from ingest.messages import (
@@ -331,8 +331,10 @@ def _last_will(_payload: bytes, ctx: _Context) -> LastWill:
 
 
 def _telemetry(payload: bytes, ctx: _Context) -> TelemetryReport:
-    """Seed 002's JSON reading; the metrics' names and ranges are checked by the handler,
-    which knows the device's type."""
+    """Seed 002's JSON reading, or its protobuf form (``telemetry.proto``); the metrics'
+    names and ranges are checked by the handler, which knows the device's type."""
+    if payload[:1] != b"{":
+        return _telemetry_protobuf(payload, ctx)
     body = _json_object(payload, _TELEMETRY_KEYS)
     version, serial = body.get("version"), body.get("serial_number")
     if not isinstance(version, str) or not isinstance(serial, str):
@@ -362,6 +364,31 @@ def _telemetry(payload: bytes, ctx: _Context) -> TelemetryReport:
         version=version,
         metrics=metrics,
         device_type=device_type,
+    )
+
+
+def _telemetry_protobuf(payload: bytes, ctx: _Context) -> TelemetryReport:
+    msg = _parse(telemetry_pb2.TelemetryReading, payload)
+    if msg.serial_number != ctx.hostname:
+        raise Rejected(
+            RejectReason.HOSTNAME_MISMATCH,
+            f"payload serial {msg.serial_number[:40]!r} published under {ctx.hostname!r}",
+        )
+    if not msg.metrics:
+        raise Rejected(RejectReason.UNDECODABLE, "a TelemetryReading without metrics")
+    metrics: dict[str, bool | int | float] = {}
+    for name, value in msg.metrics.items():
+        chosen = value.WhichOneof("value")
+        if chosen is None:
+            raise Rejected(RejectReason.WRONG_TYPE, f"metric {name[:40]!r} has no value")
+        metrics[name] = getattr(value, chosen)
+    return TelemetryReport(
+        hostname=ctx.hostname,
+        received_at=ctx.received_at,
+        device_ts=ctx.device_time(msg.timestamp),
+        version=msg.version,
+        metrics=metrics,
+        device_type=msg.device_type or None,
     )
 
 

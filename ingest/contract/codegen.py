@@ -1,4 +1,4 @@
-"""Regenerates the Python bindings of the device wire contract from ``alarm_panel.proto``.
+"""Regenerates the Python bindings of the device wire contract from its ``.proto`` files.
 
 Run ``python -m ingest.contract.codegen`` after editing the .proto; a test fails while the
 committed bindings differ from what this produces.
@@ -10,8 +10,12 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-PROTO_NAME = "alarm_panel.proto"
-GENERATED_NAMES = ("alarm_panel_pb2.py", "alarm_panel_pb2.pyi")
+PROTO_NAMES = ("alarm_panel.proto", "telemetry.proto")
+GENERATED_NAMES = tuple(
+    f"{name.removesuffix('.proto')}_pb2{suffix}"
+    for name in PROTO_NAMES
+    for suffix in (".py", ".pyi")
+)
 
 
 class CodegenError(RuntimeError):
@@ -38,10 +42,10 @@ def generate(out_dir: Path) -> list[Path]:
         f"-I{include}",
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
-        str(src / PROTO_NAME),
+        *(str(src / name) for name in PROTO_NAMES),
     ]
     if protoc.main(args) != 0:
-        raise CodegenError(f"protoc failed on {src / PROTO_NAME}")
+        raise CodegenError(f"protoc failed on {', '.join(PROTO_NAMES)}")
     return [out_dir / name for name in GENERATED_NAMES]
 
 

@@ -70,8 +70,8 @@ def test_device_timestamp_and_announced_type_are_kept() -> None:
     ("payload", "expected"),
     [
         (b"{not json", RejectReason.MALFORMED_JSON),
-        (b"\xff\xfe", RejectReason.MALFORMED_JSON),
-        (b"[1, 2]", RejectReason.MALFORMED_JSON),
+        (b"{\xff\xfe}", RejectReason.MALFORMED_JSON),
+        (b"[1, 2]", RejectReason.UNDECODABLE),  # not '{': read as the protobuf form
         (
             b'{"version": "0.0.1", "serial_number": "VIB-SN-001", "metrics": {"v": NaN}}',
             RejectReason.MALFORMED_JSON,
@@ -159,3 +159,51 @@ def test_any_json_document_decodes_or_is_rejected(data: object) -> None:
             RejectReason.WRONG_TYPE,
             RejectReason.OUT_OF_RANGE,
         }
+
+
+def protobuf(serial: str = SERIAL, **metrics: object) -> bytes:
+    from ingest.contract import telemetry_pb2
+
+    reading = telemetry_pb2.TelemetryReading(
+        version="0.0.1", serial_number=serial, timestamp=NOW_MS - 1000
+    )
+    for name, value in metrics.items():
+        slot = reading.metrics[name]
+        if isinstance(value, bool):
+            slot.flag = value
+        elif isinstance(value, int):
+            slot.integer = value
+        else:
+            slot.number = float(value)  # type: ignore[arg-type]
+    return reading.SerializeToString()
+
+
+def test_protobuf_reading_decodes_as_its_json_twin() -> None:
+    """The protobuf form on the same topic gives the same report as the JSON one."""
+    got = decode(protobuf(vibration=5.2, operating_hours=1250, running=True))
+    twin = decode(
+        body(
+            metrics={"vibration": 5.2, "operating_hours": 1250, "running": True},
+            timestamp=NOW_MS - 1000,
+        )
+    )
+    assert isinstance(got, TelemetryReport)
+    assert got == twin
+    assert checked_values(VIBRATION, got.metrics) == {
+        "vibration": 5.2,
+        "operating_hours": 1250,
+        "running": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b"\xff\xff\xff", RejectReason.UNDECODABLE),
+        (protobuf(), RejectReason.UNDECODABLE),  # no metrics
+        (protobuf("VIB-SN-002", vibration=1.0), RejectReason.HOSTNAME_MISMATCH),
+    ],
+)
+def test_bad_protobuf_readings_get_their_reason(payload: bytes, expected: RejectReason) -> None:
+    """Corrupt bytes, a reading without metrics, another serial: each named."""
+    assert reason(payload) is expected
