@@ -27,9 +27,11 @@ import pytest
 
 from ingest.contract import TopicKind, TopicScheme, pb
 from ingest.decoding import Decoder
-from ingest.messages import Rejected, RejectReason, TelemetryReport
+from ingest.messages import JobReport, Rejected, RejectReason, RobotReport, TelemetryReport
 from ingest.service import IngestService
 from tests.support.devices import FakePanel, Publisher, now_ms
+from tests.support.robots import job as robot_job
+from tests.support.robots import state as robot_state
 from tests.support.telemetry import VIBRATION, add_device, declare, reading
 
 PANELS = (FakePanel(1), FakePanel(2), FakePanel(3))
@@ -42,6 +44,8 @@ PROTECTED_MACS = frozenset(panel.mac for panel in (*PANELS, GHOST))
 # Telemetry devices of the VIBRATION type, registered before the traffic.
 SENSORS = ("VIB-F001", "VIB-F002")
 PROTECTED_SERIALS = frozenset(SENSORS)
+# Robots registered by their first state at the start of the traffic.
+ROBOTS = ("tonypi_f1", "tonypi_f2")
 MESSAGES_PER_SEED = 300
 SEEDS = (1, 2, 3)
 
@@ -57,6 +61,7 @@ class Traffic:
     rejections: Counter[tuple[str, bytes, str]] = field(default_factory=Counter)
     heartbeats: int = 0
     readings: int = 0  # valid telemetry readings of SENSORS
+    robot_parts: int = 0  # part readings in valid states of ROBOTS
     sequences: dict[str, int] = field(default_factory=dict)  # MAC -> last alarm sequence sent
 
     def topic(self, panel: FakePanel, kind: TopicKind) -> str:
@@ -82,6 +87,8 @@ class Traffic:
             return  # a valid message of a registered panel after all: not fuzz
         if isinstance(message, TelemetryReport) and message.hostname in PROTECTED_SERIALS:
             return  # the same for a registered telemetry device
+        if isinstance(message, RobotReport | JobReport) and message.hostname in ROBOTS:
+            return  # or robot
         self.messages.append((topic, payload))
 
 
@@ -270,6 +277,51 @@ def crafted_reading(rng: random.Random, traffic: Traffic) -> None:
     traffic.send_rejected(sensor_topic(traffic, target), payload, reason)
 
 
+def robot_topic(traffic: Traffic, robot: str, kind: TopicKind = TopicKind.ROBOT) -> str:
+    return traffic.scheme.topic(robot, kind)
+
+
+def valid_robot_state(rng: random.Random, traffic: Traffic, robot: str | None = None) -> None:
+    robot = robot or rng.choice(ROBOTS)
+    payload = robot_state(
+        robot,
+        now_ms(),
+        battery={"percentage": round(rng.uniform(10, 100), 1), "charging": rng.random() < 0.2},
+        servos={"servo_1": {"temperature": round(rng.uniform(30, 70), 1)}},
+    )
+    traffic.send_valid(robot_topic(traffic, robot), payload)
+    traffic.robot_parts += 2
+
+
+def robot_mutant(rng: random.Random, traffic: Traffic) -> None:
+    robot = rng.choice((*ROBOTS, "tonypi_stranger"))
+    if rng.random() < 0.5:
+        template = robot_state(robot, now_ms(), battery={"voltage": 12.0}, imu={"accel_z": 9.8})
+        topic = robot_topic(traffic, robot)
+    else:
+        template = robot_job("J-1", robot, done=rng.randint(0, 9))
+        topic = robot_topic(traffic, robot, TopicKind.JOB)
+    traffic.send_unknown(topic, mutate(rng, template))
+
+
+def crafted_robot(rng: random.Random, traffic: Traffic) -> None:
+    """A robot message with one bad value, and the reason it must be refused with."""
+    robot = rng.choice(ROBOTS)
+    cases = [
+        (robot_state(robot, battery={"percentage": 140.0}), RejectReason.OUT_OF_RANGE),
+        (robot_state(robot, servos={"servo_1": {"grip": 1.0}}), RejectReason.UNKNOWN_METRIC),
+        (robot_state(robot, battery={"charging": 1}), RejectReason.WRONG_TYPE),
+        (robot_state("tonypi_elsewhere", imu={"accel_x": 0.0}), RejectReason.HOSTNAME_MISMATCH),
+    ]
+    payload, reason = rng.choice(cases)
+    traffic.send_rejected(robot_topic(traffic, robot), payload, reason)
+    if rng.random() < 0.3:  # a job of a robot never seen
+        topic = robot_topic(traffic, "tonypi_ghost", TopicKind.JOB)
+        traffic.send_rejected(
+            topic, robot_job("J-1", "tonypi_ghost", done=1), RejectReason.UNREGISTERED
+        )
+
+
 def replay(rng: random.Random, traffic: Traffic) -> None:
     """A used alarm sequence with other content (a new timestamp suffices)."""
     used = [panel for panel in PANELS if panel.mac in traffic.sequences]
@@ -300,6 +352,9 @@ GENERATORS: tuple[tuple[Callable[[random.Random, Traffic], None], int], ...] = (
     (valid_reading, 12),
     (reading_mutant, 12),
     (crafted_reading, 6),
+    (valid_robot_state, 10),
+    (robot_mutant, 10),
+    (crafted_robot, 5),
 )
 
 
@@ -312,6 +367,8 @@ def build_traffic(seed: int, prefix: str) -> Traffic:
         traffic.send_valid(
             traffic.topic(panel, TopicKind.STATUS), panel.status().SerializeToString()
         )
+    for robot in ROBOTS:
+        valid_robot_state(rng, traffic, robot)
     generators = [g for g, _ in GENERATORS]
     weights = [w for _, w in GENERATORS]
     while len(traffic.messages) < MESSAGES_PER_SEED:
@@ -360,6 +417,12 @@ async def test_fuzzed_traffic_is_all_accounted_for(
         [list(SENSORS)],
     ).fetchone()
     assert readings == (traffic.readings,)
+    parts = db.execute(
+        "SELECT coalesce(sum(h.received), 0) FROM heartbeat_counts h "
+        "JOIN robots r ON r.device_id = h.device_id WHERE r.robot_id = ANY(%s)",
+        [list(ROBOTS)],
+    ).fetchone()
+    assert parts == (traffic.robot_parts,)
     sequences = db.execute(
         "SELECT d.mac_address::text, count(*), max(s.sequence) FROM alarm_sequences s "
         "JOIN devices d ON d.id = s.device_id WHERE d.mac_address = ANY(%s::macaddr[]) "

@@ -311,3 +311,34 @@ async def test_commands_reach_a_robot_in_json_and_its_json_answers_complete_them
         [row.request_id],
     ).fetchone()
     assert done == ("COMPLETED", 200, {"rebooting": "yes"})
+
+
+async def test_restart_continues_each_stream_from_its_stored_reference(
+    migrated_pg: PostgresSettings,
+    mqtt_settings: MqttSettings,
+    influx_settings: InfluxSettings,
+    ingest_client_id: str,
+    device: Publisher,
+    db: psycopg.Connection[Any],
+) -> None:
+    """After a restart a robot's parts within their dead bands write nothing: every
+    stream's reference survives in PostgreSQL (no flood of first points)."""
+    states = [
+        state(battery={"percentage": 80.0}, servos={"servo_1": {"temperature": 40.0}}),
+        state(battery={"percentage": 80.4}, servos={"servo_1": {"temperature": 40.5}}),
+    ]
+    for payload in states:
+        service, stop, task = await start_ingest(
+            migrated_pg, mqtt_settings, influx_settings, ingest_client_id
+        )
+        try:
+            await device.raw(robot_topic(service), payload)
+            await service.wait_processed(1)
+        finally:
+            stop.set()
+            await task
+    await forget_session(mqtt_settings, ingest_client_id)
+    received, written = db.execute(
+        "SELECT sum(received), sum(written) FROM heartbeat_counts"
+    ).fetchone() or (0, 0)
+    assert (received, written) == (4, 2)  # two parts, twice; only the first of each stored
