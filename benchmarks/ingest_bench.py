@@ -16,6 +16,7 @@ import argparse
 import logging
 import multiprocessing
 import os
+import statistics
 import threading
 import time
 from collections.abc import Sequence
@@ -82,6 +83,7 @@ class BenchConfig:
     profile_dir: str | None
     log_level: str
     compare: bool = False
+    rounds: int = 1
 
 
 def parse_args(argv: Sequence[str] | None) -> BenchConfig:
@@ -122,6 +124,12 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         action="store_true",
         help="run the panel-only stream first, then the mixed one, and compare their rates",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --compare: how many panel-only/mixed pairs to run, alternating",
+    )
     args = parser.parse_args(argv)
     try:
         shape = StreamShape(
@@ -149,6 +157,7 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         profile_dir=args.profile,
         log_level=args.log_level,
         compare=args.compare,
+        rounds=max(args.rounds, 1),
     )
 
 
@@ -319,24 +328,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("%s", exc)
         return 2
     shapes = [config.shape]
-    if config.compare:  # the same machine, minutes apart: the panel-only figure first
-        shapes.insert(0, replace(config.shape, telemetry_share=0.0))
-    rates: list[float] = []
+    if config.compare:  # the same machine, alternating: the panel-only figure first
+        shapes = [replace(config.shape, telemetry_share=0.0), config.shape] * config.rounds
+    runs: list[Measurements] = []
     for shape in shapes:
         measured = _one_run(replace(config, shape=shape), pg, mqtt, influx)
         if measured is None:
             return 2
-        if measured.ingest and measured.ingest.sustained_rate:
-            rates.append(measured.ingest.sustained_rate)
         if measured.missing:
             return 1
-    if config.compare and len(rates) == 2:
-        panels, mixed = rates
-        print(
-            f"mixed fleet ({config.shape.telemetry_share:.0%} telemetry devices): "
-            f"{mixed:,.0f} msg/s = {mixed / panels:.1%} of the panel-only {panels:,.0f} msg/s"
-        )
+        runs.append(measured)
+    if config.compare:
+        print(_comparison(config.shape.telemetry_share, runs))
     return 0
+
+
+def _comparison(share: float, runs: Sequence[Measurements]) -> str:
+    """Each round's mixed rate as a share of its panel-only one, and the ingest CPU per
+    message relative to the publisher's: the publisher's work is the same in every run, so
+    the ratio stays put when the machine itself speeds up or slows down between runs."""
+    lines = [f"mixed fleet ({share:.0%} telemetry devices) against panel-only, per round:"]
+    ratios, costs = [], []
+    for n, (panels, mixed) in enumerate(zip(runs[::2], runs[1::2], strict=True), start=1):
+        rate_p, rate_m = _rate(panels), _rate(mixed)
+        cost_p, cost_m = _relative_cpu(panels), _relative_cpu(mixed)
+        ratio = rate_m / rate_p if rate_p and rate_m else None
+        cost = cost_m / cost_p if cost_p and cost_m else None
+        ratios += [ratio] if ratio else []
+        costs += [cost] if cost else []
+        lines.append(
+            f"  round {n}: {rate_m or 0:,.0f} / {rate_p or 0:,.0f} msg/s = "
+            f"{ratio or 0:.1%}; ingest CPU per publisher CPU {cost_m or 0:.2f} / "
+            f"{cost_p or 0:.2f} = {cost or 0:.1%}"
+        )
+    if ratios and costs:
+        lines.append(
+            f"  median: throughput {statistics.median(ratios):.1%} of panel-only, "
+            f"ingest CPU {statistics.median(costs):.1%} of panel-only (publisher-normalised)"
+        )
+    return "\n".join(lines)
+
+
+def _rate(measured: Measurements) -> float | None:
+    return measured.ingest.sustained_rate if measured.ingest else None
+
+
+def _relative_cpu(measured: Measurements) -> float | None:
+    ingest, publisher = measured.cpu.get("ingest"), measured.cpu.get("publisher")
+    return ingest / publisher if ingest and publisher else None
 
 
 def _one_run(
