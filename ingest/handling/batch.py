@@ -37,11 +37,8 @@ logger = logging.getLogger("ingest.handling")
 
 
 def _working(view: DeviceView, open_alarms: set[tuple[int, str, int]]) -> _Device:
-    values: dict[str, object] = {
-        name: getattr(view, name) for name in DeviceView.__dataclass_fields__
-    }
     mine = {(t, o) for d, t, o in open_alarms if d == view.device_id}
-    return _Device(view=view, values=values, open_alarms=mine)
+    return _Device.of(view, mine)
 
 
 class BatchHandler:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from ingest.cdc import CdcTracker, Decision, Observation, StateKey
 from ingest.commands import CommandTiming, Reply, apply_reply
 from ingest.kinds import DeviceKind
+from ingest.kinds.panel import PANEL
 from ingest.kinds.telemetry import DeviceType
 from ingest.messages import (
     CommandReply,
@@ -60,29 +61,108 @@ class Item:
 
 
 @dataclass(slots=True)
+class Identity:
+    """Where and who a device is (``devices``); a panel's status message may move it."""
+
+    hostname: str | None
+    country: str | None
+    zone: int | None
+    latitude: float | None
+    longitude: float | None
+
+    @classmethod
+    def of(cls, view: DeviceView) -> Identity:
+        return cls(view.hostname, view.country, view.zone, view.latitude, view.longitude)
+
+
+@dataclass(slots=True)
+class ConnectionState:
+    """What every kind's device has in ``device_status``: its connection and lifecycle."""
+
+    is_online: bool
+    device_state: str
+    last_seen: datetime | None
+
+    @classmethod
+    def of(cls, view: DeviceView) -> ConnectionState:
+        return cls(view.is_online, view.device_state, view.last_seen)
+
+
+@dataclass(slots=True)
+class PanelState(ConnectionState):
+    """An alarm panel's ``device_status`` values that its handlers read as well as write."""
+
+    last_alarm_sequence: int | None
+    panic1: bool
+    panic2: bool
+    box_sw: bool
+    siren: bool
+    turret: bool
+    panic1_count: int
+    panic2_count: int
+    tamper_count: int
+    temperature: float | None
+    humidity: float | None
+    fan_pwm_duty: int | None
+    uptime: int | None
+    device_synced: bool
+    sync_attempts: int
+    last_sync_attempt: datetime | None
+
+    @classmethod
+    def of(cls, view: DeviceView) -> PanelState:
+        return cls(**{name: getattr(view, name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(slots=True)
 class _Device:
-    """A device's state while its messages of the batch are applied."""
+    """A device while its messages of the batch are applied: its identity, its typed state
+    (a PanelState for panels, the ConnectionState every kind has otherwise) and the column
+    patches that carry the changes to ``device_status`` and ``devices``."""
 
     view: DeviceView
-    values: dict[str, object]
+    identity: Identity
+    state: ConnectionState
     patch: dict[str, object] = field(default_factory=dict)
     device_patch: dict[str, object] = field(default_factory=dict)
     open_alarms: set[tuple[str, int]] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, view: DeviceView, open_alarms: set[tuple[str, int]]) -> _Device:
+        state = PanelState.of(view) if view.kind == PANEL.name else ConnectionState.of(view)
+        return cls(view, Identity.of(view), state, open_alarms=open_alarms)
 
     @property
     def device_id(self) -> int:
         return self.view.device_id
 
+    @property
+    def panel(self) -> PanelState:
+        """The state of a panel (TypeError for another kind: a handler got the wrong device)."""
+        if not isinstance(self.state, PanelState):
+            raise TypeError(f"device {self.device_id} is a {self.view.kind}, not a panel")
+        return self.state
+
     def set(self, column: str, value: object) -> None:
-        self.values[column] = value
+        """Change a ``device_status`` column: in the typed state when it holds it, and in
+        the patch written at the end of the batch."""
+        if column in type(self.state).__dataclass_fields__:
+            setattr(self.state, column, value)
         self.patch[column] = value
 
+    def move(self, column: str, value: object) -> None:
+        """Change a ``devices`` column of the identity (hostname, country, zone, ...)."""
+        if getattr(self.identity, column) != value:
+            setattr(self.identity, column, value)
+            self.device_patch[column] = value
+
     def tags(self) -> DeviceTags:
+        identity = self.identity
         return DeviceTags(
             device_id=self.device_id,
-            hostname=str(self.values["hostname"] or ""),
-            zone=self.values["zone"],  # type: ignore[arg-type]
-            country=self.values["country"],  # type: ignore[arg-type]
+            hostname=identity.hostname or "",
+            zone=identity.zone,
+            country=identity.country,
         )
 
 
@@ -194,9 +274,9 @@ class WalkCore:
     def _seen(self, dev: _Device, when: datetime, via: str) -> None:
         """Any message proves the device is alive; coming back from offline is logged."""
         dev.set("last_seen", when)
-        if not dev.values["is_online"]:
+        if not dev.state.is_online:
             dev.set("is_online", True)
-            if dev.values["device_state"] == "OFFLINE":
+            if dev.state.device_state == "OFFLINE":
                 dev.set("device_state", "UNKNOWN")
             self.plan.connections.append(
                 ConnectionChange(dev.device_id, "connected", when, json.dumps({"via": via}))
@@ -273,7 +353,7 @@ class WalkCore:
         self._went_offline(dev)
 
     def _last_will(self, dev: _Device, msg: LastWill) -> None:
-        if not dev.values["is_online"]:
+        if not dev.state.is_online:
             return
         dev.set("is_online", False)
         dev.set("device_state", "OFFLINE")

@@ -121,9 +121,8 @@ class PanelHandlers(WalkCore):
         if msg.latitude is not None and msg.longitude is not None:
             statics["latitude"], statics["longitude"] = msg.latitude, msg.longitude
         for column, value in statics.items():
-            if value is not None and dev.values[column] != value:
-                dev.values[column] = value
-                dev.device_patch[column] = value
+            if value is not None:
+                dev.move(column, value)
         for attribute, column in _STATUS_COLUMNS.items():
             dev.set(column, getattr(msg, attribute))
         self._sync(dev, msg.device_db_id, msg.received_at)
@@ -141,7 +140,7 @@ class PanelHandlers(WalkCore):
             box_sw=msg.box_sw,
             siren=msg.siren,
             turret=msg.turret,
-            device_state=str(dev.values["device_state"]),
+            device_state=dev.state.device_state,
             is_online=True,
         )
         hour = _hour(reading.received_at)
@@ -166,7 +165,7 @@ class PanelHandlers(WalkCore):
 
     def _alarm(self, dev: _Device, msg: AlarmReport) -> None:
         key = (dev.device_id, msg.sequence)
-        last = dev.values["last_alarm_sequence"]
+        last = dev.panel.last_alarm_sequence
         if isinstance(last, int) and msg.sequence <= last:
             if self._digests.get(key) == msg.digest:
                 self.plan.duplicates += 1  # the same event delivered again: nothing to do
@@ -203,7 +202,7 @@ class PanelHandlers(WalkCore):
                 dev.set("last_alarm_at", msg.received_at)
                 counter = _INPUT_COUNTER.get(msg.alarm_type)
                 if counter:
-                    dev.set(counter, int(dev.values[counter] or 0) + 1)  # type: ignore[call-overload]
+                    dev.set(counter, int(getattr(dev.panel, counter) or 0) + 1)
         elif action == "resolve":
             dev.open_alarms.discard(kind)
         dev.set("alarm_active", any(t != "OUTPUT_EVENT" for t, _ in dev.open_alarms))
@@ -212,9 +211,9 @@ class PanelHandlers(WalkCore):
     def _sync(self, dev: _Device, reported: int, now: datetime) -> None:
         """Track whether the device knows its id; queue SET_DEVICE_ID (with backoff) if not."""
         if reported == dev.device_id:
-            if not dev.values["device_synced"]:
+            if not dev.panel.device_synced:
                 dev.set("device_synced", True)
-                attempts = int(dev.values["sync_attempts"] or 0)  # type: ignore[call-overload]
+                attempts = dev.panel.sync_attempts or 0
                 if attempts:
                     dev.set("sync_attempts", 0)
                 if attempts >= self._timing.sync_alert_after:  # only then can an alert be open
@@ -223,8 +222,8 @@ class PanelHandlers(WalkCore):
         dev.set("device_synced", False)
         if dev.device_id in self._syncing:
             return  # one SET_DEVICE_ID at a time; its own retries cover delivery
-        attempts = int(dev.values["sync_attempts"] or 0)  # type: ignore[call-overload]
-        last = dev.values["last_sync_attempt"]
+        attempts = dev.panel.sync_attempts or 0
+        last = dev.panel.last_sync_attempt
         if isinstance(last, datetime) and now - last < self._timing.sync_backoff(attempts - 1):
             return
         if attempts >= self._timing.sync_alert_after:

@@ -71,7 +71,7 @@ class RobotHandlers(WalkCore):
         if not decision.write or decision.change_type is None:
             return False
         self.plan.counts[(dev.device_id, hour, "written")] += 1
-        tags = {"robot_id": str(dev.values["hostname"] or ""), "device_id": str(dev.device_id)}
+        tags = {"robot_id": dev.identity.hostname or "", "device_id": str(dev.device_id)}
         if spec.instance_tag is not None and part.instance is not None:
             tags[spec.instance_tag] = part.instance
         if part.unit:
@@ -99,7 +99,7 @@ class RobotHandlers(WalkCore):
         self.plan.jobs.append(
             JobChange(
                 device_id=dev.device_id,
-                robot_id=str(dev.values["hostname"] or ""),
+                robot_id=dev.identity.hostname or "",
                 job_key=msg.job_key,
                 at=msg.received_at,
                 items_total=msg.items_total,

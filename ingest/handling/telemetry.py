@@ -73,7 +73,7 @@ class TelemetryHandlers(WalkCore):
                 measurement=TELEMETRY,
                 tags={
                     "device_id": str(dev.device_id),
-                    "hostname": str(dev.values["hostname"] or ""),
+                    "hostname": dev.identity.hostname or "",
                     "device_type": device_type.name,
                 },
                 time=reading.received_at,
