@@ -23,13 +23,11 @@ from dashboards import data, filters
 from dashboards.data import Sources
 from dashboards.filters import Selection
 from dashboards.widgets import table
+from ingest.kinds.panel import PANEL
 from stores.influx.flux_library import ParamValue, flux_time, list_queries, load_query
 
-_FIELDS: Final = {
-    "Temperature (°C)": "temperature",
-    "Humidity (%)": "humidity",
-    "Fan duty (%)": "fan_pwm_duty",
-}
+# The panel's numbers, as its kind declares them.
+_FIELDS: Final = {metric.label: metric.name for metric in PANEL.numeric}
 _WINDOWS: Final = {
     "5 minutes": timedelta(minutes=5),
     "15 minutes": timedelta(minutes=15),

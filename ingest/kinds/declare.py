@@ -77,6 +77,7 @@ class Metric:
     category: ChangeType = ChangeType.SENSOR_DATA
     event: bool = False
     description: str = ""
+    title: str = ""  # what reports call it ("Fan duty"); the name when empty
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -103,6 +104,12 @@ class Metric:
     def numeric(self) -> bool:
         """True for float and int metrics (compared against the dead band)."""
         return self.dead_band is not None
+
+    @property
+    def label(self) -> str:
+        """The metric as reports label it: ``Temperature (°C)``."""
+        title = self.title or self.name
+        return f"{title} ({self.unit})" if self.unit else title
 
     @property
     def threshold(self) -> float:

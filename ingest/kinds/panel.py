@@ -34,6 +34,7 @@ PANEL = register(
                 valid=(-40.0, 125.0),  # SHT3x-class sensor
                 dead_band=0.5,
                 description="enclosure temperature",
+                title="Temperature",
             ),
             Metric(
                 name="humidity",
@@ -41,6 +42,7 @@ PANEL = register(
                 valid=(0.0, 100.0),
                 dead_band=2.0,
                 description="relative humidity",
+                title="Humidity",
             ),
             Metric(
                 name="fan_pwm_duty",
@@ -49,6 +51,7 @@ PANEL = register(
                 valid=(0, 100),
                 dead_band=5,
                 description="fan PWM duty",
+                title="Fan duty",
             ),
             _flag("panic1", "panic input 1"),
             _flag("panic2", "panic input 2"),
