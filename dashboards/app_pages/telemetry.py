@@ -7,8 +7,6 @@ Trends, read from the raw telemetry points of the period.
 
 from __future__ import annotations
 
-import zlib
-from datetime import timedelta
 from typing import Final
 
 import polars as pl
@@ -16,20 +14,13 @@ import streamlit as st
 
 from analytics import load
 from dashboards import data, filters
+from dashboards.trend_view import WINDOWS, editable_flux, headline, window_choice
 from dashboards.widgets import count, table
 
-_WINDOWS: Final = {
-    "5 minutes": timedelta(minutes=5),
-    "15 minutes": timedelta(minutes=15),
-    "1 hour": timedelta(hours=1),
-    "6 hours": timedelta(hours=6),
-    "1 day": timedelta(days=1),
-}
 _SERIES: Final[dict[str, tuple[str, ...]]] = {
     "One line for the type": (),
     "One line per device": ("device_id", "hostname"),
 }
-_READABLE_POINTS: Final = 200
 
 
 def main() -> None:
@@ -59,11 +50,8 @@ def main() -> None:
         for row in declared.iter_rows(named=True)
     }
     metric_label = cols[1].selectbox("Metric", list(labels), key="tel_metric")
-    fitting = [k for k, v in _WINDOWS.items() if period.length / v <= 1000] or ["1 day"]
-    readable = [k for k in fitting if period.length / _WINDOWS[k] <= _READABLE_POINTS]
-    window_label = cols[2].selectbox(
-        "Window", fitting, index=fitting.index(readable[0]) if readable else 0, key="tel_window"
-    )
+    fitting, default = window_choice(period, WINDOWS)
+    window_label = cols[2].selectbox("Window", fitting, index=default, key="tel_window")
     series = cols[3].selectbox("Series", list(_SERIES), key="tel_series")
     by = _SERIES[series]
     query = load.metric_trend_query(
@@ -71,14 +59,14 @@ def main() -> None:
         str(device_type),
         labels[metric_label],
         period,
-        _WINDOWS[window_label],
+        WINDOWS[window_label],
         filters=selection.filters,
         by=by,
     )
     with data.shown_errors():
         trend = data.trend(src, query, by)
     devices = declared["devices"].to_list()[0] if declared.height else 0
-    _headline(trend, devices)
+    headline(trend, "Devices of the type", count(devices))
     if trend.height:
         labelled = trend.with_columns(
             series=pl.col("hostname").fill_null("?") if by else pl.lit(str(device_type))
@@ -91,33 +79,7 @@ def main() -> None:
     table(trend, f"telemetry_{device_type}_{labels[metric_label]}", selection)
     with st.expander("The Flux behind this chart"):
         st.caption("Library query `sensor_trend` over the `telemetry` measurement.")
-        key = f"tel_flux_{zlib.crc32(query.flux.encode()):08x}"
-        edited = st.text_area("Flux", query.flux, height=400, key=key)
-        if st.button("Run this Flux", key="run_telemetry_flux", icon=":material/play_arrow:"):
-            with data.shown_errors():
-                result = data.run_query(src, edited)
-            st.caption(f"{result.height} rows")
-            table(result, "flux_result", selection)
-
-
-def _headline(trend: pl.DataFrame, devices: int) -> None:
-    live = trend.filter(pl.col("value").is_not_null() & (pl.col("covered_seconds") > 0))
-    stats = live.select(
-        mean=(pl.col("value") * pl.col("covered_seconds")).sum() / pl.col("covered_seconds").sum(),
-        low=pl.col("value").min(),
-        high=pl.col("value").max(),
-    ).row(0, named=True)
-    cols = st.columns(4)
-    cols[0].metric("Mean over the period", _number(stats["mean"]), help="weighted by live time")
-    cols[1].metric("Lowest window", _number(stats["low"]))
-    cols[2].metric("Highest window", _number(stats["high"]))
-    cols[3].metric("Devices of the type", count(devices))
-
-
-def _number(value: object) -> str:
-    if isinstance(value, int | float):
-        return f"{value:.2f}"
-    return "—"
+        editable_flux(src, query.flux, selection, prefix="tel_flux", run_key="run_telemetry_flux")
 
 
 main()

@@ -9,7 +9,6 @@ queries of the Flux library can be run with their parameters.
 
 from __future__ import annotations
 
-import math
 import zlib
 from datetime import timedelta
 from typing import Final
@@ -22,19 +21,13 @@ from analytics.load import DEVICE_TAGS
 from dashboards import data, filters
 from dashboards.data import Sources
 from dashboards.filters import Selection
+from dashboards.trend_view import WINDOWS, editable_flux, headline, window_choice
 from dashboards.widgets import table
 from ingest.kinds.panel import PANEL
 from stores.influx.flux_library import ParamValue, flux_time, list_queries, load_query
 
 # The panel's numbers, as its kind declares them.
 _FIELDS: Final = {metric.label: metric.name for metric in PANEL.numeric}
-_WINDOWS: Final = {
-    "5 minutes": timedelta(minutes=5),
-    "15 minutes": timedelta(minutes=15),
-    "1 hour": timedelta(hours=1),
-    "6 hours": timedelta(hours=6),
-    "1 day": timedelta(days=1),
-}
 _SERIES: Final[dict[str, tuple[str, ...]]] = {
     "One line for the selection": (),
     "One line per zone": ("zone",),
@@ -47,7 +40,6 @@ _SOURCES: Final = {
     "groups": "Zone rollup",
 }
 _MAX_DEVICE_LINES: Final = 50
-_READABLE_POINTS: Final = 200
 
 
 def main() -> None:
@@ -61,16 +53,11 @@ def main() -> None:
     )
     source = trends.choose_source(period.start, period.end, fleet_devices=selection.fleet_devices)
     windows = {
-        k: v
-        for k, v in _WINDOWS.items()
-        if source == "raw" or v % timedelta(hours=1) == timedelta()
+        k: v for k, v in WINDOWS.items() if source == "raw" or v % timedelta(hours=1) == timedelta()
     }
-    fitting = [k for k, v in windows.items() if period.length / v <= 1000] or [*windows][-1:]
+    fitting, default = window_choice(period, windows)
     cols = st.columns(3)
     field_label = cols[0].selectbox("Field", list(_FIELDS), key="trend_field")
-    # The finest window that still gives a readable line (at most 200 points).
-    readable = [k for k in fitting if period.length / windows[k] <= _READABLE_POINTS]
-    default = fitting.index(readable[0]) if readable else len(fitting) - 1
     window_label = cols[1].selectbox("Window", fitting, index=default, key="trend_window")
     series = cols[2].selectbox(
         "Series",
@@ -85,7 +72,7 @@ def main() -> None:
             f"{_MAX_DEVICE_LINES}); showing one line for the selection."
         )
         by = ()
-    field, window = _FIELDS[field_label], _WINDOWS[window_label]
+    field, window = _FIELDS[field_label], WINDOWS[window_label]
 
     with data.shown_errors():
         src = data.sources()
@@ -109,7 +96,7 @@ def main() -> None:
             "The selection is read from the hourly per-zone rollup up to the last hour the "
             f"downsampling task has written, {latest}."
         )
-    _headline(trend, query.source)
+    headline(trend, "Source", _SOURCES[query.source])
     if trend.height:
         labelled = trend.with_columns(series=_label(by))
         st.line_chart(
@@ -121,32 +108,12 @@ def main() -> None:
 
     with st.expander("The Flux behind this chart"):
         st.caption(f"Library query `{query.name}` ({_SOURCES[query.source]}). Edit and run it.")
-        _editable(src, query.flux, selection)
+        editable_flux(src, query.flux, selection, prefix="flux", run_key="run_trend_flux")
         if query.tail:
             st.caption("The latest hours, not rolled up yet, from the raw points:")
             st.code(query.tail, language="javascript")
     with st.expander("Ready-made Flux queries"):
         _library(src, selection)
-
-
-def _headline(trend: pl.DataFrame, source: str) -> None:
-    live = trend.filter(pl.col("value").is_not_null() & (pl.col("covered_seconds") > 0))
-    stats = live.select(
-        mean=(pl.col("value") * pl.col("covered_seconds")).sum() / pl.col("covered_seconds").sum(),
-        low=pl.col("value").min(),
-        high=pl.col("value").max(),
-    ).row(0, named=True)
-    cols = st.columns(4)
-    cols[0].metric("Mean over the period", _number(stats["mean"]), help="weighted by live time")
-    cols[1].metric("Lowest window", _number(stats["low"]))
-    cols[2].metric("Highest window", _number(stats["high"]))
-    cols[3].metric("Source", _SOURCES[source])
-
-
-def _number(value: object) -> str:
-    if isinstance(value, int | float) and math.isfinite(value):
-        return f"{value:.2f}"
-    return "—"
 
 
 def _label(by: tuple[str, ...]) -> pl.Expr:
@@ -157,17 +124,6 @@ def _label(by: tuple[str, ...]) -> pl.Expr:
     if by == ("country",):
         return pl.col("country").fill_null("?")
     return pl.col("hostname").fill_null("?")
-
-
-def _editable(src: Sources, flux: str, selection: Selection) -> None:
-    # The key follows the query, so a new selection shows its Flux, not the old edit.
-    key = f"flux_{zlib.crc32(flux.encode()):08x}"
-    edited = st.text_area("Flux", flux, height=400, key=key)
-    if st.button("Run this Flux", key="run_trend_flux", icon=":material/play_arrow:"):
-        with data.shown_errors():
-            result = data.run_query(src, edited)
-        st.caption(f"{result.height} rows")
-        table(result, "flux_result", selection)
 
 
 def _library(src: Sources, selection: Selection) -> None:
