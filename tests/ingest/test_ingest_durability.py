@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -19,13 +19,13 @@ from pydantic import PostgresDsn
 from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
 from ingest.broker import make_client
 from ingest.contract import TopicKind
-from stores.influx import make_client as influx_client
 from stores.influx.writer import LineWriter
 from tests.ingest.conftest import forget_session, start_ingest
 from tests.support.devices import FakePanel, Publisher, now_ms
 from tests.support.outbox import outbox_drained, outbox_size
 from tests.support.robots import job as robot_job
 from tests.support.robots import state as robot_state
+from tests.support.stored import count_points
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.telemetry import VIBRATION, add_device, declare, reading
 
@@ -112,16 +112,46 @@ def through(proxy: TcpProxy, pg: PostgresSettings) -> PostgresSettings:
 
 
 def influx_point_count(influx: InfluxSettings) -> int:
-    flux = f"""
-from(bucket: "{influx.influx_bucket}")
-  |> range(start: -1h, stop: 1h)
-  |> filter(fn: (r) => r._measurement == "heartbeat" and r._field == "temperature")
-  |> group()
-  |> count()
-"""
-    with influx_client(influx) as client:
-        tables = client.query_api().query(flux)
-    return sum(int(record.get_value()) for table in tables for record in table.records)
+    return count_points(influx, ["heartbeat"])
+
+
+async def kill_mid_stream_and_restart(
+    pg: PostgresSettings,
+    mqtt: MqttSettings,
+    influx: InfluxSettings,
+    db: psycopg.Connection[Any],
+    *,
+    publish: Callable[[], Awaitable[int]],
+    measurements: Sequence[str],
+    settled: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """The kill -9 bar for any kind: ``publish`` a stream (it returns the readings it sent),
+    SIGKILL ingest once a quarter is stored, restart it; then every reading is counted
+    once, ``measurements`` hold exactly the points written, and nothing is dead-lettered.
+    ``settled`` waits, in the restarted process, for what else the test checks."""
+    client_id = f"ingest-{uuid.uuid4().hex[:10]}"
+    try:
+        with ingest_process(pg, mqtt, influx, client_id) as first:
+            sent = await publish()
+            await wait_until_received(db, sent // 4, timeout_s=60)
+            first.kill()
+            first.wait(timeout=10)
+        stored_at_kill = total_received(db)
+        with ingest_process(pg, mqtt, influx, client_id):
+            await wait_until_received(db, sent, timeout_s=90)
+            # Points of a batch committed just before the kill wait in the outbox for the
+            # new process's drain loop.
+            await outbox_drained(db)
+            if settled is not None:
+                await settled()
+    finally:
+        await forget_session(mqtt, client_id)
+    assert stored_at_kill < sent, "the kill came too late to prove anything"
+    assert total_received(db) == sent
+    row = db.execute("SELECT sum(written) FROM heartbeat_counts").fetchone()
+    assert row is not None
+    assert count_points(influx, measurements) == int(row[0])
+    assert db.execute("SELECT count(*) FROM dead_letters").fetchone() == (0,)
 
 
 async def test_kill_9_mid_stream_loses_nothing(
@@ -131,27 +161,14 @@ async def test_kill_9_mid_stream_loses_nothing(
     db: psycopg.Connection[Any],
 ) -> None:
     """SIGKILL during a stream, then a restart: every heartbeat counted once, no extra points."""
-    client_id = f"ingest-{uuid.uuid4().hex[:10]}"
-    try:
-        with ingest_process(migrated_pg, mqtt_settings, influx_settings, client_id) as first:
-            sent = await publish_stream(mqtt_settings, per_panel=150)
-            await wait_until_received(db, sent // 4, timeout_s=60)
-            first.kill()
-            first.wait(timeout=10)
-        stored_at_kill = total_received(db)
-        with ingest_process(migrated_pg, mqtt_settings, influx_settings, client_id):
-            await wait_until_received(db, sent, timeout_s=90)
-            # Points of a batch committed just before the kill wait in the outbox for the
-            # new process's drain loop.
-            await outbox_drained(db)
-    finally:
-        await forget_session(mqtt_settings, client_id)
-    assert stored_at_kill < sent, "the kill came too late to prove anything"
-    assert total_received(db) == sent
-    row = db.execute("SELECT sum(written) FROM heartbeat_counts").fetchone()
-    assert row is not None
-    assert influx_point_count(influx_settings) == int(row[0])
-    assert db.execute("SELECT count(*) FROM dead_letters").fetchone() == (0,)
+    await kill_mid_stream_and_restart(
+        migrated_pg,
+        mqtt_settings,
+        influx_settings,
+        db,
+        publish=lambda: publish_stream(mqtt_settings, per_panel=150),
+        measurements=["heartbeat"],
+    )
 
 
 async def test_postgres_outage_holds_acknowledgements_until_it_returns(
@@ -356,41 +373,24 @@ async def test_kill_9_mid_stream_loses_no_telemetry_reading(
     for serial in serials:
         add_device(db, serial, type_id)
     per_device = 150
-    client_id = f"ingest-{uuid.uuid4().hex[:10]}"
-    try:
-        with ingest_process(migrated_pg, mqtt_settings, influx_settings, client_id) as first:
-            async with make_client(mqtt_settings) as client:
-                for i in range(per_device):
-                    for serial in serials:
-                        payload = reading(serial, now_ms(), vibration=10.0 + (i % 7) * 0.3)
-                        topic = f"{mqtt_settings.topic_prefix}/{serial}/telemetry"
-                        await client.publish(topic, payload, qos=1)
-            sent = per_device * len(serials)
-            await wait_until_received(db, sent // 4, timeout_s=60)
-            first.kill()
-            first.wait(timeout=10)
-        stored_at_kill = total_received(db)
-        with ingest_process(migrated_pg, mqtt_settings, influx_settings, client_id):
-            await wait_until_received(db, sent, timeout_s=90)
-            await outbox_drained(db)
-    finally:
-        await forget_session(mqtt_settings, client_id)
-    assert stored_at_kill < sent, "the kill came too late to prove anything"
-    assert total_received(db) == sent
-    row = db.execute("SELECT sum(written) FROM heartbeat_counts").fetchone()
-    assert row is not None
-    flux = f"""
-from(bucket: "{influx_settings.influx_bucket}")
-  |> range(start: -1h, stop: 1h)
-  |> filter(fn: (r) => r._measurement == "telemetry" and r._field == "vibration")
-  |> group()
-  |> count()
-"""
-    with influx_client(influx_settings) as client:
-        tables = client.query_api().query(flux)
-    points = sum(int(record.get_value()) for table in tables for record in table.records)
-    assert points == int(row[0])
-    assert db.execute("SELECT count(*) FROM dead_letters").fetchone() == (0,)
+
+    async def publish() -> int:
+        async with make_client(mqtt_settings) as client:
+            for i in range(per_device):
+                for serial in serials:
+                    payload = reading(serial, now_ms(), vibration=10.0 + (i % 7) * 0.3)
+                    topic = f"{mqtt_settings.topic_prefix}/{serial}/telemetry"
+                    await client.publish(topic, payload, qos=1)
+        return per_device * len(serials)
+
+    await kill_mid_stream_and_restart(
+        migrated_pg,
+        mqtt_settings,
+        influx_settings,
+        db,
+        publish=publish,
+        measurements=["telemetry"],
+    )
 
 
 async def test_kill_9_mid_stream_loses_no_robot_state(
@@ -404,51 +404,36 @@ async def test_kill_9_mid_stream_loses_no_robot_state(
     every job at its last report."""
     robots = [f"tonypi_k{n:02d}" for n in range(10)]
     per_robot = 120
-    client_id = f"ingest-{uuid.uuid4().hex[:10]}"
     prefix = mqtt_settings.topic_prefix
-    try:
-        with ingest_process(migrated_pg, mqtt_settings, influx_settings, client_id) as first:
-            async with make_client(mqtt_settings) as client:
-                for i in range(per_robot):
-                    for robot in robots:
-                        payload = robot_state(
-                            robot,
-                            now_ms(),
-                            battery={"percentage": 90.0 - i * 0.6},
-                            servos={"servo_1": {"temperature": 40.0 + (i % 9)}},
-                        )
-                        await client.publish(f"{prefix}/{robot}/robot", payload, qos=1)
-                        if i % 10 == 0:
-                            report = robot_job("J-1", robot, done=i // 10, total=20)
-                            await client.publish(f"{prefix}/{robot}/job", report, qos=1)
-            sent = per_robot * len(robots) * 2  # two parts per state
-            await wait_until_received(db, sent // 4, timeout_s=60)
-            first.kill()
-            first.wait(timeout=10)
-        stored_at_kill = total_received(db)
-        with ingest_process(migrated_pg, mqtt_settings, influx_settings, client_id):
-            await wait_until_received(db, sent, timeout_s=90)
-            await outbox_drained(db)
-            async with asyncio.timeout(30):
-                while db.execute("SELECT min(items_done) FROM jobs").fetchone() != (11,):  # noqa: ASYNC110
-                    await asyncio.sleep(0.1)
-    finally:
-        await forget_session(mqtt_settings, client_id)
-    assert stored_at_kill < sent, "the kill came too late to prove anything"
-    assert total_received(db) == sent
-    row = db.execute("SELECT sum(written) FROM heartbeat_counts").fetchone()
-    assert row is not None
-    flux = f"""
-from(bucket: "{influx_settings.influx_bucket}")
-  |> range(start: -1h, stop: 1h)
-  |> filter(fn: (r) => (r._measurement == "battery" or r._measurement == "servos")
-      and r._field == "change_type")
-  |> group()
-  |> count()
-"""
-    with influx_client(influx_settings) as client:
-        tables = client.query_api().query(flux)
-    points = sum(int(record.get_value()) for table in tables for record in table.records)
-    assert points == int(row[0])
+
+    async def publish() -> int:
+        async with make_client(mqtt_settings) as client:
+            for i in range(per_robot):
+                for robot in robots:
+                    payload = robot_state(
+                        robot,
+                        now_ms(),
+                        battery={"percentage": 90.0 - i * 0.6},
+                        servos={"servo_1": {"temperature": 40.0 + (i % 9)}},
+                    )
+                    await client.publish(f"{prefix}/{robot}/robot", payload, qos=1)
+                    if i % 10 == 0:
+                        report = robot_job("J-1", robot, done=i // 10, total=20)
+                        await client.publish(f"{prefix}/{robot}/job", report, qos=1)
+        return per_robot * len(robots) * 2  # two parts per state
+
+    async def jobs_settled() -> None:
+        async with asyncio.timeout(30):
+            while db.execute("SELECT min(items_done) FROM jobs").fetchone() != (11,):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+
+    await kill_mid_stream_and_restart(
+        migrated_pg,
+        mqtt_settings,
+        influx_settings,
+        db,
+        publish=publish,
+        measurements=["battery", "servos"],
+        settled=jobs_settled,
+    )
     assert db.execute("SELECT count(*), count(DISTINCT robot_id) FROM jobs").fetchone() == (10, 10)
-    assert db.execute("SELECT count(*) FROM dead_letters").fetchone() == (0,)

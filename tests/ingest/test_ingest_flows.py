@@ -9,8 +9,8 @@ import psycopg
 from fleetwatch.settings import InfluxSettings
 from ingest.contract import TopicKind, pb
 from ingest.service import IngestService
-from stores.influx import make_client
 from tests.support.devices import FakePanel, Publisher
+from tests.support.stored import stored_points
 
 PANEL = FakePanel(1)
 
@@ -22,16 +22,7 @@ def one(db: psycopg.Connection[Any], query: str, *params: object) -> tuple[Any, 
 
 
 def heartbeat_points(influx: InfluxSettings) -> list[dict[str, Any]]:
-    flux = f"""
-from(bucket: "{influx.influx_bucket}")
-  |> range(start: -7d, stop: 1h)
-  |> filter(fn: (r) => r._measurement == "heartbeat")
-  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
-  |> sort(columns: ["_time"])
-"""
-    with make_client(influx) as client:
-        tables = client.query_api().query(flux)
-    return [record.values for table in tables for record in table.records]
+    return stored_points(influx, "heartbeat")
 
 
 async def test_status_registers_a_device(

@@ -15,11 +15,11 @@ import pytest
 from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
 from ingest.contract import TopicKind, pb
 from ingest.service import IngestService
-from stores.influx import make_client
 from tests.ingest.conftest import forget_session, start_ingest
 from tests.ingest.test_ingest_flows import one
 from tests.support.devices import FakePanel, Publisher
 from tests.support.outbox import outbox_drained, outbox_size
+from tests.support.stored import stored_points
 
 PANEL = FakePanel(7)
 UNREACHABLE_INFLUX = "http://127.0.0.1:9"  # discard port: nothing listens
@@ -54,21 +54,7 @@ async def running(
 
 
 def points(influx: InfluxSettings, measurement: str) -> list[dict[str, Any]]:
-    """Every point of ``measurement`` in the test's bucket, fields pivoted, oldest first.
-
-    Points are timed by plausible device clocks, which may run a little ahead of the server's
-    (the fake devices' clock ticks at least 1 ms per message): the range reaches past now.
-    """
-    flux = f"""
-from(bucket: "{influx.influx_bucket}")
-  |> range(start: -1h, stop: 1h)
-  |> filter(fn: (r) => r._measurement == "{measurement}")
-  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
-  |> sort(columns: ["_time"])
-"""
-    with make_client(influx) as client:
-        tables = client.query_api().query(flux)
-    return [record.values for table in tables for record in table.records]
+    return stored_points(influx, measurement)
 
 
 async def test_restart_seeds_cdc_state_without_flood_or_gap(

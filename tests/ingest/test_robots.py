@@ -15,11 +15,11 @@ from ingest.contract import TopicKind, TopicScheme
 from ingest.decoding import Decoder
 from ingest.messages import Rejected, RejectReason, RobotReport
 from ingest.service import IngestService
-from stores.influx import make_client
 from tests.ingest.conftest import forget_session, start_ingest
 from tests.support.devices import Publisher, now_ms
 from tests.support.outbox import outbox_drained
 from tests.support.robots import FULL, ROBOT, job, state
+from tests.support.stored import stored_points
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SCHEME = TopicScheme("fleet")
@@ -94,16 +94,7 @@ def robot_topic(service: IngestService, kind: str = "robot", robot: str = ROBOT)
 
 
 def points(influx: InfluxSettings, measurement: str) -> list[dict[str, Any]]:
-    flux = f"""
-from(bucket: "{influx.influx_bucket}")
-  |> range(start: -7d, stop: 1h)
-  |> filter(fn: (r) => r._measurement == "{measurement}")
-  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
-  |> sort(columns: ["_time"])
-"""
-    with make_client(influx) as client:
-        tables = client.query_api().query(flux)
-    return [record.values for table in tables for record in table.records]
+    return stored_points(influx, measurement)
 
 
 async def test_robot_registers_and_each_part_is_its_own_history(

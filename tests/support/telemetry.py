@@ -10,8 +10,8 @@ import psycopg
 
 from fleetwatch.settings import InfluxSettings
 from ingest.kinds.telemetry import KIND, DeviceType, metric, to_row
-from stores.influx import make_client
 from stores.postgres import device_types
+from tests.support.stored import stored_points
 
 VIBRATION = DeviceType(
     name="vibration_sensor",
@@ -44,13 +44,4 @@ def reading(serial: str, timestamp: int | None = None, **metrics: object) -> byt
 
 def telemetry_points(influx: InfluxSettings, serial: str) -> list[dict[str, Any]]:
     """The device's stored points, oldest first, one row per point with every field."""
-    flux = f"""
-from(bucket: "{influx.influx_bucket}")
-  |> range(start: -7d, stop: 1h)
-  |> filter(fn: (r) => r._measurement == "telemetry" and r.hostname == "{serial}")
-  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
-  |> sort(columns: ["_time"])
-"""
-    with make_client(influx) as client:
-        tables = client.query_api().query(flux)
-    return [record.values for table in tables for record in table.records]
+    return stored_points(influx, "telemetry", hostname=serial)
