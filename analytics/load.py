@@ -591,19 +591,32 @@ def metric_trend_query(
     *,
     filters: ReportFilter = _ALL_FILTER,
     by: Sequence[str] = ("device_id", "hostname"),
+    hourly_after: timedelta = trends.HOURLY_AFTER,
 ) -> TrendQuery:
     """The Flux of a time-weighted trend of a telemetry ``metric`` of the devices of
-    ``device_type`` (the raw points: telemetry has no hourly downsample yet)."""
+    ``device_type``: the raw points, or past ``hourly_after`` (with whole-hour windows) the
+    hourly downsample, whose hours start the period at the top of its hour."""
     params: dict[str, ParamValue] = {
-        "bucket": buckets.raw,
-        "measurement": "telemetry",
         "device_type": device_type,
-        "field": metric,
-        "start": period.start,
         "stop": period.end,
         "window": window,
         "by": ",".join(by),
         "hostnames": ",".join(filters.hostnames),
+    }
+    if period.end - period.start > hourly_after and not window % _HOUR:
+        name = "metric_hourly_trend"
+        params |= {
+            "hourly_bucket": buckets.hourly,
+            "source": "telemetry",
+            "metric": metric,
+            "start": trends.align(period.start, _HOUR),
+        }
+        return TrendQuery("hourly", name, load_query(name).render(params))
+    params |= {
+        "bucket": buckets.raw,
+        "measurement": "telemetry",
+        "field": metric,
+        "start": period.start,
     }
     return TrendQuery("raw", "sensor_trend", load_query("sensor_trend").render(params))
 

@@ -200,7 +200,8 @@ def _migrate_influx(
 ) -> None:
     """Ensure the raw and hourly buckets with their retention, and the downsampling task;
     with ``token_file``, the dashboard's read token on both buckets, written there."""
-    from stores import influx  # noqa: PLC0415 - heavy imports
+    from ingest.kinds import metric_measurements  # noqa: PLC0415 - heavy imports
+    from stores import influx  # noqa: PLC0415
     from stores.influx import buckets, tasks  # noqa: PLC0415
 
     org = settings.influx_org
@@ -221,7 +222,7 @@ def _migrate_influx(
             sys.stdout.write(f"influxdb: bucket {name}: {done}\n")
         raw, hourly = settings.influx_bucket, retention.influx_hourly_bucket
         existing = tasks.find_tasks(client, org, tasks.task_name(hourly))
-        task = influx.ensure_hourly_task(client, org, raw, hourly)
+        task = influx.ensure_hourly_task(client, org, raw, hourly, metric_measurements())
         if not existing:
             done = f"created (every {task.every}, offset {task.offset}, {raw} -> {hourly})"
         elif existing[0].flux != task.flux or len(existing) > 1:
@@ -277,8 +278,10 @@ def _cmd_housekeeping(_: argparse.Namespace) -> int:
 
 
 def _cmd_downsample(args: argparse.Namespace) -> int:
-    """Recompute the hourly downsample (device rows and per-zone rollup) of past hours now."""
-    from stores import StoreError  # noqa: PLC0415 - heavy imports
+    """Recompute the hourly downsample (device rows, per-zone rollup and the metric
+    histories' per-metric rows) of past hours now."""
+    from ingest.kinds import metric_measurements  # noqa: PLC0415 - heavy imports
+    from stores import StoreError  # noqa: PLC0415
     from stores.influx import make_client, run_hourly_stats  # noqa: PLC0415
 
     influx, retention = load(InfluxSettings), load(RetentionSettings)
@@ -294,6 +297,7 @@ def _cmd_downsample(args: argparse.Namespace) -> int:
                 retention.influx_hourly_bucket,
                 start=start,
                 stop=stop,
+                metric_measurements=metric_measurements(),
             )
         except StoreError as exc:
             sys.stderr.write(f"fleetwatch downsample: {exc}\n")

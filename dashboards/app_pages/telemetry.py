@@ -2,7 +2,8 @@
 
 A field engineer picks a device type and one of its declared metrics; the devices are the
 type's (or those picked in the sidebar). The values are the same step-function means as on
-Trends, read from the raw telemetry points of the period.
+Trends, read from the raw telemetry points of the period, or from their hourly downsample
+for periods longer than two days.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def main() -> None:
         st.info("No stored points of this metric in the period.")
     table(trend, f"telemetry_{device_type}_{labels[metric_label]}", selection)
     with st.expander("The Flux behind this chart"):
-        st.caption("Library query `sensor_trend` over the `telemetry` measurement.")
+        st.caption(f"Library query `{query.name}` over the {query.source} telemetry data.")
         editable_flux(src, query.flux, selection, prefix="tel_flux", run_key="run_telemetry_flux")
 
 

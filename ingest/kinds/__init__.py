@@ -13,7 +13,7 @@ from ingest.kinds.declare import (
     MetricType,
     Scalar,
 )
-from ingest.kinds.registry import all_kinds, register, registered
+from ingest.kinds.registry import all_kinds, metric_measurements, register, registered
 
 __all__ = [
     "DEFAULT_PERIODIC",
@@ -24,6 +24,7 @@ __all__ = [
     "MetricType",
     "Scalar",
     "all_kinds",
+    "metric_measurements",
     "register",
     "registered",
 ]

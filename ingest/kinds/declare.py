@@ -128,12 +128,17 @@ class DeviceKind:
         title: what people call it.
         metrics: every metric, in the order reports list them.
         periodic: longest silence of a device's history while its readings keep arriving.
+        measurement: the InfluxDB measurement of a *metric history* (a point per CDC write,
+            a field per metric, stores.influx.points.MetricPoint), which the hourly task
+            downsamples per metric; None for a history with a format of its own (the
+            panel's heartbeat).
     """
 
     name: str
     title: str
     metrics: tuple[Metric, ...]
     periodic: timedelta = DEFAULT_PERIODIC
+    measurement: str | None = None
     _by_name: dict[str, Metric] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -145,6 +150,8 @@ class DeviceKind:
             raise DeclarationError(f"kind {self.name}: metrics declared twice: {duplicates}")
         if "is_online" in names:
             raise DeclarationError(f"kind {self.name}: is_online is every kind's own")
+        if self.measurement is not None and not _NAME.match(self.measurement):
+            raise DeclarationError(f"kind {self.name}: measurement {self.measurement!r}")
         if self.periodic <= timedelta(0):
             raise DeclarationError(f"kind {self.name}: periodic must be positive")
         object.__setattr__(self, "_by_name", {metric.name: metric for metric in self.metrics})

@@ -27,3 +27,12 @@ def registered(name: str) -> DeviceKind:
 def all_kinds() -> tuple[DeviceKind, ...]:
     """Every registered kind, in registration order."""
     return tuple(_KINDS.values())
+
+
+def metric_measurements() -> tuple[str, ...]:
+    """Every measurement written as a metric history, sorted: the registered kinds' and
+    telemetry's (whose kinds are device types, declared at run time, never registered)."""
+    from ingest.kinds.telemetry import MEASUREMENT  # noqa: PLC0415 - it reads the stores
+
+    declared = {kind.measurement for kind in _KINDS.values() if kind.measurement is not None}
+    return tuple(sorted(declared | {MEASUREMENT}))

@@ -64,7 +64,9 @@ class Part:
 
 
 def _part(section: str, title: str, metrics: tuple[Metric, ...], tag: str | None = None) -> Part:
-    kind = register(DeviceKind(name=f"{KIND}_{section}", title=title, metrics=metrics))
+    kind = register(
+        DeviceKind(name=f"{KIND}_{section}", title=title, metrics=metrics, measurement=section)
+    )
     return Part(section, section, kind, tag)
 
 

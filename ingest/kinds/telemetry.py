@@ -24,9 +24,11 @@ import yaml
 
 from ingest.kinds import validate
 from ingest.kinds.declare import ChangeType, DeclarationError, DeviceKind, Metric, Scalar
+from stores.influx.points import TELEMETRY
 from stores.postgres.device_types import DeviceTypeRow, MetricRow
 
 KIND: Final = "telemetry"
+MEASUREMENT: Final = TELEMETRY  # the readings' metric history
 TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 MAX_METRICS: Final = 32
 
@@ -60,7 +62,7 @@ class DeviceType:
                 raise DeclarationError(
                     f"{self.name}.{metric.name}: telemetry metrics are numbers or flags"
                 )
-        kind = DeviceKind(name=KIND, title=self.name, metrics=self.metrics)
+        kind = DeviceKind(name=KIND, title=self.name, metrics=self.metrics, measurement=MEASUREMENT)
         object.__setattr__(self, "kind", kind)
 
 

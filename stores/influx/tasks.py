@@ -1,9 +1,11 @@
-"""The hourly downsampling of the heartbeat history: an InfluxDB task, and the same Flux on demand.
+"""The hourly downsampling of the CDC history: an InfluxDB task, and the same Flux on demand.
 
-The computation lives in ``flux/hourly_stats.flux`` (``hourlyStats()`` for one window,
-``toHourly()`` to write its rows, ``toGroups()`` to write their sums per zone and country,
-``pointKinds()`` and ``toKinds()`` for the points by change type);
-this module only renders the calls around it:
+The computation lives in ``flux/hourly_stats.flux`` for the panels' heartbeat
+(``hourlyStats()`` for one window, ``toHourly()`` to write its rows, ``toGroups()`` to write
+their sums per zone and country, ``pointKinds()`` and ``toKinds()`` for the points by change
+type) and in ``flux/metric_hourly.flux`` for every metric history (``metricHourly()`` and
+``toMetricHourly()``: telemetry and the robot's parts, named by the caller from the kinds'
+declarations); this module only renders the calls around them:
 
 * ``ensure_hourly_task`` installs it as a task that runs every hour (a few minutes past, so
   the hour's last points have arrived) and recomputes the last ``RECOMPUTE_HOURS`` whole
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -39,6 +43,7 @@ from stores.influx.client import api_errors
 logger = logging.getLogger(__name__)
 
 FLUX_FILE = Path(__file__).with_name("flux") / "hourly_stats.flux"
+METRIC_FLUX_FILE = FLUX_FILE.with_name("metric_hourly.flux")
 TASK_NAME = "fleetwatch-hourly-stats"
 # Never change these two for an installed base: see the module's note on the scheduler.
 TASK_EVERY = "1h"
@@ -49,12 +54,21 @@ HOURS_PER_QUERY = 24
 
 _HOUR = timedelta(hours=1)
 _DEVICE_HOURS = "device_hours"
+_METRIC_HOURS = "metric_hours"
+_IMPORT = re.compile(r'^import "[^"]+"\n?', re.MULTILINE)
 
 
 @cache
 def hourly_stats_flux() -> str:
-    """The Flux library of the downsampling (``hourlyStats``, ``toHourly``, ``toGroups``)."""
-    return FLUX_FILE.read_text(encoding="utf-8")
+    """The Flux library of the downsampling (``hourlyStats``, ``toHourly``, ``toGroups``,
+    ``metricHourly``, ``toMetricHourly``), both files with their imports merged."""
+    panel = FLUX_FILE.read_text(encoding="utf-8")
+    metric = METRIC_FLUX_FILE.read_text(encoding="utf-8")
+    imports = sorted(
+        {line for text in (panel, metric) for line in text.splitlines() if _IMPORT.match(line)}
+    )
+    bodies = [_IMPORT.sub("", text).strip() for text in (panel, metric)]
+    return "\n".join(imports) + "\n\n" + "\n\n".join(bodies) + "\n"
 
 
 def task_name(hourly_bucket: str) -> str:
@@ -63,11 +77,23 @@ def task_name(hourly_bucket: str) -> str:
     return f"{TASK_NAME} ({hourly_bucket})"
 
 
-def task_flux(org: str, raw_bucket: str, hourly_bucket: str) -> str:
-    """The complete Flux of the task: the library, the task options and the scheduled run."""
+def task_flux(
+    org: str, raw_bucket: str, hourly_bucket: str, metric_measurements: Sequence[str] = ()
+) -> str:
+    """The complete Flux of the task: the library, the task options and the scheduled run
+    (the heartbeat's statistics, and each of ``metric_measurements``' per metric)."""
     name = task_name(hourly_bucket)
     bounds = [f"date.sub(d: {back}h, from: stop)" for back in range(RECOMPUTE_HOURS, 0, -1)]
     stats = _stats([*bounds, "stop"])
+    metrics = _metric_stats(metric_measurements, [*bounds, "stop"])
+    metric_run = (
+        f"""
+{metrics}
+    |> toMetricHourly(bucket: {_string(hourly_bucket)}, org: {_string(org)})
+"""
+        if metrics
+        else ""
+    )
     return f"""{hourly_stats_flux().rstrip()}
 
 option task = {{name: {_string(name)}, every: {TASK_EVERY}, offset: {TASK_OFFSET}}}
@@ -83,7 +109,7 @@ stop = date.truncate(t: now(), unit: 1h)
 
 pointKinds(bucket: raw, start: {bounds[0]}, stop: stop)
     |> toKinds(bucket: {_string(hourly_bucket)}, org: {_string(org)})
-"""
+{metric_run}"""
 
 
 def find_tasks(client: InfluxDBClient, org: str, name: str) -> list[Task]:
@@ -94,9 +120,16 @@ def find_tasks(client: InfluxDBClient, org: str, name: str) -> list[Task]:
 
 
 def ensure_hourly_task(
-    client: InfluxDBClient, org: str, raw_bucket: str, hourly_bucket: str
+    client: InfluxDBClient,
+    org: str,
+    raw_bucket: str,
+    hourly_bucket: str,
+    metric_measurements: Sequence[str] = (),
 ) -> Task:
     """The hourly downsampling task from ``raw_bucket`` into ``hourly_bucket``; idempotent.
+
+    ``metric_measurements`` are the metric histories (telemetry, the robot's parts) whose
+    metrics it downsamples besides the heartbeat.
 
     Matched by name (``task_name(hourly_bucket)``): created when missing, its Flux replaced
     when it differs from this version's (new code, another raw bucket or org), left alone
@@ -105,7 +138,7 @@ def ensure_hourly_task(
     InfluxDB does not answer).
     """
     name = task_name(hourly_bucket)
-    flux = task_flux(org, raw_bucket, hourly_bucket)
+    flux = task_flux(org, raw_bucket, hourly_bucket, metric_measurements)
     description = f"device_hourly_stats from {raw_bucket} into {hourly_bucket} (fleetwatch)"
     api = client.tasks_api()
     existing = find_tasks(client, org, name)
@@ -138,8 +171,10 @@ def run_hourly_stats(
     *,
     start: datetime,
     stop: datetime,
+    metric_measurements: Sequence[str] = (),
 ) -> int:
-    """Compute and write the statistics of every hour in [start, stop) now; rows written.
+    """Compute and write the statistics of every hour in [start, stop) now; the heartbeat's
+    device-hours written (the metric histories' rows are logged).
 
     ``start`` and ``stop`` are timezone-aware, on the hour, and ``stop`` is not in the
     future (an hour still running has no final figures). This is the task's Flux over
@@ -157,22 +192,45 @@ def run_hourly_stats(
     if stop > datetime.now(UTC):
         raise ValueError(f"stop {stop.isoformat()} is in the future")
     hours = [start + n * _HOUR for n in range(int((stop - start) / _HOUR))]
-    written = 0
+    written = metric_rows = 0
     for first in range(0, len(hours), HOURS_PER_QUERY):
         batch = hours[first : first + HOURS_PER_QUERY]
-        written += _run(client, org, _query_flux(org, raw_bucket, hourly_bucket, batch))
+        flux = _query_flux(org, raw_bucket, hourly_bucket, batch, metric_measurements)
+        devices, metrics = _run(client, org, flux)
+        written += devices
+        metric_rows += metrics
     logger.info(
-        "downsampled %d hours from %s into %s: %d device-hours written",
+        "downsampled %d hours from %s into %s: %d device-hours, %d metric-hours written",
         len(hours),
         raw_bucket,
         hourly_bucket,
         written,
+        metric_rows,
     )
     return written
 
 
-def _query_flux(org: str, raw_bucket: str, hourly_bucket: str, hours: list[datetime]) -> str:
-    stats = _stats([*(_time(hour) for hour in hours), _time(hours[-1] + _HOUR)])
+def _query_flux(
+    org: str,
+    raw_bucket: str,
+    hourly_bucket: str,
+    hours: list[datetime],
+    metric_measurements: Sequence[str],
+) -> str:
+    bounds = [*(_time(hour) for hour in hours), _time(hours[-1] + _HOUR)]
+    stats = _stats(bounds)
+    metrics = _metric_stats(metric_measurements, bounds)
+    metric_run = (
+        f"""
+{metrics}
+    |> toMetricHourly(bucket: {_string(hourly_bucket)}, org: {_string(org)})
+    |> group()
+    |> count(column: "avg")
+    |> yield(name: "{_METRIC_HOURS}")
+"""
+        if metrics
+        else ""
+    )
     return f"""{hourly_stats_flux().rstrip()}
 
 raw = {_string(raw_bucket)}
@@ -189,7 +247,7 @@ pointKinds(bucket: raw, start: {_time(hours[0])}, stop: {_time(hours[-1] + _HOUR
     |> group()
     |> count()
     |> yield(name: "kinds")
-"""
+{metric_run}"""
 
 
 def _stats(bounds: list[str]) -> str:
@@ -199,22 +257,42 @@ def _stats(bounds: list[str]) -> str:
         f"hourlyStats(bucket: raw, start: {start}, stop: {stop})"
         for start, stop in itertools.pairwise(bounds)
     ]
-    if len(calls) == 1:  # union() wants two streams at least
-        return calls[0]
+    return _union(calls)
+
+
+def _union(calls: list[str]) -> str:
+    """Flux streaming the rows of every call; "" for none."""
+    if len(calls) <= 1:  # union() wants two streams at least
+        return "".join(calls)
     listed = "".join(f"        {call},\n" for call in calls)
     return f"union(\n    tables: [\n{listed}    ],\n)"
 
 
-def _run(client: InfluxDBClient, org: str, flux: str) -> int:
-    with api_errors(client, "computing device_hourly_stats"):
+def _metric_stats(measurements: Sequence[str], bounds: list[str]) -> str:
+    """Flux streaming the rows of one ``metricHourly()`` per measurement and pair of
+    consecutive ``bounds``; "" for no measurement."""
+    calls = [
+        f"metricHourly(bucket: raw, measurement: {_string(measurement)}, "
+        f"start: {start}, stop: {stop})"
+        for measurement in sorted(set(measurements))
+        for start, stop in itertools.pairwise(bounds)
+    ]
+    return _union(calls)
+
+
+def _run(client: InfluxDBClient, org: str, flux: str) -> tuple[int, int]:
+    """Device-hours of the heartbeat and metric-hours of the metric histories written."""
+    with api_errors(client, "computing the hourly statistics"):
         tables = client.query_api().query(flux, org=org)
-    # Each group row counts the device rows summed into it.
-    return sum(
-        int(record["devices"])
-        for table in tables
-        for record in table.records
-        if record.values.get("result") == _DEVICE_HOURS
-    )
+    devices = metrics = 0
+    for table in tables:
+        for record in table.records:
+            result = record.values.get("result")
+            if result == _DEVICE_HOURS:  # each group row counts the device rows in it
+                devices += int(record["devices"])
+            elif result == _METRIC_HOURS:
+                metrics += int(record["avg"])
+    return devices, metrics
 
 
 def _floor_hour(moment: datetime) -> datetime:

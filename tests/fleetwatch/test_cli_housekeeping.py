@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select
 
 from fleetwatch.cli import main
 from fleetwatch.settings import InfluxSettings, PostgresSettings
+from ingest.kinds import metric_measurements
 from stores.influx import ensure_bucket
 from stores.influx.buckets import find_bucket, retention_seconds
 from stores.influx.flux_library import run_flux
@@ -90,7 +91,7 @@ def test_migrate_creates_buckets_and_task_once(
     assert retention_seconds(hourly_bucket) == 730 * DAY_S
     tasks = find_tasks(client, org, task_name(hourly))
     assert len(tasks) == 1
-    assert tasks[0].flux == task_flux(org, raw, hourly)
+    assert tasks[0].flux == task_flux(org, raw, hourly, metric_measurements())
     assert f"influxdb: bucket {raw}: created, retention 30 days" in first
     assert f"influxdb: bucket {hourly}: created, retention 730 days" in first
     assert f"influxdb: task {task_name(hourly)}: created" in first

@@ -32,6 +32,7 @@ QUERIES = (
     "device_series",
     "fleet_hourly",
     "group_trend",
+    "metric_hourly_trend",
     "sensor_trend",
     "stored_points_per_day",
 )
@@ -203,7 +204,9 @@ def _trend(client: InfluxDBClient, **params: object) -> pl.DataFrame:
 def test_every_query_runs_on_an_empty_bucket(client: InfluxDBClient, bucket: str) -> None:
     """Each query compiles and runs with its defaults; an empty bucket gives no rows."""
     for query in list_queries():
-        values = {"hostname": "ESG_ALARM_0001"} if query.name == "device_series" else {}
+        required = {"device_series": {"hostname": "ESG_ALARM_0001"}}
+        required["metric_hourly_trend"] = {"metric": "vibration"}
+        values = required.get(query.name, {})
         target = "bucket" if any(p.name == "bucket" for p in query.params) else "hourly_bucket"
         frame = run_flux(client, query.render({target: bucket, **values}))
         assert frame.is_empty(), query.name

@@ -2,107 +2,28 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
 import pytest
 from influxdb_client.client.influxdb_client import InfluxDBClient
-from influxdb_client.rest import ApiException
 
 from stores.influx import ensure_bucket, ensure_hourly_task, run_hourly_stats
 from stores.influx.buckets import find_bucket, retention_seconds
 from stores.influx.flux_library import load_query, run_flux
-from stores.influx.points import DeviceTags, HeartbeatPoint, heartbeat_line
 from stores.influx.tasks import find_tasks, task_flux, task_name
 from stores.influx.writer import LineWriter
-from tests.conftest import unique_name
+from tests.stores.conftest import NewBucket
+from tests.support.hourly import finished_run, heartbeat, hour_ago, rows
 
 DAY_S = 86_400
-TASK_RUN_TIMEOUT_S = 30.0
-
-NewBucket = Callable[[int], str]
-
-
-@pytest.fixture
-def new_bucket(client: InfluxDBClient, org: str) -> Iterator[NewBucket]:
-    """Makes buckets of the test's own (retention in days); deletes them and their tasks."""
-    names: list[str] = []
-
-    def make(retention_days: int) -> str:
-        name = unique_name("bucket")
-        names.append(name)
-        ensure_bucket(client, name, org, retention_days)
-        return name
-
-    yield make
-    for name in names:
-        for task in find_tasks(client, org, task_name(name)):
-            client.tasks_api().delete_task(task.id)
-        bucket = find_bucket(client, name, org)
-        if bucket is not None:
-            client.buckets_api().delete_bucket(bucket)
-
-
-def _hour_ago(hours: int) -> datetime:
-    """The start of the hour ``hours`` before the current one."""
-    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    return now - timedelta(hours=hours)
-
-
-def _point(
-    device_id: int,
-    when: datetime,
-    temperature: float,
-    *,
-    humidity: float = 50.0,
-    panic1: bool = False,
-    box_sw: bool = False,
-    online: bool = True,
-    change_type: str = "PERIODIC",
-    zone: int | None = 3,
-    country: str | None = "ES",
-) -> str:
-    """Line protocol of one CDC heartbeat point."""
-    return heartbeat_line(
-        HeartbeatPoint(
-            tags=DeviceTags(device_id, f"ESG_ALARM_{device_id:04d}", zone, country),
-            time=when,
-            temperature=temperature,
-            humidity=humidity,
-            fan_pwm_duty=40,
-            panic1=panic1,
-            panic2=False,
-            box_sw=box_sw,
-            siren=False,
-            turret=False,
-            is_online=online,
-            device_state="NORMAL",
-            uptime=100,
-            change_type=change_type,
-            changes={},
-            device_time=None,
-        )
-    )
-
-
-def _rows(client: InfluxDBClient, bucket: str, measurement: str) -> list[dict[str, Any]]:
-    """Every ``measurement`` row of ``bucket``, its fields pivoted into columns."""
-    flux = f"""
-from(bucket: "{bucket}")
-  |> range(start: -7d)
-  |> filter(fn: (r) => r._measurement == "{measurement}")
-  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
-"""
-    return [record.values for table in client.query_api().query(flux) for record in table.records]
 
 
 def _stats(client: InfluxDBClient, bucket: str) -> dict[tuple[str, datetime], dict[str, Any]]:
     """Every device_hourly_stats row of ``bucket``, by (device_id, hour)."""
-    rows = _rows(client, bucket, "device_hourly_stats")
-    return {(row["device_id"], row["_time"]): row for row in rows}
+    stored = rows(client, bucket, "device_hourly_stats")
+    return {(row["device_id"], row["_time"]): row for row in stored}
 
 
 def test_ensure_bucket_creates_once(
@@ -157,12 +78,12 @@ def test_hourly_average_is_time_weighted(
 ) -> None:
     """20 °C for 45 min then 24 °C for 15 min averages 21.0 (the points' mean is 22.67)."""
     raw, hourly = new_bucket(30), new_bucket(730)
-    hour = _hour_ago(3)
+    hour = hour_ago(3)
     LineWriter(client, raw).write(
         [
-            _point(1, hour, 20.0, humidity=40.0),
-            _point(1, hour + timedelta(minutes=45), 24.0, humidity=60.0),
-            _point(1, hour + timedelta(minutes=50), 24.0, humidity=60.0),  # PERIODIC repeat
+            heartbeat(1, hour, 20.0, humidity=40.0),
+            heartbeat(1, hour + timedelta(minutes=45), 24.0, humidity=60.0),
+            heartbeat(1, hour + timedelta(minutes=50), 24.0, humidity=60.0),  # PERIODIC repeat
         ]
     )
 
@@ -186,11 +107,11 @@ def test_value_current_at_the_hour_start_is_carried_in(
 ) -> None:
     """With no point at the hour's start, the previous hour's last value holds until the first."""
     raw, hourly = new_bucket(30), new_bucket(730)
-    hour = _hour_ago(3)
+    hour = hour_ago(3)
     LineWriter(client, raw).write(
         [
-            _point(2, hour - timedelta(minutes=3), 18.0),
-            _point(2, hour + timedelta(minutes=30), 22.0, panic1=True),
+            heartbeat(2, hour - timedelta(minutes=3), 18.0),
+            heartbeat(2, hour + timedelta(minutes=30), 22.0, panic1=True),
         ]
     )
 
@@ -218,17 +139,17 @@ def test_transitions_offline_stretches_and_reruns(
 ) -> None:
     """Only false->true edges count, an offline stretch weighs nothing, a rerun replaces rows."""
     raw, hourly = new_bucket(30), new_bucket(730)
-    hour = _hour_ago(2)
+    hour = hour_ago(2)
     at = [hour + timedelta(minutes=minutes) for minutes in range(60)]
     LineWriter(client, raw).write(
         [
-            _point(3, hour - timedelta(minutes=2), 30.0, box_sw=True),
-            _point(3, at[0], 30.0, box_sw=True),
-            _point(3, at[10], 30.0, panic1=True, box_sw=True),
-            _point(3, at[20], 30.0, box_sw=True),
-            _point(3, at[25], 30.0, panic1=True, box_sw=True),
-            _point(3, at[30], 30.0, panic1=True, box_sw=True, online=False),
-            _point(3, at[45], 34.0, box_sw=True),
+            heartbeat(3, hour - timedelta(minutes=2), 30.0, box_sw=True),
+            heartbeat(3, at[0], 30.0, box_sw=True),
+            heartbeat(3, at[10], 30.0, panic1=True, box_sw=True),
+            heartbeat(3, at[20], 30.0, box_sw=True),
+            heartbeat(3, at[25], 30.0, panic1=True, box_sw=True),
+            heartbeat(3, at[30], 30.0, panic1=True, box_sw=True, online=False),
+            heartbeat(3, at[45], 34.0, box_sw=True),
         ]
     )
     one_hour = {"start": hour, "stop": hour + timedelta(hours=1)}
@@ -248,27 +169,16 @@ def test_transitions_offline_stretches_and_reruns(
 
 def test_run_hourly_stats_wants_whole_past_hours(client: InfluxDBClient, org: str) -> None:
     """A range off the hour, empty, naive or reaching into the future is refused."""
-    hour = _hour_ago(2)
+    hour = hour_ago(2)
     bad = [
         (hour + timedelta(minutes=5), hour + timedelta(hours=1)),
         (hour, hour),
         (hour.replace(tzinfo=None), hour + timedelta(hours=1)),
-        (hour, _hour_ago(-1)),
+        (hour, hour_ago(-1)),
     ]
     for start, stop in bad:
         with pytest.raises(ValueError, match=r"on the hour|empty|timezone|future"):
             run_hourly_stats(client, org, "raw", "hourly", start=start, stop=stop)
-
-
-def _run_status(client: InfluxDBClient, task_id: str, run_id: str) -> str:
-    """The run's status; "unseen" while influxd has it in neither its running nor its
-    finished runs (a finished run is found only once its record reaches the _tasks bucket)."""
-    try:
-        return str(client.tasks_api().get_run(task_id, run_id).status)
-    except ApiException as exc:
-        if exc.status == 404:
-            return "unseen"
-        raise
 
 
 def test_task_run_writes_the_recent_hours(
@@ -276,23 +186,15 @@ def test_task_run_writes_the_recent_hours(
 ) -> None:
     """A run of the installed task (not a copy of its Flux) writes the hours before it."""
     raw, hourly = new_bucket(30), new_bucket(730)
-    scheduled = _hour_ago(0)
+    scheduled = hour_ago(0)
     hour = scheduled - timedelta(hours=2)
     LineWriter(client, raw).write(
-        [_point(4, hour, 20.0), _point(4, hour + timedelta(minutes=30), 26.0)]
+        [heartbeat(4, hour, 20.0), heartbeat(4, hour + timedelta(minutes=30), 26.0)]
     )
     task = ensure_hourly_task(client, org, raw, hourly)
 
     run = client.tasks_api().run_manually(task.id, scheduled_for=scheduled)
-    deadline = time.monotonic() + TASK_RUN_TIMEOUT_S
-    while (status := _run_status(client, task.id, run.id)) not in {
-        "success",
-        "failed",
-        "canceled",
-    }:
-        assert time.monotonic() < deadline, f"task run still {status}"
-        time.sleep(0.2)
-
+    status = finished_run(client, task.id, run.id)
     assert status == "success"
     stats = _stats(client, hourly)
     assert list(stats) == [("4", hour)]
@@ -305,23 +207,25 @@ def test_points_by_change_type_and_group_sums(
     """Device rows count stored points by change_type (the carried one excluded) and
     group_hourly_stats sums them per zone and country, weighting means by covered time."""
     raw, hourly = new_bucket(30), new_bucket(730)
-    hour = _hour_ago(2)
+    hour = hour_ago(2)
     at = [hour + timedelta(minutes=minutes) for minutes in range(60)]
     LineWriter(client, raw).write(
         [
             # Device 4 (zone 3, ES): 20 °C carried in, 26 °C from :30.
-            _point(4, hour - timedelta(minutes=1), 20.0, change_type="SENSOR_DATA"),
-            _point(4, at[0], 20.0),
-            _point(4, at[10], 20.0, panic1=True, change_type="ALARM"),
-            _point(4, at[30], 26.0, change_type="SENSOR_DATA"),
+            heartbeat(4, hour - timedelta(minutes=1), 20.0, change_type="SENSOR_DATA"),
+            heartbeat(4, at[0], 20.0),
+            heartbeat(4, at[10], 20.0, panic1=True, change_type="ALARM"),
+            heartbeat(4, at[30], 26.0, change_type="SENSOR_DATA"),
             # Device 5 (zone 3, ES): 30 °C all hour.
-            _point(5, at[0], 30.0),
-            _point(5, at[5], 30.0, change_type="MULTIPLE"),
+            heartbeat(5, at[0], 30.0),
+            heartbeat(5, at[5], 30.0, change_type="MULTIPLE"),
             # Device 6 (zone 5, PT): offline from :15, so only 15 min count.
-            _point(6, at[0], 10.0, zone=5, country="PT"),
-            _point(6, at[15], 10.0, online=False, zone=5, country="PT", change_type="CONNECTION"),
+            heartbeat(6, at[0], 10.0, zone=5, country="PT"),
+            heartbeat(
+                6, at[15], 10.0, online=False, zone=5, country="PT", change_type="CONNECTION"
+            ),
             # Device 7 without zone or country.
-            _point(7, at[0], 15.0, zone=None, country=None),
+            heartbeat(7, at[0], 15.0, zone=None, country=None),
         ]
     )
 
@@ -335,7 +239,7 @@ def test_points_by_change_type_and_group_sums(
     assert device["sample_count"] == 3
     groups = {
         (row.get("zone"), row.get("country")): row
-        for row in _rows(client, hourly, "group_hourly_stats")
+        for row in rows(client, hourly, "group_hourly_stats")
     }
     assert set(groups) == {("3", "ES"), ("5", "PT"), (None, None)}
     es = groups["3", "ES"]
@@ -355,13 +259,13 @@ def test_points_by_change_type_and_group_sums(
     assert groups[None, None]["weighted_temperature"] == pytest.approx(15.0 * 3600)
 
 
-def test_group_rollup_reads_agree_with_the_device_rows(
+def test_group_rollup_reads_agree_with_the_devicerows(
     client: InfluxDBClient, org: str, new_bucket: NewBucket
 ) -> None:
     """group_trend.flux over the rollup gives fleet_hourly.flux's answer over the device rows,
     and stored_points_per_day.flux counts the stored points by change type either way."""
     raw, hourly = new_bucket(30), new_bucket(730)
-    first = _hour_ago(3)
+    first = hour_ago(3)
     lines = []
     for device, (zone, country, base) in {
         8: (3, "ES", 20.0),
@@ -372,7 +276,8 @@ def test_group_rollup_reads_agree_with_the_device_rows(
             kind = "SENSOR_DATA" if minute % 30 == 5 else "PERIODIC"
             when = first + timedelta(minutes=minute)
             value = base + minute / 60
-            lines.append(_point(device, when, value, zone=zone, country=country, change_type=kind))
+            point = heartbeat(device, when, value, zone=zone, country=country, change_type=kind)
+            lines.append(point)
     LineWriter(client, raw).write(lines)
     run_hourly_stats(client, org, raw, hourly, start=first, stop=first + timedelta(hours=2))
     params = {"hourly_bucket": hourly, "start": first, "stop": first + timedelta(hours=2)}
