@@ -19,6 +19,7 @@ from fleetwatch import __version__, command_cli, dashboard_cli, device_types_cli
 from fleetwatch.settings import (
     ENV_PREFIX,
     SETTINGS_GROUPS,
+    AlertSettings,
     DashboardSettings,
     InfluxSettings,
     IngestSettings,
@@ -106,6 +107,18 @@ def _cmd_check(_: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _install_builtin_rules(settings: PostgresSettings) -> None:
+    """Add the built-in notification template and rules that are missing (edits are kept)."""
+    import psycopg  # noqa: PLC0415
+
+    from alerting import builtin  # noqa: PLC0415 - heavy imports
+
+    with psycopg.connect(str(settings.database_url)) as conn:
+        added = builtin.install(conn)
+    for name in added:
+        sys.stdout.write(f"postgresql: built-in {name} installed\n")
+
+
 def _cmd_migrate(_: argparse.Namespace) -> int:
     """Bring PostgreSQL to the schema this version needs, then InfluxDB's buckets and task;
     with the dashboard's settings, also its read-only role and read token."""
@@ -134,6 +147,7 @@ def _cmd_migrate(_: argparse.Namespace) -> int:
         sys.stdout.write(f"postgresql: already at revision {after}\n")
     else:
         sys.stdout.write(f"postgresql: migrated from revision {before or 'none'} to {after}\n")
+    _install_builtin_rules(settings)
     if role is not None:
         try:
             _ensure_dashboard_role(settings, *role)
@@ -316,8 +330,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.service import IngestOptions, IngestService  # noqa: PLC0415
     from stores import SchemaError, StoreUnavailableError  # noqa: PLC0415
 
-    ingest_settings = load(IngestSettings)
+    ingest_settings, alerts = load(IngestSettings), load(AlertSettings)
     options = IngestOptions(
+        rules_sweep_s=alerts.rules_sweep_s,
+        event_link=alerts.public_url,
         batch_size=args.batch_size,
         batch_wait_s=args.batch_wait_ms / 1000,
         offline_after=timedelta(seconds=ingest_settings.offline_after_s),

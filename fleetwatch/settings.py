@@ -151,6 +151,54 @@ class IngestSettings(BaseSettings):
     )
 
 
+class AlertSettings(BaseSettings):
+    """How events reach people: the channels' endpoints and the delivery worker."""
+
+    model_config = _config()
+
+    public_url: str = Field(
+        default="http://127.0.0.1:8501/events",
+        description="the dashboard's Events page as people reach it ({link} in messages)",
+    )
+    rules_sweep_s: float = Field(
+        default=5.0, gt=0, description="seconds between two checks of rules' pending durations"
+    )
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP server for email")
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP port")
+    smtp_starttls: bool = Field(default=False, description="upgrade the SMTP session to TLS")
+    smtp_username: str | None = Field(default=None, description="SMTP login, if the server asks")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password")
+    smtp_from: str = Field(default="fleetwatch@localhost", description="sender address")
+    smtp_timeout_s: float = Field(default=15.0, gt=0, description="SMTP timeout per message")
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="key of the HMAC-SHA256 signature header of webhook requests (unset: none)",
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="webhook request timeout")
+    sms_url: str | None = Field(default=None, description="the SMS gateway's HTTP endpoint")
+    sms_method: Literal["POST", "GET", "PUT"] = Field(default="POST", description="its method")
+    sms_body: str = Field(
+        default='{"to": "{to}", "text": "{message}"}',
+        description="request body with {to} and {message} ({name} too), escaped for its type",
+    )
+    sms_content_type: str = Field(
+        default="application/json", description="the body's type (JSON or form-encoded)"
+    )
+    sms_auth_header: SecretStr | None = Field(
+        default=None, description="Authorization header sent to the gateway"
+    )
+    sms_timeout_s: float = Field(default=10.0, gt=0, description="SMS gateway request timeout")
+    notify_concurrency: int = Field(
+        default=4, ge=1, le=64, description="deliveries a worker sends at once per channel"
+    )
+    notify_lease_s: float = Field(
+        default=60.0, gt=0, description="how long a worker holds a delivery it is sending"
+    )
+    notify_poll_s: float = Field(
+        default=1.0, gt=0, description="longest wait for new deliveries between two looks"
+    )
+
+
 class DashboardSettings(BaseSettings):
     """How the Streamlit dashboard runs, and the read-only credentials it uses.
 
@@ -244,6 +292,7 @@ SETTINGS_GROUPS: tuple[type[BaseSettings], ...] = (
     InfluxSettings,
     RetentionSettings,
     IngestSettings,
+    AlertSettings,
     DashboardSettings,
     LogSettings,
 )

@@ -68,6 +68,8 @@ class IngestOptions:
     loop_backoff_max_s: float = 60.0  # longest wait after a background loop's failed ticks
     job_check_interval_s: float = 30.0
     job_silence: timedelta = timedelta(minutes=10)  # a job not reported on for this long fails
+    rules_sweep_s: float = 5.0  # how often rules' pending and clear durations are checked
+    event_link: str = ""  # the dashboard's Events page, for {link} in notifications
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.batch_wait_s < 0:
@@ -94,7 +96,9 @@ class IngestService:
         self._store = IngestStore(str(pg.database_url))
         self._influx = make_client(influx)
         self._tracker = CdcTracker(self._options.kinds)
-        self._handler = BatchHandler(self._store, self._tracker, self._options.timing)
+        self._handler = BatchHandler(
+            self._store, self._tracker, self._options.timing, link=self._options.event_link
+        )
         self._dispatcher = CommandDispatcher(
             str(pg.database_url), TopicScheme(mqtt.topic_prefix), self._options.timing
         )
@@ -244,6 +248,7 @@ class IngestService:
         start("liveness", options.liveness_interval_s, self._liveness, stop, first_now=False)
         start("gauges", options.gauges_interval_s, self._gauges, stop, first_now=True)
         start("jobs", options.job_check_interval_s, self._jobs, stop, first_now=False)
+        start("rules", options.rules_sweep_s, self._rules, stop, first_now=False)
         if self._retention is not None:  # housekeeping is off without retention settings
             interval = self._retention.housekeeping_interval_s
             start("housekeeping", interval, self._housekeeping, stop, first_now=False)
@@ -331,6 +336,17 @@ class IngestService:
         )
         if failed:
             logger.warning("%d job(s) failed: no report for %s", failed, self._options.job_silence)
+
+    async def _rules(self) -> None:
+        """Open the events whose ``for`` ran out, resolve those whose clear duration did,
+        when no value arrived to do it (a device gone silent)."""
+        effects = await asyncio.to_thread(self._handler.sweep_rules, datetime.now(UTC))
+        if effects.opened or effects.resolved:
+            logger.info(
+                "rules sweep: %d event(s) opened, %d resolved",
+                len(effects.opened),
+                effects.resolved,
+            )
 
     async def _gauges(self) -> None:
         online, commands = await asyncio.to_thread(self._store.fleet_gauges)

@@ -8,6 +8,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from alerting import engine as alerting
+from alerting.book import RuleCache
 from ingest.cdc import CdcTracker
 from ingest.commands import CommandTiming
 from ingest.handling.core import DEFAULT_TIMING, Item, Outcome, Plan, _Device, _now
@@ -49,11 +51,18 @@ class BatchHandler:
     """
 
     def __init__(
-        self, store: IngestStore, tracker: CdcTracker, timing: CommandTiming = DEFAULT_TIMING
+        self,
+        store: IngestStore,
+        tracker: CdcTracker,
+        timing: CommandTiming = DEFAULT_TIMING,
+        *,
+        link: str = "",
     ) -> None:
         self._store = store
         self._tracker = tracker
         self._timing = timing
+        self._rules = RuleCache()
+        self._link = link
         # Batches and liveness sweeps share the tracker: one at a time.
         self._lock = threading.Lock()
 
@@ -75,6 +84,15 @@ class BatchHandler:
             lambda tx: self._silence(tx, cutoff=now - silence, now=now, limit=limit)
         )
 
+    def sweep_rules(self, now: datetime) -> alerting.Effects:
+        """End the rules' durations that ran out without a new value (a device that went
+        silent while a condition was pending, a clear condition that held)."""
+        with self._store.batch() as tx:
+            book = self._rules.book(tx.connection)
+            if not book:
+                return alerting.Effects()
+            return alerting.sweep(tx.connection, book, now, link=self._link)
+
     def _transaction(self, build: Callable[[BatchTx], Walk]) -> Outcome:
         with self._lock:
             # The tracker remembers what the walk changes: a batch that does not commit is
@@ -85,6 +103,7 @@ class BatchHandler:
                     walk = build(tx)
                     plan = walk.plan
                     point_ids = self._write(tx, walk, plan)
+                    effects = self._evaluate(tx, plan)
             except BaseException:
                 self._tracker.rollback()
                 raise
@@ -100,7 +119,18 @@ class BatchHandler:
             ignored=plan.ignored,
             heartbeats_received=sum(n for k, n in plan.counts.items() if k[2] == "received"),
             heartbeat_points=sum(n for k, n in plan.counts.items() if k[2] == "written"),
+            events_opened=len(effects.opened),
         )
+
+    def _evaluate(self, tx: BatchTx, plan: Plan) -> alerting.Effects:
+        """The rules on the batch's values, in its transaction (after its writes: the
+        devices' rows are locked, so processes evaluating the same device take turns)."""
+        if not plan.observations:
+            return alerting.Effects()
+        book = self._rules.book(tx.connection)
+        if not book:
+            return alerting.Effects()
+        return alerting.apply(tx.connection, book, plan.observations, link=self._link)
 
     def _walk(self, tx: BatchTx, items: Sequence[Item]) -> Walk:
         messages = [item.message for item in items if item.message is not None]

@@ -6,9 +6,14 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from alerting.book import Subject
+from alerting.engine import Observation as Watched
+from alerting.rules import Severity
+from alerting.values import DEVICE
 from ingest.cdc import CdcTracker, Decision, Observation, StateKey
 from ingest.commands import CommandTiming, Reply, apply_reply
 from ingest.kinds import DeviceKind
@@ -181,6 +186,8 @@ class Plan:
     new_commands: list[NewCommand] = field(default_factory=list)
     robot_patches: dict[int, dict[str, object]] = field(default_factory=dict)
     jobs: list[JobChange] = field(default_factory=list)
+    # Every received value, in order, for the rules (not only what the CDC writes).
+    observations: list[Watched] = field(default_factory=list)
     duplicates: int = 0
     accepted: int = 0
     ignored: int = 0
@@ -199,6 +206,7 @@ class Outcome:
     ignored: int = 0
     heartbeats_received: int = 0
     heartbeat_points: int = 0
+    events_opened: int = 0
 
 
 def reject(item: Item, reason: RejectReason, detail: str) -> DeadLetter:
@@ -281,8 +289,39 @@ class WalkCore:
             self.plan.connections.append(
                 ConnectionChange(dev.device_id, "connected", when, json.dumps({"via": via}))
             )
+            self._observe(dev, DEVICE, when, {"online": True})
             if via not in ("heartbeat", "telemetry"):  # their reading carries is_online=True
                 self._connection_point(dev, when, online=True)
+
+    def _observe(
+        self,
+        dev: _Device,
+        kind: str,
+        at: datetime,
+        values: Mapping[str, object],
+        *,
+        source: str = "",
+        hints: Mapping[str, Severity] | None = None,
+        context: Mapping[str, object] | None = None,
+    ) -> None:
+        """Hand the numbers and flags of ``values`` (received at ``at``) to the rules."""
+        numbers = {name: value for name, value in values.items() if isinstance(value, int | float)}
+        if not numbers:
+            return
+        identity = dev.identity
+        device_type = self._types.get(dev.device_id)
+        subject = Subject(
+            dev.device_id,
+            hostname=identity.hostname,
+            zone=identity.zone,
+            country=identity.country,
+            device_kind=dev.view.kind,
+            device_type=device_type.name if device_type is not None else None,
+            source=source,
+        )
+        self.plan.observations.append(
+            Watched(kind, subject, at, numbers, hints or {}, context or {})
+        )
 
     def _history_time(self, dev: _Device, when: datetime) -> datetime:
         """``when``, moved just past the device's last point if it would land on or before it.
@@ -349,6 +388,7 @@ class WalkCore:
         dev.set("device_state", "OFFLINE")
         details = json.dumps({"last_seen": str(last_seen)})
         self.plan.connections.append(ConnectionChange(device_id, "timeout", now, details))
+        self._observe(dev, DEVICE, now, {"online": False}, context={"via": "timeout"})
         self._connection_point(dev, now, online=False)
         self._went_offline(dev)
 
@@ -362,6 +402,7 @@ class WalkCore:
                 dev.device_id, "disconnected", msg.received_at, json.dumps({"via": "last_will"})
             )
         )
+        self._observe(dev, DEVICE, msg.received_at, {"online": False}, context={"via": "last_will"})
         self._connection_point(dev, msg.received_at, online=False)
         self._went_offline(dev)
 

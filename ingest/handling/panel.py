@@ -6,10 +6,12 @@ import json
 import logging
 from datetime import datetime
 
+from alerting.rules import Severity
+from alerting.values import ALARM_INPUTS, alarm_metric
 from ingest.cdc import CdcState, Decision
 from ingest.commands import set_device_id
 from ingest.handling.core import WalkCore, _Device, _hour
-from ingest.kinds.panel import PanelReading
+from ingest.kinds.panel import PANEL, PanelReading
 from ingest.messages import (
     AlarmReport,
     HeartbeatReport,
@@ -101,6 +103,14 @@ _RUNNING = frozenset({"ACTIVE", "STARTING", "STOPPING"})
 
 SYNC_ALERT = "device_id_sync_failed"
 
+# A panel alarm's priority as an event's severity.
+ALARM_SEVERITY = {
+    "CRITICAL": Severity.CRITICAL,
+    "HIGH": Severity.CRITICAL,
+    "MEDIUM": Severity.WARNING,
+    "LOW": Severity.INFO,
+}
+
 
 class PanelHandlers(WalkCore):
     """The messages of alarm panels (protobuf, identified by their MAC)."""
@@ -151,6 +161,9 @@ class PanelHandlers(WalkCore):
             self.plan.duplicates += 1
             return
         self._seen(dev, msg.received_at, "heartbeat")
+        self._observe(
+            dev, PANEL.name, msg.received_at, {m.name: reading.value(m.name) for m in PANEL.metrics}
+        )
         for column in _HEARTBEAT_COLUMNS:
             dev.set(column, getattr(msg, column))
         if msg.firmware:
@@ -181,7 +194,22 @@ class PanelHandlers(WalkCore):
         action = self._alarm_action(dev, msg)
         if action is not None:
             self.plan.alarm_changes.append(_alarm_change(dev.device_id, action, msg))
+            if msg.alarm_type in ALARM_INPUTS:
+                self._observe_alarm(dev, msg, open_=action == "open")
         self.plan.lines.append(alarm_line(_alarm_point(dev.tags(), msg)))
+
+    def _observe_alarm(self, dev: _Device, msg: AlarmReport, *, open_: bool) -> None:
+        """An input alarm opening (1) or resolving (0), at the alarm's own priority."""
+        name = alarm_metric(msg.alarm_type)
+        self._observe(
+            dev,
+            PANEL.name,
+            msg.received_at,
+            {name: open_},
+            hints={name: ALARM_SEVERITY[msg.priority]},
+            context={"alarm_type": msg.alarm_type, "priority": msg.priority,
+                     "sequence": msg.sequence},
+        )  # fmt: skip
 
     def _alarm_action(self, dev: _Device, msg: AlarmReport) -> str | None:
         """Update I/O and output columns; the alarm_events action for this message."""
@@ -218,6 +246,7 @@ class PanelHandlers(WalkCore):
                     dev.set("sync_attempts", 0)
                 if attempts >= self._timing.sync_alert_after:  # only then can an alert be open
                     self.plan.alarm_changes.append(_sync_alert(dev.device_id, "resolve", now, 0))
+                    self._observe(dev, PANEL.name, now, {"sync_failed": False})
             return
         dev.set("device_synced", False)
         if dev.device_id in self._syncing:
@@ -228,6 +257,9 @@ class PanelHandlers(WalkCore):
             return
         if attempts >= self._timing.sync_alert_after:
             self.plan.alarm_changes.append(_sync_alert(dev.device_id, "open", now, attempts))
+            self._observe(
+                dev, PANEL.name, now, {"sync_failed": True}, context={"attempts": attempts}
+            )
         spec = set_device_id(dev.device_id)
         self.plan.new_commands.append(
             NewCommand(

@@ -66,6 +66,14 @@ class RobotHandlers(WalkCore):
         self.plan.cdc_devices.add(key)
         if decision.duplicate:
             return None
+        self._observe(
+            dev,
+            spec.kind.name,
+            msg.received_at,
+            part.values,
+            source=spec.stream(part.instance) if spec.instance_tag else "",
+            context={"unit": part.unit} if part.unit else None,
+        )
         hour = _hour(when)
         self.plan.counts[(dev.device_id, hour, "received")] += 1
         if not decision.write or decision.change_type is None:

@@ -207,6 +207,11 @@ class BatchTx:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
 
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        """The transaction's connection, for stores whose writes join the batch (alerting)."""
+        return self._conn
+
     def find_by_mac(self, macs: Iterable[str]) -> dict[str, int]:
         """Known device ids by MAC (``aa:bb:…`` form)."""
         rows = self._conn.execute(

@@ -677,6 +677,242 @@ influx_outbox = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+
+# --- alerting: rules -> events -> notifications (seeds 002 and 004) ----------------------
+
+
+class Severity(enum.StrEnum):
+    """How urgent an event is (seed 002's and seed 004's vocabulary)."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class EventStatus(enum.StrEnum):
+    """Where an event is in its life: new -> acknowledged -> resolved."""
+
+    NEW = "new"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class DeliveryStatus(enum.StrEnum):
+    """A notification delivery: waiting (pending, or held by a silence), then done."""
+
+    PENDING = "pending"
+    HELD = "held"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class RuleOperator(enum.StrEnum):
+    """How a rule compares a value with its thresholds."""
+
+    GT = "gt"
+    LT = "lt"
+    GTE = "gte"
+    LTE = "lte"
+    EQ = "eq"
+    NEQ = "neq"
+
+
+class RuleScope(enum.StrEnum):
+    """Which devices a rule watches."""
+
+    DEVICE = "device"
+    KIND = "kind"
+    DEVICE_TYPE = "device_type"
+    ZONE = "zone"
+    FLEET = "fleet"
+
+
+def _by(name: str) -> Column[str]:
+    """Who did something (a person's name, or the part of fleetwatch that did it)."""
+    return Column(name, String(100))
+
+
+# How a notification is worded and whom it reaches by default (seed 002).
+notification_templates = Table(
+    "notification_templates",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("description", Text),
+    Column("subject_template", Text),
+    Column("message_template", Text, nullable=False),
+    # [{"type": "email"|"sms"|"webhook", "address": ..., "name": ...}, ...]
+    Column("recipients", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("priority", Integer, nullable=False, server_default=text("1")),
+    Column("retry_count", Integer, nullable=False, server_default=text("3")),
+    Column("retry_delay_minutes", Double, nullable=False, server_default=text("5.0")),
+    _flag("is_active", default=True),
+    _by("created_by"),
+    _by("updated_by"),
+    _created_at(),
+    _updated_at(),
+    UniqueConstraint("name", name="uq_notification_templates_name"),
+    CheckConstraint("retry_count >= 0 AND retry_delay_minutes >= 0", name="retries"),
+)
+
+# A condition on a device value that raises events (seed 002's rules with seed 004's warning
+# and critical levels), evaluated by ingest on every received value.
+rules = Table(
+    "rules",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("name", String(255), nullable=False),
+    Column("description", Text),
+    Column("scope_type", String(20), nullable=False, server_default=RuleScope.FLEET.value),
+    Column("scope_value", String(255)),
+    Column("device_id", Integer, ForeignKey("devices.id", ondelete="CASCADE")),
+    # The declaration the value belongs to (panel, telemetry, robot_battery, ..., device)
+    # and the value's name in it.
+    Column("kind", String(64), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("operator", String(3), nullable=False),
+    Column("warning_threshold", Double),
+    Column("critical_threshold", Double),
+    Column("clear_threshold", Double),
+    Column("for_seconds", Integer, nullable=False, server_default=text("0")),
+    Column("clear_for_seconds", Integer, nullable=False, server_default=text("0")),
+    Column("cooldown_minutes", Double, nullable=False, server_default=text("15.0")),
+    _flag("is_enabled", default=True),
+    _flag("is_builtin"),
+    # [{"type": "notification", "template": name, "recipients": [...], "after_minutes": n}]
+    Column("action_config", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    _tstz("last_triggered_at"),
+    _by("created_by"),
+    _by("updated_by"),
+    _created_at(),
+    _updated_at(),
+    UniqueConstraint("name", name="uq_rules_name"),
+    CheckConstraint(f"operator IN ({_quoted(RuleOperator)})", name="operator_known"),
+    CheckConstraint(f"scope_type IN ({_quoted(RuleScope)})", name="scope_known"),
+    CheckConstraint(
+        "warning_threshold IS NOT NULL OR critical_threshold IS NOT NULL", name="threshold"
+    ),
+    CheckConstraint(
+        "for_seconds >= 0 AND clear_for_seconds >= 0 AND cooldown_minutes >= 0", name="durations"
+    ),
+    Index("ix_rules_kind", "kind", "metric"),
+    Index("ix_rules_device_id", "device_id"),
+)
+
+# Where each (rule, subject) stands between events: a condition pending its `for`, an open
+# event waiting for its clear condition, the cooldown. A subject is a device's value
+# ("12"), a robot part's ("12/servos/servo_1") or a channel's ("channel/webhook").
+rule_states = Table(
+    "rule_states",
+    metadata,
+    Column("rule_id", UUID(as_uuid=True), ForeignKey("rules.id", ondelete="CASCADE")),
+    Column("subject", String(160), nullable=False),
+    Column("device_id", Integer, ForeignKey("devices.id", ondelete="CASCADE")),
+    Column("last_value", Double),
+    _tstz("last_seen_at"),
+    _tstz("pending_since"),
+    Column("pending_severity", String(10)),
+    _tstz("clear_since"),
+    Column("event_id", BigInteger),
+    Column("event_severity", String(10)),
+    _tstz("last_triggered_at"),
+    PrimaryKeyConstraint("rule_id", "subject", name="pk_rule_states"),
+    Index("ix_rule_states_device_id", "device_id"),
+)
+
+# An occurrence of a rule's condition (seed 002): one open event per rule and subject.
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("rule_id", UUID(as_uuid=True), ForeignKey("rules.id"), nullable=False),
+    Column("device_id", Integer, ForeignKey("devices.id", ondelete="CASCADE")),
+    Column("subject", String(160), nullable=False),
+    Column("source", String(128), nullable=False, server_default=text("''")),
+    Column("timestamp", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("severity", String(10), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("value", Double),
+    Column("threshold", Double),
+    Column("execution_results", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("metadata", JSONB),
+    Column("status", String(15), nullable=False, server_default=EventStatus.NEW.value),
+    _by("acknowledged_by"),
+    _tstz("acknowledged_at"),
+    Column("acknowledge_note", Text),
+    _by("resolved_by"),
+    _tstz("resolved_at"),
+    Column("resolve_note", Text),
+    _updated_at(),
+    CheckConstraint(f"severity IN ({_quoted(Severity)})", name="severity_known"),
+    CheckConstraint(f"status IN ({_quoted(EventStatus)})", name="status_known"),
+    Index(
+        "uq_events_open",
+        "rule_id",
+        "subject",
+        unique=True,
+        postgresql_where=text("status <> 'resolved'"),
+    ),
+    Index("ix_events_status", "status", "timestamp"),
+    Index("ix_events_timestamp", "timestamp", "severity", "status"),
+    Index("ix_events_device_id", "device_id"),
+)
+
+OPEN_EVENT_INDEX: Final = "uq_events_open"
+"""One event per (rule, subject) that is not resolved: a second insert is rejected."""
+
+# One message to one recipient about one event (seed 002), with its delivery attempts.
+notification_deliveries = Table(
+    "notification_deliveries",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("event_id", BigInteger, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "template_id",
+        BigInteger,
+        ForeignKey("notification_templates.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # Why it was made: "opened", "escalation:2", "resolved", "severity:critical".
+    Column("trigger", String(40), nullable=False),
+    Column("recipient_type", String(20), nullable=False),
+    Column("recipient_address", Text, nullable=False),
+    Column("recipient_name", String(255)),
+    Column("subject", Text),
+    Column("rendered_message", Text, nullable=False),
+    Column("status", String(10), nullable=False, server_default=DeliveryStatus.PENDING.value),
+    Column("priority", Integer, nullable=False, server_default=text("1")),
+    _counter("attempt_count"),
+    Column("max_attempts", Integer, nullable=False, server_default=text("4")),
+    Column("retry_delay_seconds", Double, nullable=False, server_default=text("300.0")),
+    # An escalation step is dropped once its event is acknowledged or resolved.
+    _flag("cancel_on_ack"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # A worker's claim while it sends: another takes the delivery over once it lapses.
+    _tstz("claimed_until"),
+    _tstz("last_attempt_at"),
+    Column("error_message", Text),
+    _tstz("sent_at"),
+    _created_at(),
+    UniqueConstraint(
+        "event_id",
+        "template_id",
+        "trigger",
+        "recipient_type",
+        "recipient_address",
+        name="uq_notification_deliveries_event_id",
+    ),
+    CheckConstraint(f"status IN ({_quoted(DeliveryStatus)})", name="status_known"),
+    Index(
+        "ix_notification_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=text("status = 'pending'"),
+    ),
+    Index("ix_notification_deliveries_event_id", "event_id"),
+    Index("ix_notification_deliveries_status", "status", "created_at"),
+)
+
 TABLES_WITH_UPDATED_AT: Final = tuple(
     table for table in metadata.sorted_tables if "updated_at" in table.c
 )

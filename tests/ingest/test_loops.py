@@ -77,6 +77,7 @@ async def service(
         liveness_interval_s=TICK_S,
         gauges_interval_s=TICK_S,
         job_check_interval_s=TICK_S,
+        rules_sweep_s=TICK_S,
         timing=TIMING,
     )
     try:
@@ -97,6 +98,7 @@ def inject(service: IngestService, loop: str, monkeypatch: pytest.MonkeyPatch) -
         "gauges": (service._store, "fleet_gauges"),
         "housekeeping": (service, "_purge"),
         "jobs": (service._store, "fail_silent_jobs"),
+        "rules": (service._handler, "sweep_rules"),
     }
     owner, name = targets[loop]
     monkeypatch.setattr(owner, name, fail_once(getattr(owner, name), f"{loop}: {name}"))
@@ -105,7 +107,8 @@ def inject(service: IngestService, loop: str, monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.mark.parametrize(
-    "loop", ["outbox", "report", "dispatch", "liveness", "gauges", "housekeeping", "jobs"]
+    "loop",
+    ["outbox", "report", "dispatch", "liveness", "gauges", "housekeeping", "jobs", "rules"],
 )
 async def test_loop_logs_counts_and_carries_on_after_a_fault(
     service: IngestService,

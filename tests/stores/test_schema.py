@@ -30,6 +30,8 @@ from stores.postgres.schema import (
     device_types,
     devices,
     metadata,
+    notification_templates,
+    rules,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -50,9 +52,30 @@ def _add_device(conn: Connection, mac: str = "aa:bb:cc:dd:ee:01") -> int:
     return int(conn.execute(inserted).scalar_one())
 
 
-def _child_row(table: Table, device_id: int) -> dict[str, Any]:
-    """One valid row of a table hanging off devices (a new child table needs an entry here)."""
+def _rule_id(conn: Connection, device_id: int) -> object:
+    """The id of a rule on the device, made the first time."""
+    found = conn.execute(select(rules.c.id).where(rules.c.device_id == device_id)).scalar()
+    if found is not None:
+        return found
+    row = {**_RULE, "name": f"rule of {device_id}", "device_id": device_id}
+    return conn.execute(rules.insert().values(**row).returning(rules.c.id)).scalar_one()
+
+
+_RULE: dict[str, Any] = {"kind": "panel", "metric": "temperature", "operator": "gt"}
+_RULE["warning_threshold"] = 30.0
+
+
+def _child_row(table: Table, device_id: int, conn: Connection | None = None) -> dict[str, Any]:
+    """One valid row of a table hanging off devices (a new child table needs an entry here);
+    ``conn`` makes the rows it refers to (a rule) where needed."""
+    if table.name in ("rule_states", "events"):
+        assert conn is not None
+        extra = {"rule_id": _rule_id(conn, device_id), "subject": str(device_id)}
+        if table.name == "events":
+            extra |= {"severity": "warning", "message": "hot"}
+        return {**extra, "device_id": device_id}
     rows: dict[str, dict[str, Any]] = {
+        "rules": {**_RULE, "name": f"rule of {device_id}"},
         "device_status": {},
         "alarm_events": {
             "timestamp": T0,
@@ -183,8 +206,10 @@ def test_update_sets_updated_at(engine: Engine, table: Table) -> None:
         device_id = _add_device(conn)
         if table is device_types:
             conn.execute(table.insert().values(name="vibration_sensor"))
+        elif table is notification_templates:
+            conn.execute(table.insert().values(name="ops", message_template="{rule}"))
         elif table is not devices:
-            conn.execute(table.insert().values(**_child_row(table, device_id)))
+            conn.execute(table.insert().values(**_child_row(table, device_id, conn)))
         before = conn.execute(select(table.c.updated_at)).scalar_one()
     with engine.begin() as conn:
         conn.execute(update(table).values(updated_at=T0))
@@ -207,12 +232,15 @@ def test_deleting_a_device_cascades_to_every_child_table(engine: Engine) -> None
         "heartbeat_counts",
         "heartbeat_counts_daily",
         "alarm_sequences",
+        "rules",
+        "rule_states",
+        "events",
     }
     with engine.begin() as conn:
         doomed, kept = _add_device(conn), _add_device(conn, "aa:bb:cc:dd:ee:02")
         for table in _child_tables():
             for device_id in (doomed, kept):
-                conn.execute(table.insert().values(**_child_row(table, device_id)))
+                conn.execute(table.insert().values(**_child_row(table, device_id, conn)))
     with engine.begin() as conn:
         conn.execute(devices.delete().where(devices.c.id == doomed))
     with engine.connect() as conn:

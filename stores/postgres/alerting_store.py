@@ -1,0 +1,546 @@
+"""Alerting in PostgreSQL: rules, their states, events, templates and deliveries.
+
+Rows in, rows out (dicts keyed by column): what a rule means is ``alerting``'s business.
+The functions take a psycopg connection and run in the caller's transaction, so ingest
+writes events and deliveries in the very transaction that stores the values behind them: a
+crash loses or duplicates neither. The database keeps one open event per rule and subject
+(``uq_events_open``) and one delivery per event, template, trigger and recipient, so two
+processes evaluating the same value cannot both notify.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from stores.errors import StoreError
+
+Row = dict[str, Any]
+DELIVERY_CHANNEL = "fleetwatch_deliveries"
+"""The NOTIFY channel that wakes delivery workers when deliveries are added."""
+
+
+class NotFoundError(StoreError):
+    """The rule, template, event or delivery named does not exist."""
+
+
+class NameTakenError(StoreError):
+    """A rule or template of that name exists already."""
+
+
+def _rows(
+    conn: psycopg.Connection[Any],
+    query: str,
+    params: Sequence[object] | Mapping[str, object] | None = None,
+) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return list(cur.fetchall())
+
+
+# --- rules and templates ------------------------------------------------------------------
+
+_RULE_COLUMNS = (
+    "name",
+    "description",
+    "scope_type",
+    "scope_value",
+    "device_id",
+    "kind",
+    "metric",
+    "operator",
+    "warning_threshold",
+    "critical_threshold",
+    "clear_threshold",
+    "for_seconds",
+    "clear_for_seconds",
+    "cooldown_minutes",
+    "is_enabled",
+    "is_builtin",
+    "action_config",
+)
+_TEMPLATE_COLUMNS = (
+    "name",
+    "description",
+    "subject_template",
+    "message_template",
+    "recipients",
+    "priority",
+    "retry_count",
+    "retry_delay_minutes",
+    "is_active",
+)
+
+
+def _json(row: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    return {
+        name: Jsonb(row[name]) if isinstance(row[name], list | dict) else row[name]
+        for name in names
+        if name in row
+    }
+
+
+def rules_version(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
+    """Changes whenever a rule or template is added, edited or removed."""
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM rules), (SELECT max(updated_at) FROM rules), "
+        "(SELECT count(*) FROM notification_templates), "
+        "(SELECT max(updated_at) FROM notification_templates)"
+    ).fetchone()
+    return tuple(row or ())
+
+
+def load_rules(conn: psycopg.Connection[Any], *, enabled_only: bool = False) -> list[Row]:
+    """Every rule (or every enabled one), by name."""
+    where = "WHERE is_enabled" if enabled_only else ""
+    return _rows(conn, f"SELECT * FROM rules {where} ORDER BY name")  # noqa: S608
+
+
+def rule_named(conn: psycopg.Connection[Any], name: str) -> Row:
+    """The rule called ``name``; NotFoundError when there is none."""
+    rows = _rows(conn, "SELECT * FROM rules WHERE name = %s", [name])
+    if not rows:
+        raise NotFoundError(f"no rule named {name!r}")
+    return rows[0]
+
+
+def insert_rule(conn: psycopg.Connection[Any], row: Mapping[str, Any], by: str) -> UUID:
+    """Store a new rule; NameTakenError when the name is in use."""
+    values = _json(row, _RULE_COLUMNS) | {"created_by": by, "updated_by": by}
+    names = ", ".join(values)
+    marks = ", ".join(f"%({name})s" for name in values)
+    try:
+        with conn.transaction():
+            found = conn.execute(
+                f"INSERT INTO rules ({names}) VALUES ({marks}) RETURNING id",  # noqa: S608
+                values,
+            ).fetchone()
+    except psycopg.errors.UniqueViolation as exc:
+        raise NameTakenError(f"a rule named {row['name']!r} exists already") from exc
+    assert found is not None
+    return UUID(str(found[0]))
+
+
+def insert_rule_if_missing(conn: psycopg.Connection[Any], row: Mapping[str, Any], by: str) -> bool:
+    """Store a rule unless one of its name exists (edits to it are kept); True if added."""
+    values = _json(row, _RULE_COLUMNS) | {"created_by": by, "updated_by": by}
+    names = ", ".join(values)
+    marks = ", ".join(f"%({name})s" for name in values)
+    return (
+        conn.execute(
+            f"INSERT INTO rules ({names}) VALUES ({marks}) "  # noqa: S608
+            "ON CONFLICT (name) DO NOTHING",
+            values,
+        ).rowcount
+        == 1
+    )
+
+
+def update_rule(
+    conn: psycopg.Connection[Any], name: str, changes: Mapping[str, Any], by: str
+) -> None:
+    """Change columns of the rule ``name``; NotFoundError, NameTakenError."""
+    values = _json(changes, _RULE_COLUMNS) | {"updated_by": by}
+    sets = ", ".join(f"{column} = %({column})s" for column in values)
+    try:
+        with conn.transaction():
+            done = conn.execute(
+                f"UPDATE rules SET {sets} WHERE name = %(__name)s",  # noqa: S608
+                values | {"__name": name},
+            ).rowcount
+    except psycopg.errors.UniqueViolation as exc:
+        raise NameTakenError(f"a rule named {changes.get('name')!r} exists already") from exc
+    if not done:
+        raise NotFoundError(f"no rule named {name!r}")
+
+
+def load_templates(conn: psycopg.Connection[Any]) -> list[Row]:
+    """Every notification template, by name."""
+    return _rows(conn, "SELECT * FROM notification_templates ORDER BY name")
+
+
+def template_named(conn: psycopg.Connection[Any], name: str) -> Row:
+    """The template called ``name``; NotFoundError when there is none."""
+    rows = _rows(conn, "SELECT * FROM notification_templates WHERE name = %s", [name])
+    if not rows:
+        raise NotFoundError(f"no notification template named {name!r}")
+    return rows[0]
+
+
+def save_template(
+    conn: psycopg.Connection[Any], row: Mapping[str, Any], by: str, *, replace: bool
+) -> int:
+    """Store a template (``replace``: overwrite the one of that name); its id.
+    NameTakenError when it exists and ``replace`` is false."""
+    values = _json(row, _TEMPLATE_COLUMNS) | {"created_by": by, "updated_by": by}
+    names = ", ".join(values)
+    marks = ", ".join(f"%({name})s" for name in values)
+    updates = ", ".join(
+        f"{name} = EXCLUDED.{name}" for name in values if name not in ("name", "created_by")
+    )
+    conflict = f"DO UPDATE SET {updates}" if replace else "DO NOTHING"
+    found = conn.execute(
+        f"INSERT INTO notification_templates ({names}) VALUES ({marks}) "  # noqa: S608
+        f"ON CONFLICT (name) {conflict} RETURNING id",
+        values,
+    ).fetchone()
+    if found is None:
+        raise NameTakenError(f"a notification template named {row['name']!r} exists already")
+    return int(found[0])
+
+
+# --- rule states and events (the evaluation's writes) ------------------------------------
+
+_STATE_COLUMNS = (
+    "rule_id",
+    "subject",
+    "device_id",
+    "last_value",
+    "last_seen_at",
+    "pending_since",
+    "pending_severity",
+    "clear_since",
+    "event_id",
+    "event_severity",
+    "last_triggered_at",
+)
+
+
+def lock_states(
+    conn: psycopg.Connection[Any], device_ids: Iterable[int], subjects: Iterable[str] = ()
+) -> list[Row]:
+    """The states of these devices' (and these other subjects') rules, locked until commit."""
+    return _rows(
+        conn,
+        "SELECT * FROM rule_states WHERE device_id = ANY(%s) OR subject = ANY(%s) "
+        "ORDER BY rule_id, subject FOR UPDATE",
+        [sorted(set(device_ids)), sorted(set(subjects))],
+    )
+
+
+def waiting_states(conn: psycopg.Connection[Any], limit: int) -> list[Row]:
+    """States whose duration runs (pending or clearing), locked; those another transaction
+    holds are skipped (it is evaluating them already)."""
+    return _rows(
+        conn,
+        "SELECT s.*, d.hostname, d.zone, d.country, d.kind AS device_kind "
+        "FROM rule_states s LEFT JOIN devices d ON d.id = s.device_id "
+        "WHERE s.pending_since IS NOT NULL OR s.clear_since IS NOT NULL "
+        "ORDER BY s.rule_id, s.subject LIMIT %s FOR UPDATE OF s SKIP LOCKED",
+        [limit],
+    )
+
+
+def save_states(conn: psycopg.Connection[Any], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert or replace these states."""
+    if not rows:
+        return
+    names = ", ".join(_STATE_COLUMNS)
+    marks = ", ".join(f"%({name})s" for name in _STATE_COLUMNS)
+    updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in _STATE_COLUMNS[2:])
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO rule_states ({names}) VALUES ({marks}) "  # noqa: S608
+            f"ON CONFLICT (rule_id, subject) DO UPDATE SET {updates}",
+            rows,
+        )
+
+
+def open_event(conn: psycopg.Connection[Any], row: Mapping[str, Any]) -> int | None:
+    """Insert an open event; its id, or None when the rule and subject have one open
+    already (another process opened it: it notifies, this one does not)."""
+    values = _json(
+        row,
+        (
+            "rule_id",
+            "device_id",
+            "subject",
+            "source",
+            "timestamp",
+            "severity",
+            "message",
+            "value",
+            "threshold",
+            "metadata",
+        ),
+    )
+    names = ", ".join(values)
+    marks = ", ".join(f"%({name})s" for name in values)
+    found = conn.execute(
+        f"INSERT INTO events ({names}) VALUES ({marks}) "  # noqa: S608
+        "ON CONFLICT (rule_id, subject) WHERE status <> 'resolved' DO NOTHING RETURNING id",
+        values,
+    ).fetchone()
+    return None if found is None else int(found[0])
+
+
+def open_event_id(conn: psycopg.Connection[Any], rule_id: UUID, subject: str) -> int | None:
+    """The id of the rule's open event for ``subject``, if any."""
+    found = conn.execute(
+        "SELECT id FROM events WHERE rule_id = %s AND subject = %s AND status <> 'resolved'",
+        [rule_id, subject],
+    ).fetchone()
+    return None if found is None else int(found[0])
+
+
+def raise_event(
+    conn: psycopg.Connection[Any], event_id: int, severity: str, value: float, threshold: float
+) -> None:
+    """Make an open event more severe, keeping the value that did it."""
+    conn.execute(
+        "UPDATE events SET severity = %s, value = %s, threshold = %s, "
+        "metadata = coalesce(metadata, '{}'::jsonb) || jsonb_build_object('raised_at', now()) "
+        "WHERE id = %s AND status <> 'resolved'",
+        [severity, value, threshold, event_id],
+    )
+
+
+def resolve_event(
+    conn: psycopg.Connection[Any], event_id: int, at: datetime, by: str, note: str | None
+) -> bool:
+    """Resolve an event that is not resolved yet; True if this call resolved it."""
+    return (
+        conn.execute(
+            "UPDATE events SET status = 'resolved', resolved_at = %s, resolved_by = %s, "
+            "resolve_note = %s WHERE id = %s AND status <> 'resolved'",
+            [at, by, note, event_id],
+        ).rowcount
+        == 1
+    )
+
+
+def mark_rules_triggered(conn: psycopg.Connection[Any], triggered: Mapping[UUID, datetime]) -> None:
+    """Record when each rule last raised an event (not an edit: updated_at stays)."""
+    for rule_id, at in sorted(triggered.items()):
+        conn.execute(
+            "UPDATE rules SET last_triggered_at = greatest(last_triggered_at, %s) WHERE id = %s",
+            [at, rule_id],
+        )
+
+
+def record_results(conn: psycopg.Connection[Any], event_id: int, results: list[Any]) -> None:
+    """Append to an event's execution_results (what its actions did)."""
+    conn.execute(
+        "UPDATE events SET execution_results = execution_results || %s WHERE id = %s",
+        [Jsonb(results), event_id],
+    )
+
+
+# --- deliveries ---------------------------------------------------------------------------
+
+_DELIVERY_COLUMNS = (
+    "event_id",
+    "template_id",
+    "trigger",
+    "recipient_type",
+    "recipient_address",
+    "recipient_name",
+    "subject",
+    "rendered_message",
+    "status",
+    "priority",
+    "max_attempts",
+    "retry_delay_seconds",
+    "cancel_on_ack",
+    "next_attempt_at",
+)
+
+
+def add_deliveries(conn: psycopg.Connection[Any], rows: Sequence[Mapping[str, Any]]) -> int:
+    """Queue deliveries (one per event, template, trigger and recipient: a repeat is
+    ignored) and wake the workers when the transaction commits; how many were added."""
+    if not rows:
+        return 0
+    names = ", ".join(_DELIVERY_COLUMNS)
+    marks = ", ".join(f"%({name})s" for name in _DELIVERY_COLUMNS)
+    added = 0
+    with conn.cursor() as cur:
+        for row in rows:
+            cur.execute(
+                f"INSERT INTO notification_deliveries ({names}) VALUES ({marks}) "  # noqa: S608
+                "ON CONFLICT ON CONSTRAINT uq_notification_deliveries_event_id DO NOTHING",
+                row,
+            )
+            added += cur.rowcount
+    if added:
+        conn.execute(f"NOTIFY {DELIVERY_CHANNEL}")
+    return added
+
+
+def claim_due(
+    conn: psycopg.Connection[Any], channel: str, limit: int, lease: timedelta
+) -> list[Row]:
+    """Claim up to ``limit`` due deliveries of ``channel`` for ``lease``: counted as an
+    attempt, invisible to other workers until the lease lapses (a worker killed while
+    sending loses nothing: another takes the delivery over). Escalation steps whose event
+    was acknowledged or resolved meanwhile are cancelled instead. Commits."""
+    with conn.transaction():
+        conn.execute(
+            "UPDATE notification_deliveries d SET status = 'cancelled', "
+            "error_message = 'event ' || e.status || ' before this step was due', "
+            "claimed_until = NULL FROM events e "
+            "WHERE d.event_id = e.id AND d.cancel_on_ack AND d.status = 'pending' "
+            "AND d.recipient_type = %s AND e.status <> 'new'",
+            [channel],
+        )
+        return _rows(
+            conn,
+            "UPDATE notification_deliveries SET attempt_count = attempt_count + 1, "
+            "last_attempt_at = now(), claimed_until = now() + %s "
+            "WHERE id IN (SELECT id FROM notification_deliveries "
+            "  WHERE status = 'pending' AND recipient_type = %s AND next_attempt_at <= now() "
+            "  AND (claimed_until IS NULL OR claimed_until < now()) "
+            "  ORDER BY priority, next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED) "
+            "RETURNING *",
+            [lease, channel, limit],
+        )
+
+
+def finish_delivery(
+    conn: psycopg.Connection[Any],
+    delivery_id: int,
+    claimed_until: datetime,
+    *,
+    error: str | None,
+    retry_at: datetime | None,
+) -> str | None:
+    """Record the outcome of a claimed attempt: sent (no error), pending again until
+    ``retry_at``, or failed (an error and no retry). Only the claim's holder may: a worker
+    whose lease lapsed and was taken over records nothing. The status written, or None."""
+    if error is None:
+        status, query = (
+            "sent",
+            "UPDATE notification_deliveries SET status = 'sent', sent_at = now(), "
+            "claimed_until = NULL, error_message = NULL "
+            "WHERE id = %(id)s AND claimed_until = %(claim)s AND status = 'pending'",
+        )
+    else:
+        status = "pending" if retry_at is not None else "failed"
+        query = (
+            "UPDATE notification_deliveries SET status = %(status)s, claimed_until = NULL, "
+            "error_message = %(error)s, next_attempt_at = coalesce(%(retry)s, next_attempt_at) "
+            "WHERE id = %(id)s AND claimed_until = %(claim)s AND status = 'pending'"
+        )
+    with conn.transaction():
+        done = conn.execute(
+            query,
+            {
+                "id": delivery_id,
+                "claim": claimed_until,
+                "status": status,
+                "error": error,
+                "retry": retry_at,
+            },
+        ).rowcount
+    return status if done else None
+
+
+def retry_delivery(conn: psycopg.Connection[Any], delivery_id: int) -> None:
+    """Queue a failed (or cancelled) delivery again, now, with a fresh attempt budget."""
+    done = conn.execute(
+        "UPDATE notification_deliveries SET status = 'pending', next_attempt_at = now(), "
+        "max_attempts = attempt_count + greatest(max_attempts - attempt_count, 1), "
+        "claimed_until = NULL WHERE id = %s AND status IN ('failed', 'cancelled', 'held')",
+        [delivery_id],
+    ).rowcount
+    if not done:
+        raise NotFoundError(f"no failed, held or cancelled delivery {delivery_id}")
+    conn.execute(f"NOTIFY {DELIVERY_CHANNEL}")
+
+
+def list_deliveries(
+    conn: psycopg.Connection[Any], *, status: str | None = None, limit: int = 100
+) -> list[Row]:
+    """The newest deliveries (of a status), with their event's rule and severity."""
+    return _rows(
+        conn,
+        "SELECT d.*, r.name AS rule, e.severity, e.status AS event_status "
+        "FROM notification_deliveries d JOIN events e ON e.id = d.event_id "
+        "JOIN rules r ON r.id = e.rule_id "
+        "WHERE %(status)s::text IS NULL OR d.status = %(status)s "
+        "ORDER BY d.id DESC LIMIT %(limit)s",
+        {"status": status, "limit": limit},
+    )
+
+
+# --- events for people --------------------------------------------------------------------
+
+
+def list_events(
+    conn: psycopg.Connection[Any], *, open_only: bool = False, limit: int = 100
+) -> list[Row]:
+    """The newest events (or those not resolved), with their rule and device."""
+    return _rows(
+        conn,
+        "SELECT e.*, r.name AS rule, r.kind, r.metric, dv.hostname, dv.zone "
+        "FROM events e JOIN rules r ON r.id = e.rule_id "
+        "LEFT JOIN devices dv ON dv.id = e.device_id "
+        "WHERE NOT %(open)s OR e.status <> 'resolved' "
+        "ORDER BY e.id DESC LIMIT %(limit)s",
+        {"open": open_only, "limit": limit},
+    )
+
+
+def event(conn: psycopg.Connection[Any], event_id: int) -> Row:
+    """One event; NotFoundError when there is none."""
+    rows = _rows(conn, "SELECT * FROM events WHERE id = %s", [event_id])
+    if not rows:
+        raise NotFoundError(f"no event {event_id}")
+    return rows[0]
+
+
+def acknowledge_event(
+    conn: psycopg.Connection[Any], event_id: int, by: str, note: str | None
+) -> bool:
+    """Acknowledge a new event (who, when, why); False if it was not new."""
+    event(conn, event_id)
+    return (
+        conn.execute(
+            "UPDATE events SET status = 'acknowledged', acknowledged_by = %s, "
+            "acknowledged_at = now(), acknowledge_note = %s WHERE id = %s AND status = 'new'",
+            [by, note, event_id],
+        ).rowcount
+        == 1
+    )
+
+
+def resolve_by_person(
+    conn: psycopg.Connection[Any], event_id: int, by: str, note: str | None
+) -> bool:
+    """Resolve an event by hand, and free its rule's state so that the condition can raise a
+    new one; False if it was resolved already."""
+    row = event(conn, event_id)
+    conn.execute(
+        "SELECT 1 FROM rule_states WHERE rule_id = %s AND subject = %s FOR UPDATE",
+        [row["rule_id"], row["subject"]],
+    )
+    done = conn.execute(
+        "UPDATE events SET status = 'resolved', resolved_at = now(), resolved_by = %s, "
+        "resolve_note = %s WHERE id = %s AND status <> 'resolved'",
+        [by, note, event_id],
+    ).rowcount
+    conn.execute(
+        "UPDATE rule_states SET event_id = NULL, event_severity = NULL, clear_since = NULL "
+        "WHERE rule_id = %s AND subject = %s AND event_id = %s",
+        [row["rule_id"], row["subject"], event_id],
+    )
+    return done == 1
+
+
+def event_summaries(conn: psycopg.Connection[Any], event_ids: Iterable[int]) -> dict[int, Row]:
+    """What a webhook tells of each event: rule, severity, status, device, value, time."""
+    rows = _rows(
+        conn,
+        "SELECT e.id, e.timestamp, e.severity, e.status, e.value, e.threshold, e.subject, "
+        "e.source, e.message, r.name AS rule, r.kind, r.metric, dv.hostname, dv.zone "
+        "FROM events e JOIN rules r ON r.id = e.rule_id "
+        "LEFT JOIN devices dv ON dv.id = e.device_id WHERE e.id = ANY(%s)",
+        [sorted(set(event_ids))],
+    )
+    return {int(row["id"]): row for row in rows}
