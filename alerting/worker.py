@@ -91,9 +91,14 @@ class DeliveryWorker:
         """Deliver until ``stop`` is set; sends in progress finish first."""
         listener = asyncio.create_task(self._listen(stop))
         loops = [asyncio.create_task(self._channel(name, stop)) for name in self._names]
+        stopping = asyncio.create_task(stop.wait())
         try:
-            await stop.wait()
+            done, _ = await asyncio.wait([stopping, *loops], return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopping}:
+                task.result()  # a channel loop that ended on its own failed: say why
         finally:
+            stop.set()
+            stopping.cancel()
             self._wake.set()
             await asyncio.gather(*loops, return_exceptions=True)
             listener.cancel()

@@ -15,7 +15,15 @@ from urllib.parse import unquote
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from fleetwatch import __version__, command_cli, dashboard_cli, device_types_cli, flux_cli, logs
+from fleetwatch import (
+    __version__,
+    alerting_cli,
+    command_cli,
+    dashboard_cli,
+    device_types_cli,
+    flux_cli,
+    logs,
+)
 from fleetwatch.settings import (
     ENV_PREFIX,
     SETTINGS_GROUPS,
@@ -477,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     device_types_cli.register(sub)
     flux_cli.register(sub)
     dashboard_cli.register(sub)
+    alerting_cli.register(sub)
     ingest = parsers["ingest"]
     ingest.add_argument("--batch-size", type=int, default=2000, help="messages per transaction")
     ingest.add_argument(

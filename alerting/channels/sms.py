@@ -10,13 +10,13 @@ as the webhook's is: 2xx sent, 429 after its Retry-After, 5xx retried, other 4xx
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import quote_plus
 
 import httpx
 
 from alerting.channels.base import Outgoing, check_http, register
 from alerting.errors import DeliveryError
-from alerting.templates import render
 from fleetwatch.settings import AlertSettings
 
 __all__ = ["SmsChannel", "gateway_body"]
@@ -24,15 +24,19 @@ __all__ = ["SmsChannel", "gateway_body"]
 MAX_SMS = 612  # four concatenated messages of 153 characters
 
 
+_FIELD = re.compile(r"\{(to|message|name)\}")
+
+
 def gateway_body(template: str, content_type: str, values: dict[str, str]) -> str:
-    """``template`` with ``values`` filled, each escaped for ``content_type``."""
+    """``template`` with ``{to}``, ``{message}`` and ``{name}`` filled, each escaped for
+    ``content_type``; every other brace is the gateway's own (a JSON body's)."""
     if "json" in content_type:
         escaped = {k: json.dumps(v)[1:-1] for k, v in values.items()}
     elif "form" in content_type:
         escaped = {k: quote_plus(v) for k, v in values.items()}
     else:
         escaped = values
-    return render(template, escaped)
+    return _FIELD.sub(lambda match: escaped.get(match.group(1), ""), template)
 
 
 class SmsChannel:

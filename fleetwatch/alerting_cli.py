@@ -1,0 +1,511 @@
+"""``fleetwatch rules | events | notifications | templates | notify``: alerting from a shell.
+
+A rule is ``--kind KIND --metric NAME --op OP`` with ``--warning`` and/or ``--critical``;
+``--clear`` sets the hysteresis, ``--for`` how long a breach must hold. Everything is checked
+when it is saved: an unknown metric, a threshold of the wrong type, an unknown placeholder
+or an address that cannot work is refused with the reason, never found at delivery time.
+Recipients are ``email:ops@example.com``, ``sms:+34600000000`` or ``webhook:https://...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import psycopg
+
+from fleetwatch.settings import AlertSettings, PostgresSettings, load
+
+ACTOR_HELP = "who does it (recorded with the change)"
+
+
+def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type
+    """Add the alerting commands to the top-level parser."""
+    _rules(sub)
+    _templates(sub)
+    events = sub.add_parser("events", help="events raised by rules: list, acknowledge, resolve")
+    actions = events.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="the newest events")
+    listing.add_argument("--open", action="store_true", help="only those not resolved")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(handler=_events_list)
+    for name, handler, text in (
+        ("ack", _events_ack, "acknowledge a new event (stops its escalation)"),
+        ("resolve", _events_resolve, "resolve an event by hand"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("event_id", type=int)
+        action.add_argument("--by", default="cli", help=ACTOR_HELP)
+        action.add_argument("--note", help="why")
+        action.set_defaults(handler=handler)
+
+    notes = sub.add_parser("notifications", help="notification deliveries: list, retry")
+    actions = notes.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="the newest deliveries")
+    listing.add_argument("--status", choices=["pending", "held", "sent", "failed", "cancelled"])
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(handler=_deliveries_list)
+    retry = actions.add_parser("retry", help="send a failed or cancelled delivery again now")
+    retry.add_argument("delivery_id", type=int)
+    retry.set_defaults(handler=_deliveries_retry)
+
+    notify = sub.add_parser(
+        "notify",
+        help="run a delivery worker: send due notifications by email, SMS and webhook",
+        description="Several may run: they share the queue without sending anything twice.",
+    )
+    notify.add_argument(
+        "--channel", action="append", help="only these channels (default: every one)"
+    )
+    notify.set_defaults(handler=_notify)
+
+
+def _rules(sub: Any) -> None:  # noqa: ANN401
+    rules = sub.add_parser("rules", help="rules on device values: list, add, edit, test")
+    actions = rules.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="every rule")
+    listing.set_defaults(handler=_rules_list)
+    show = actions.add_parser("show", help="one rule in full (JSON)")
+    show.add_argument("name")
+    show.set_defaults(handler=_rules_show)
+    add = actions.add_parser("add", help="a new rule")
+    add.add_argument("name")
+    _rule_options(add, required=True)
+    add.set_defaults(handler=_rules_add)
+    edit = actions.add_parser("edit", help="change a rule (options given replace theirs)")
+    edit.add_argument("name")
+    edit.add_argument("--rename")
+    _rule_options(edit, required=False)
+    edit.set_defaults(handler=_rules_edit)
+    for name, enabled in (("enable", True), ("disable", False)):
+        toggle = actions.add_parser(name, help=f"{name} a rule")
+        toggle.add_argument("name")
+        toggle.add_argument("--by", default="cli", help=ACTOR_HELP)
+        toggle.set_defaults(handler=_rules_toggle, enabled=enabled)
+    test = actions.add_parser("test", help="when the rule would have fired over the stored history")
+    test.add_argument("name")
+    test.add_argument("--hours", type=float, default=24.0)
+    test.set_defaults(handler=_rules_test)
+
+
+def _rule_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument("--kind", required=required, help="panel, telemetry, robot_servos, ...")
+    parser.add_argument("--metric", required=required, help="a declared metric of the kind")
+    parser.add_argument("--op", required=required, choices=["gt", "lt", "gte", "lte", "eq", "neq"])
+    parser.add_argument("--warning", type=_number)
+    parser.add_argument("--critical", type=_number)
+    parser.add_argument("--clear", type=_number, help="clear threshold (hysteresis)")
+    parser.add_argument("--for", dest="for_seconds", type=int, help="seconds a breach holds")
+    parser.add_argument("--clear-for", type=int, help="seconds the clear condition holds")
+    parser.add_argument("--cooldown", type=float, help="minutes between events of a device")
+    parser.add_argument(
+        "--scope", choices=["device", "kind", "device_type", "zone", "fleet"], help="which devices"
+    )
+    parser.add_argument("--scope-value", help="the hostname, kind, type or zone of the scope")
+    parser.add_argument(
+        "--notify",
+        action="append",
+        metavar="TEMPLATE[:RECIPIENT,...]",
+        help="a notification (the template's recipients, or these); repeat for several",
+    )
+    parser.add_argument(
+        "--escalate",
+        action="append",
+        metavar="MINUTES:TEMPLATE[:RECIPIENT,...]",
+        help="sent if nobody acknowledged the event within MINUTES",
+    )
+    parser.add_argument("--description")
+    parser.add_argument("--by", default="cli", help=ACTOR_HELP)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        if text.lower() in ("true", "false"):
+            return 1.0 if text.lower() == "true" else 0.0
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _templates(sub: Any) -> None:  # noqa: ANN401
+    templates = sub.add_parser("templates", help="notification templates: list, add, edit")
+    actions = templates.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="every template")
+    listing.set_defaults(handler=_templates_list)
+    show = actions.add_parser("show", help="one template in full (JSON)")
+    show.add_argument("name")
+    show.set_defaults(handler=_templates_show)
+    for name, required in (("add", True), ("edit", False)):
+        action = actions.add_parser(name, help=f"{name} a template")
+        action.add_argument("name")
+        action.add_argument("--message", required=required, help="text with {placeholders}")
+        action.add_argument("--subject", help="an email's subject, with {placeholders}")
+        action.add_argument(
+            "--recipient", action="append", help="TYPE:ADDRESS[=NAME]; repeat (edit: replaces)"
+        )
+        action.add_argument("--priority", type=int)
+        action.add_argument("--retry-count", type=int)
+        action.add_argument("--retry-delay", type=float, help="minutes between attempts")
+        action.add_argument("--description")
+        action.add_argument("--by", default="cli", help=ACTOR_HELP)
+        action.set_defaults(handler=_templates_save, replace=not required)
+
+
+def _connect() -> psycopg.Connection[Any]:
+    return psycopg.connect(str(load(PostgresSettings).database_url), autocommit=True)
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"fleetwatch: {message}\n")
+    return 1
+
+
+def _print_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> None:
+    if not rows:
+        sys.stdout.write("(none)\n")
+        return
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + "\n")
+    for row in cells:
+        sys.stdout.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) + "\n")
+
+
+# --- rules ------------------------------------------------------------------------------
+
+
+def _rules_list(_: argparse.Namespace) -> int:
+    from alerting.book import rule_from_row  # noqa: PLC0415 - heavy imports
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    with _connect() as conn:
+        rows = store.load_rules(conn)
+    listed = [
+        {
+            "name": row["name"],
+            "enabled": "yes" if row["is_enabled"] else "no",
+            "condition": rule_from_row(row).describe(),
+            "scope": row["scope_type"] + (f" {row['scope_value']}" if row["scope_value"] else ""),
+            "last_triggered": row["last_triggered_at"],
+        }
+        for row in rows
+    ]
+    _print_table(listed, ["name", "enabled", "condition", "scope", "last_triggered"])
+    return 0
+
+
+def _rules_show(args: argparse.Namespace) -> int:
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    with _connect() as conn:
+        try:
+            row = store.rule_named(conn, args.name)
+        except store.NotFoundError as exc:
+            return _fail(str(exc))
+    sys.stdout.write(json.dumps(row, default=str, indent=2) + "\n")
+    return 0
+
+
+def _actions(args: argparse.Namespace) -> tuple[Any, ...] | None:
+    """The actions of ``--notify`` and ``--escalate``, or None when neither was given."""
+    from alerting.errors import RuleError  # noqa: PLC0415
+    from alerting.recipients import Recipient  # noqa: PLC0415
+    from alerting.rules import Action  # noqa: PLC0415
+
+    if args.notify is None and args.escalate is None:
+        return None
+    actions = []
+    for text in args.notify or []:
+        template, _, recipients = text.partition(":")
+        listed = tuple(Recipient.parse(r) for r in _split_recipients(recipients))
+        actions.append(Action(template=template, recipients=listed, on_resolve=True))
+    for text in args.escalate or []:
+        minutes, _, rest = text.partition(":")
+        template, _, recipients = rest.partition(":")
+        try:
+            after = float(minutes)
+        except ValueError:
+            raise RuleError(f"--escalate wants MINUTES:TEMPLATE, got {text!r}") from None
+        listed = tuple(Recipient.parse(r) for r in _split_recipients(recipients))
+        actions.append(Action(template=template, recipients=listed, after_minutes=after))
+    return tuple(actions)
+
+
+def _split_recipients(text: str) -> list[str]:
+    """``email:a@x.org,webhook:https://h/p?a=1,b=2`` -> its recipients (a comma starts a new
+    one only when a TYPE: follows)."""
+    parts: list[str] = []
+    for piece in text.split(","):
+        if parts and not any(piece.startswith(f"{t}:") for t in ("email", "sms", "webhook")):
+            parts[-1] += "," + piece
+        elif piece:
+            parts.append(piece)
+    return parts
+
+
+def _rule_changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = {
+        "kind": args.kind,
+        "metric": args.metric,
+        "operator": args.op,
+        "warning": args.warning,
+        "critical": args.critical,
+        "clear": args.clear,
+        "for_seconds": args.for_seconds,
+        "clear_for_seconds": args.clear_for,
+        "cooldown_minutes": args.cooldown,
+        "scope": args.scope,
+        "scope_value": args.scope_value,
+        "description": args.description,
+        "actions": _actions(args),
+    }
+    return {key: value for key, value in changes.items() if value is not None}
+
+
+def _rules_add(args: argparse.Namespace) -> int:
+    from alerting import AlertingError  # noqa: PLC0415
+    from alerting.manage import save_rule  # noqa: PLC0415
+    from alerting.rules import Rule  # noqa: PLC0415
+    from stores.errors import StoreError  # noqa: PLC0415
+
+    try:
+        rule = Rule(name=args.name, **_rule_changes(args))
+        with _connect() as conn:
+            save_rule(conn, rule, args.by)
+    except (AlertingError, StoreError, TypeError) as exc:
+        return _fail(str(exc))
+    sys.stdout.write(f"rule {rule.name} added: {rule.describe()}\n")
+    return 0
+
+
+def _rules_edit(args: argparse.Namespace) -> int:
+    from alerting import AlertingError  # noqa: PLC0415
+    from alerting.book import rule_from_row  # noqa: PLC0415
+    from alerting.manage import save_rule  # noqa: PLC0415
+    from stores.errors import StoreError  # noqa: PLC0415
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    try:
+        with _connect() as conn:
+            current = rule_from_row(store.rule_named(conn, args.name))
+            changes = _rule_changes(args)
+            if args.rename:
+                changes["name"] = args.rename
+            if "scope" in changes and changes["scope"] == "fleet":
+                changes.setdefault("scope_value", None)
+            rule = replace(current, device_id=None, **changes)
+            save_rule(conn, rule, args.by, previous=args.name)
+    except (AlertingError, StoreError, TypeError) as exc:
+        return _fail(str(exc))
+    sys.stdout.write(f"rule {rule.name} changed: {rule.describe()}\n")
+    return 0
+
+
+def _rules_toggle(args: argparse.Namespace) -> int:
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    with _connect() as conn:
+        try:
+            store.update_rule(conn, args.name, {"is_enabled": args.enabled}, args.by)
+        except store.NotFoundError as exc:
+            return _fail(str(exc))
+    sys.stdout.write(f"rule {args.name} {'enabled' if args.enabled else 'disabled'}\n")
+    return 0
+
+
+def _rules_test(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from alerting.backtest import backtest  # noqa: PLC0415
+    from alerting.book import rule_from_row  # noqa: PLC0415
+    from fleetwatch.settings import InfluxSettings  # noqa: PLC0415
+    from stores import StoreError  # noqa: PLC0415
+    from stores.influx import make_client  # noqa: PLC0415
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    stop = datetime.now(UTC)
+    start = stop - timedelta(hours=args.hours)
+    influx = load(InfluxSettings)
+    try:
+        with _connect() as conn:
+            rule = rule_from_row(store.rule_named(conn, args.name))
+        with make_client(influx) as client:
+            fired = backtest(
+                client, influx.influx_bucket, rule, start=start, stop=stop, org=influx.influx_org
+            )
+    except (StoreError, store.NotFoundError) as exc:
+        return _fail(str(exc))
+    sys.stdout.write(
+        f"rule {rule.name} ({rule.describe()}) over {args.hours:g} h of stored history: "
+        f"{len(fired)} event(s)\n"
+    )
+    _print_table(
+        [
+            {"opened": f.opened, "resolved": f.resolved or "", "subject": f.subject,
+             "severity": f.severity, "value": f"{f.value:g}"}
+            for f in fired
+        ],
+        ["opened", "resolved", "subject", "severity", "value"],
+    )  # fmt: skip
+    return 0
+
+
+# --- templates ----------------------------------------------------------------------------
+
+
+def _templates_list(_: argparse.Namespace) -> int:
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    with _connect() as conn:
+        rows = store.load_templates(conn)
+    _print_table(
+        [
+            {
+                **row,
+                "recipients": ", ".join(f"{r['type']}:{r['address']}" for r in row["recipients"]),
+            }
+            for row in rows
+        ],
+        ["name", "priority", "retry_count", "retry_delay_minutes", "is_active", "recipients"],
+    )
+    return 0
+
+
+def _templates_show(args: argparse.Namespace) -> int:
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    with _connect() as conn:
+        try:
+            row = store.template_named(conn, args.name)
+        except store.NotFoundError as exc:
+            return _fail(str(exc))
+    sys.stdout.write(json.dumps(row, default=str, indent=2) + "\n")
+    return 0
+
+
+def _templates_save(args: argparse.Namespace) -> int:
+    from alerting import AlertingError  # noqa: PLC0415
+    from alerting.book import template_from_row, template_to_row  # noqa: PLC0415
+    from alerting.recipients import Recipient  # noqa: PLC0415
+    from alerting.templates import Template  # noqa: PLC0415
+    from stores.errors import StoreError  # noqa: PLC0415
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    changes: dict[str, Any] = {
+        "message": args.message,
+        "subject": args.subject,
+        "priority": args.priority,
+        "retry_count": args.retry_count,
+        "retry_delay_minutes": args.retry_delay,
+        "description": args.description,
+    }
+    if args.recipient is not None:
+        changes["recipients"] = args.recipient
+    changes = {key: value for key, value in changes.items() if value is not None}
+    try:
+        if "recipients" in changes:
+            changes["recipients"] = tuple(Recipient.parse(r) for r in changes["recipients"])
+        with _connect() as conn:
+            if args.replace:
+                template = replace(
+                    template_from_row(store.template_named(conn, args.name)), **changes
+                )
+            else:
+                template = Template(name=args.name, **changes)
+            store.save_template(conn, template_to_row(template), args.by, replace=args.replace)
+    except (AlertingError, StoreError) as exc:
+        return _fail(str(exc))
+    sys.stdout.write(f"template {template.name} saved ({len(template.recipients)} recipients)\n")
+    return 0
+
+
+# --- events and deliveries ----------------------------------------------------------------
+
+
+def _events_list(args: argparse.Namespace) -> int:
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    with _connect() as conn:
+        rows = store.list_events(conn, open_only=args.open, limit=args.limit)
+    _print_table(
+        rows, ["id", "timestamp", "severity", "status", "rule", "hostname", "value", "message"]
+    )
+    return 0
+
+
+def _events_ack(args: argparse.Namespace) -> int:
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    with _connect() as conn:
+        try:
+            done = store.acknowledge_event(conn, args.event_id, args.by, args.note)
+        except store.NotFoundError as exc:
+            return _fail(str(exc))
+    if not done:
+        return _fail(f"event {args.event_id} is not new (acknowledged or resolved already)")
+    sys.stdout.write(f"event {args.event_id} acknowledged by {args.by}\n")
+    return 0
+
+
+def _events_resolve(args: argparse.Namespace) -> int:
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    with _connect() as conn:
+        try:
+            with conn.transaction():
+                done = store.resolve_by_person(conn, args.event_id, args.by, args.note)
+        except store.NotFoundError as exc:
+            return _fail(str(exc))
+    if not done:
+        return _fail(f"event {args.event_id} is resolved already")
+    sys.stdout.write(f"event {args.event_id} resolved by {args.by}\n")
+    return 0
+
+
+def _deliveries_list(args: argparse.Namespace) -> int:
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    with _connect() as conn:
+        rows = store.list_deliveries(conn, status=args.status, limit=args.limit)
+    _print_table(
+        rows,
+        ["id", "event_id", "rule", "recipient_type", "recipient_address", "status",
+         "attempt_count", "sent_at", "error_message"],
+    )  # fmt: skip
+    return 0
+
+
+def _deliveries_retry(args: argparse.Namespace) -> int:
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    with _connect() as conn:
+        try:
+            store.retry_delivery(conn, args.delivery_id)
+        except store.NotFoundError as exc:
+            return _fail(str(exc))
+    sys.stdout.write(f"delivery {args.delivery_id} queued again\n")
+    return 0
+
+
+def _notify(args: argparse.Namespace) -> int:
+    import signal  # noqa: PLC0415
+
+    from alerting.worker import DeliveryWorker  # noqa: PLC0415
+
+    settings = load(AlertSettings)
+    worker = DeliveryWorker(str(load(PostgresSettings).database_url), settings, args.channel)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await worker.run(stop)
+
+    asyncio.run(run())
+    return 0
