@@ -60,7 +60,12 @@ async def ingest(
 ) -> AsyncIterator[IngestService]:
     """A running ingest service whose notifications link to the dashboard at LINK."""
     service, stop, task = await start_ingest(
-        migrated_pg, mqtt_settings, influx_settings, ingest_client_id, event_link=LINK
+        migrated_pg,
+        mqtt_settings,
+        influx_settings,
+        ingest_client_id,
+        event_link=LINK,
+        rules_sweep_s=0.2,
     )
     try:
         yield service

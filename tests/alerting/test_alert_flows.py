@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -17,6 +18,7 @@ from alerting.templates import Template
 from ingest.contract import TopicKind, pb
 from ingest.service import IngestService
 from tests.alerting.conftest import SECRET, RunWorker, add_rule, add_template, alert_settings
+from tests.support import robots
 from tests.support.devices import FakePanel, Publisher
 from tests.support.receivers import http_receiver, smtp_server, wait_until
 
@@ -77,8 +79,6 @@ async def test_panic_press_reaches_the_webhook_signed_and_its_end_resolves(
 
 
 async def _wait(hook: Any, count: int) -> list[Any]:  # noqa: ANN401
-    import asyncio
-
     return await asyncio.to_thread(hook.wait_for, count)
 
 
@@ -124,3 +124,51 @@ async def test_email_and_sms_reach_their_servers(
         ),
         what="both deliveries recorded as sent",
     )
+
+
+async def test_offline_for_a_while_opens_without_a_new_value_and_return_resolves(
+    ingest: IngestService,
+    device: Publisher,
+    db: psycopg.Connection[Any],
+) -> None:
+    """A last will starts the offline rule's `for`; the sweep opens the event when it runs
+    out, though nothing more arrives; the device's return resolves it."""
+    add_rule(db, Rule(name="gone", kind="device", metric="online", operator="eq",  # type: ignore[arg-type]
+                      warning=0.0, for_seconds=1, cooldown_minutes=0.0))  # fmt: skip
+    await device.send(PANEL, TopicKind.STATUS, PANEL.status())
+    await device.send(PANEL, TopicKind.LWT, b"")
+    await ingest.wait_processed(2)
+    assert _rows(db, "SELECT count(*) FROM events") == [(0,)]
+    await asyncio.to_thread(
+        wait_until,
+        lambda: (
+            _rows(db, "SELECT status, severity, subject FROM events") == [("new", "warning", "1")]
+        ),
+        10.0,
+        "the offline event",
+    )
+    await device.send(PANEL, TopicKind.HEARTBEAT, PANEL.heartbeat())
+    await ingest.wait_processed(3)
+    assert _rows(db, "SELECT status, resolved_by FROM events") == [("resolved", "rule")]
+
+
+async def test_a_servo_too_hot_is_an_event_of_that_servo(
+    ingest: IngestService,
+    device: Publisher,
+    db: psycopg.Connection[Any],
+) -> None:
+    """The built-in servo rule watches each servo apart: servo_2 at 78 °C is critical, named
+    by its part; servo_1 at 45 °C raises nothing."""
+    builtin.install(db)
+    db.execute("UPDATE rules SET for_seconds = 0 WHERE name = 'Robot servo temperature'")
+    servos = {
+        "servo_1": {"position": 2048, "temperature": 45.0, "load": 20.0, "voltage": 7.4,
+                    "speed": 0},
+        "servo_2": {"position": 1000, "temperature": 78.0, "load": 90.0, "voltage": 7.4,
+                    "speed": 0},
+    }  # fmt: skip
+    topic = f"{ingest.topic_prefix}/{robots.ROBOT}/robot"
+    await device.raw(topic, robots.state(servos=servos))
+    await ingest.wait_processed(1)
+    events = _rows(db, "SELECT severity, source, subject, value FROM events")
+    assert events == [("critical", "servos/servo_2", "1/servos/servo_2", 78.0)]
