@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg
 
+from benchmarks import rules as bench_rules
 from benchmarks.child import READY, STOP, IngestReport, IngestSpec, run_ingest
 from benchmarks.probes import (
     Committed,
@@ -84,6 +85,8 @@ class BenchConfig:
     log_level: str
     compare: bool = False
     rounds: int = 1
+    rules: int = 0  # enabled alerting rules (built-ins included); 0 for none
+    compare_rules: bool = False
 
 
 def parse_args(argv: Sequence[str] | None) -> BenchConfig:
@@ -130,6 +133,17 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         default=1,
         help="with --compare: how many panel-only/mixed pairs to run, alternating",
     )
+    parser.add_argument(
+        "--rules",
+        type=int,
+        default=0,
+        help="enabled alerting rules ingest evaluates (the built-ins and a zone/fleet mix)",
+    )
+    parser.add_argument(
+        "--compare-rules",
+        action="store_true",
+        help="run without rules, then with --rules, and compare their rates (--rounds pairs)",
+    )
     args = parser.parse_args(argv)
     try:
         shape = StreamShape(
@@ -145,6 +159,8 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         parser.error(str(exc))
     if args.compare and not args.telemetry_share:
         parser.error("--compare needs a --telemetry-share to compare with")
+    if args.compare_rules and (args.compare or not args.rules):
+        parser.error("--compare-rules needs --rules N, and not --compare")
     return BenchConfig(
         shape=shape,
         rate=args.rate,
@@ -158,6 +174,8 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         log_level=args.log_level,
         compare=args.compare,
         rounds=max(args.rounds, 1),
+        rules=args.rules,
+        compare_rules=args.compare_rules,
     )
 
 
@@ -327,27 +345,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         logger.error("%s", exc)
         return 2
-    shapes = [config.shape]
+    configs = [config]
     if config.compare:  # the same machine, alternating: the panel-only figure first
-        shapes = [replace(config.shape, telemetry_share=0.0), config.shape] * config.rounds
+        panels = replace(config.shape, telemetry_share=0.0)
+        configs = [replace(config, shape=panels), config] * config.rounds
+    elif config.compare_rules:  # alternating: the figure without rules first
+        configs = [replace(config, rules=0), config] * config.rounds
     runs: list[Measurements] = []
-    for shape in shapes:
-        measured = _one_run(replace(config, shape=shape), pg, mqtt, influx)
+    for run_config in configs:
+        measured = _one_run(run_config, pg, mqtt, influx)
         if measured is None:
             return 2
         if measured.missing:
             return 1
         runs.append(measured)
     if config.compare:
-        print(_comparison(config.shape.telemetry_share, runs))
+        print(_comparison(f"mixed fleet ({config.shape.telemetry_share:.0%} telemetry "
+                          "devices) against panel-only", runs))  # fmt: skip
+    elif config.compare_rules:
+        print(_comparison(f"{config.rules} enabled rules against none", runs))
     return 0
 
 
-def _comparison(share: float, runs: Sequence[Measurements]) -> str:
-    """Each round's mixed rate as a share of its panel-only one, and the ingest CPU per
-    message relative to the publisher's: the publisher's work is the same in every run, so
-    the ratio stays put when the machine itself speeds up or slows down between runs."""
-    lines = [f"mixed fleet ({share:.0%} telemetry devices) against panel-only, per round:"]
+def _comparison(title: str, runs: Sequence[Measurements]) -> str:
+    """Each round's second rate as a share of its first (the baseline), and the ingest CPU
+    per message relative to the publisher's: the publisher's work is the same in every run,
+    so the ratio stays put when the machine itself speeds up or slows down between runs."""
+    lines = [f"{title}, per round:"]
     ratios, costs = [], []
     for n, (panels, mixed) in enumerate(zip(runs[::2], runs[1::2], strict=True), start=1):
         rate_p, rate_m = _rate(panels), _rate(mixed)
@@ -363,8 +387,8 @@ def _comparison(share: float, runs: Sequence[Measurements]) -> str:
         )
     if ratios and costs:
         lines.append(
-            f"  median: throughput {statistics.median(ratios):.1%} of panel-only, "
-            f"ingest CPU {statistics.median(costs):.1%} of panel-only (publisher-normalised)"
+            f"  median: throughput {statistics.median(ratios):.1%} of the baseline, "
+            f"ingest CPU {statistics.median(costs):.1%} of the baseline (publisher-normalised)"
         )
     return "\n".join(lines)
 
@@ -385,6 +409,9 @@ def _one_run(
     started = time.perf_counter()
     try:
         with sandbox(pg, mqtt, influx, keep=config.keep) as box:
+            if config.rules:
+                enabled = bench_rules.install(box.database_url, config.rules)
+                logger.info("%d alerting rules enabled", enabled)
             stream = build_stream(
                 config.shape, TopicScheme(box.mqtt.topic_prefix), int(time.time() * 1000)
             )
