@@ -17,12 +17,15 @@ def main() -> None:
     page = st.navigation(
         [
             st.Page("app_pages/fleet.py", title="Fleet", icon=":material/router:", default=True),
+            st.Page("app_pages/events.py", title="Events", icon=":material/campaign:"),
             st.Page("app_pages/alarms.py", title="Alarms", icon=":material/notifications:"),
             st.Page("app_pages/commands.py", title="Commands", icon=":material/terminal:"),
             st.Page("app_pages/trends.py", title="Trends", icon=":material/show_chart:"),
             st.Page("app_pages/telemetry.py", title="Telemetry", icon=":material/sensors:"),
             st.Page("app_pages/robots.py", title="Robots", icon=":material/smart_toy:"),
             st.Page("app_pages/storage.py", title="Storage", icon=":material/database:"),
+            st.Page("app_pages/rules.py", title="Rules", icon=":material/rule:"),
+            st.Page("app_pages/notifications.py", title="Notifications", icon=":material/send:"),
         ]
     )
     with data.shown_errors():

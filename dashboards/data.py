@@ -145,6 +145,11 @@ def _influx(src: Sources) -> InfluxDBClient:
     return _client(src.influx_url, src.influx_token, src.influx_org)
 
 
+def influx_client(src: Sources) -> InfluxDBClient:
+    """The shared InfluxDB client of ``src`` (for queries that are not reports)."""
+    return _influx(src)
+
+
 # --- PostgreSQL reports --------------------------------------------------------------------
 
 

@@ -544,3 +544,27 @@ def event_summaries(conn: psycopg.Connection[Any], event_ids: Iterable[int]) -> 
         [sorted(set(event_ids))],
     )
     return {int(row["id"]): row for row in rows}
+
+
+def acknowledge_alarm(
+    conn: psycopg.Connection[Any], alarm_id: int, by: str, note: str | None
+) -> bool:
+    """Acknowledge an open panel alarm (who, when, note), and the new event its input alarm
+    rule raised for it, which stops that event's escalation; False if it was acknowledged."""
+    found = conn.execute(
+        "UPDATE alarm_events SET acknowledged = true, acknowledged_by = %s, "
+        "acknowledged_at = now(), notes = coalesce(%s, notes) "
+        "WHERE id = %s AND NOT acknowledged RETURNING device_id, alarm_type::text",
+        [by, note, alarm_id],
+    ).fetchone()
+    if found is None:
+        return False
+    device_id, alarm_type = found
+    conn.execute(
+        "UPDATE events e SET status = 'acknowledged', acknowledged_by = %s, "
+        "acknowledged_at = now(), acknowledge_note = %s FROM rules r "
+        "WHERE r.id = e.rule_id AND e.device_id = %s AND r.kind = 'panel' "
+        "AND r.metric = %s AND e.status = 'new'",
+        [by, note, device_id, f"alarm_{alarm_type.lower()}"],
+    )
+    return True

@@ -1,7 +1,11 @@
-"""Database roles: a login that can read fleetwatch's tables and change nothing.
+"""Database roles: a login that can read fleetwatch's tables and change only what an
+operator's actions on the alerting pages change.
 
 The dashboard connects with such a role (FLEETWATCH_DASHBOARD_DATABASE_URL), so a bug or an
-engineer's experiment on a page can never write to the fleet's state.
+engineer's experiment on a page can never write to the fleet's state: devices, their status,
+the history, commands and dead letters are out of its reach. What it may write is listed in
+``OPERATOR_GRANTS``: acknowledging and resolving events and panel alarms, editing rules and
+notification templates, queuing a failed delivery again.
 """
 
 from __future__ import annotations
@@ -15,15 +19,30 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from stores.errors import StoreError, StoreUnavailableError
 
-__all__ = ["ensure_readonly_role"]
+__all__ = ["OPERATOR_GRANTS", "ensure_readonly_role"]
 
 _ROLE_NAME: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+OPERATOR_GRANTS: Final = (
+    ("UPDATE (acknowledged, acknowledged_by, acknowledged_at, notes)", "alarm_events"),
+    (
+        "UPDATE (status, acknowledged_by, acknowledged_at, acknowledge_note, resolved_by, "
+        "resolved_at, resolve_note)",
+        "events",
+    ),
+    ("UPDATE (event_id, event_severity, clear_since)", "rule_states"),
+    ("INSERT, UPDATE", "rules"),
+    ("INSERT, UPDATE", "notification_templates"),
+    ("UPDATE (status, next_attempt_at, max_attempts, claimed_until)", "notification_deliveries"),
+)
+"""The writes of the operator actions on the alerting pages: (privileges, table)."""
 
 
 def ensure_readonly_role(
     engine: Engine, name: str, password: str, *, schema: str = "public"
 ) -> None:
-    """Create (or update) the login role ``name`` that may only read ``schema``.
+    """Create (or update) the login role ``name`` that reads ``schema`` and may take the
+    operator actions of the alerting pages (``OPERATOR_GRANTS``), nothing else.
 
     The role gets CONNECT on the engine's database, USAGE on ``schema``, SELECT on every
     table in it, and SELECT on the tables created there later by the engine's user (its
@@ -63,6 +82,19 @@ def ensure_readonly_role(
             )
             for statement in statements:
                 _execute(conn, statement)
+            for privileges, table in OPERATOR_GRANTS:
+                _execute(
+                    conn,
+                    sql.SQL("GRANT {} ON {}.{} TO {}").format(
+                        sql.SQL(privileges), where, sql.Identifier(table), role
+                    ),
+                )
+            _execute(
+                conn,
+                sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(
+                    sql.Identifier(schema, "notification_templates_id_seq"), role
+                ),
+            )
     except OperationalError as exc:
         raise StoreUnavailableError(f"PostgreSQL failed creating role {name}: {exc.orig}") from exc
     except DBAPIError as exc:

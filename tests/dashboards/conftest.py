@@ -19,7 +19,7 @@ from stores.postgres import make_engine
 from stores.postgres.migrate import upgrade
 from stores.postgres.roles import ensure_readonly_role
 from tests.conftest import unique_name
-from tests.dashboards.dataset import fill_influx, fill_postgres
+from tests.dashboards.dataset import fill_alerting, fill_influx, fill_postgres
 from tests.support.dashboard_server import serve_dashboard
 
 
@@ -49,6 +49,7 @@ def dashboard_env(
     hourly = unique_name("hourly")
     try:
         fill_postgres(engine, now)
+        fill_alerting(str(pg_settings.database_url), now)
         ensure_readonly_role(engine, role, password)
         with make_client(influx_settings) as client:
             fill_influx(client, influx_settings.influx_bucket, now)

@@ -11,6 +11,9 @@ Two telemetry devices of the type ``vibration_sensor``, VIB-T001 and VIB-T002, b
 with two hours of readings at a steady 2.0 and 4.0 mm/s. Two robots, both online: tonypi_01
 (battery 85 %, servos at most 45 °C, a job 40 % done) and tonypi_02 (battery 15 %: low; a servo
 at 72 °C: warning), which completed one job and failed another.
+
+Alerting (``fill_alerting``): the built-in rules, two open events and a resolved one, three
+deliveries of which one failed.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from sqlalchemy import Connection, Engine, Table, insert
 
+from alerting import builtin
 from ingest.kinds.telemetry import KIND, to_row
 from stores.influx.points import TELEMETRY, MetricPoint, metric_line
 from stores.postgres import device_types
@@ -264,3 +269,45 @@ def fill_influx(client: InfluxDBClient, bucket: str, now: datetime) -> None:
             for k in range(25)
         ),
     )
+
+
+def fill_alerting(database_url: str, now: datetime) -> None:
+    """The built-in rules and template; open: ESG_ALARM_0003 offline for 4 hours (warning,
+    new) and the TAMPER of ESG_ALARM_0002 (critical, acknowledged by ana); resolved: a sync
+    failure of ESG_ALARM_0001. Deliveries: two sent (webhook, SMS), one email failed."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        builtin.install(conn)
+        rule = dict(conn.execute("SELECT name, id FROM rules").fetchall())
+        host = dict(conn.execute("SELECT hostname, id FROM devices").fetchall())
+        (template,) = conn.execute("SELECT id FROM notification_templates").fetchone() or (0,)
+
+        def event(name: str, hostname: str, severity: str, status: str, age: timedelta,
+                  **extra: object) -> int:  # fmt: skip
+            device_id = host[hostname]
+            row = conn.execute(
+                "INSERT INTO events (rule_id, device_id, subject, timestamp, severity, message, "
+                "status, acknowledged_by, resolved_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
+                "%s) RETURNING id",
+                [rule[name], device_id, str(device_id), now - age, severity,
+                 f"{name} on {hostname}", status, extra.get("by"), extra.get("resolved")],
+            ).fetchone()  # fmt: skip
+            assert row is not None
+            return int(row[0])
+
+        offline = event("Device offline", "ESG_ALARM_0003", "warning", "new", timedelta(hours=4))
+        tamper = event("Panel alarm TAMPER", "ESG_ALARM_0002", "critical", "acknowledged",
+                       timedelta(hours=1), by="ana")  # fmt: skip
+        event("Device id sync failed", "ESG_ALARM_0001", "warning", "resolved",
+              timedelta(hours=6), resolved=now - timedelta(hours=5))  # fmt: skip
+        for event_id, kind, address, status, attempts, error in (
+            (offline, "webhook", "https://hooks.example.com/ops", "sent", 1, None),
+            (offline, "email", "ops@example.com", "failed", 4, "SMTP 127.0.0.1:25: refused"),
+            (tamper, "sms", "+34600000001", "sent", 1, None),
+        ):
+            conn.execute(
+                "INSERT INTO notification_deliveries (event_id, template_id, trigger, "
+                "recipient_type, recipient_address, rendered_message, status, attempt_count, "
+                "error_message, sent_at) VALUES (%s, %s, 'opened', %s, %s, 'm', %s, %s, %s, %s)",
+                [event_id, template, kind, address, status, attempts, error,
+                 now if status == "sent" else None],
+            )  # fmt: skip

@@ -230,3 +230,48 @@ def test_app_file_is_where_the_command_looks() -> None:
         "storage.py",
     }
     assert isinstance(APP, Path)
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_events_page_lists_what_needs_attention_and_acknowledges() -> None:
+    """Events: the acknowledged TAMPER event, the offline event and the old PANIC2 alarm,
+    critical first; acknowledging the alarm records who, and the list says so."""
+    at = _open("events")
+    metrics = _metrics(at)
+    assert (metrics["Open critical"], metrics["Open warning"]) == ("2", "1")
+    todo = at.dataframe[0].value
+    assert list(todo["origin"]) == ["alarm", "rule", "rule"]  # PANIC2 is the oldest critical
+    assert list(todo["severity"]) == ["critical", "critical", "warning"]
+    alarm = next(label for label in at.selectbox[0].options if label.startswith("alarm"))
+    at.selectbox[0].set_value(alarm)
+    at.text_input(key="event_by").input("bo")
+    at.text_input(key="event_note").input("patrol sent")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    todo = at.dataframe[0].value
+    assert todo[todo["origin"] == "alarm"]["status"].tolist() == ["acknowledged"]
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_rules_page_refuses_a_rule_that_cannot_work_and_saves_one_that_can() -> None:
+    """Rules: a flag compared with gt is refused with the reason; a zone rule is saved and
+    listed with the name of who saved it."""
+    at = _open("rules")
+    assert len(at.dataframe[0].value) == 14  # the built-in rules
+    form = {"Name": "zone 3 hot"}
+    at.text_input[0].input(form["Name"])
+    at.selectbox[1].set_value("panel.siren")
+    at.selectbox[2].set_value("gt")
+    at.text_input[1].input("1")
+    at.text_input(key="rule_by").input("ana")
+    at.button[0].click().run()
+    assert any("siren is a flag" in e.value for e in at.error)
+    at.selectbox[1].set_value("panel.temperature")
+    at.text_input[1].input("30")
+    at.selectbox[3].set_value("zone")
+    at.text_input[4].input("3")
+    at.button[0].click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert any("Saved: zone 3 hot" in s.value for s in at.success)
+    listed = at.dataframe[0].value
+    assert "zone 3 hot" in list(listed["name"])

@@ -1,4 +1,5 @@
-"""The dashboard's role reads every table, now and after a migration, and changes nothing."""
+"""The dashboard's role reads every table, now and after a migration, and changes nothing
+but what the alerting pages' operator actions change."""
 
 from __future__ import annotations
 
@@ -94,3 +95,34 @@ def test_readonly_role_rejects_bad_input(owner: Engine, name: str, password: str
     """A role name that is not a plain identifier, or an empty password, is refused early."""
     with pytest.raises(StoreError):
         ensure_readonly_role(owner, name, password)
+
+
+def test_readonly_role_takes_the_operator_actions_only(
+    owner: Engine, pg_settings: PostgresSettings, role: str
+) -> None:
+    """It may acknowledge and resolve events, edit rules and templates, retry a delivery;
+    never a device's row nor an event's value."""
+    from alerting import builtin
+    from alerting.book import template_to_row
+    from stores.postgres import alerting_store as store
+
+    ensure_readonly_role(owner, role, "pass")
+    with psycopg.connect(str(pg_settings.database_url), autocommit=True) as conn:
+        builtin.install(conn)
+        rule_id = conn.execute("SELECT id FROM rules LIMIT 1").fetchone()
+        assert rule_id is not None
+        conn.execute(
+            "INSERT INTO events (rule_id, subject, severity, message) "
+            "VALUES (%s, '1', 'warning', 'x')",
+            [rule_id[0]],
+        )
+    with _connect(pg_settings, role, "pass") as conn:
+        assert store.acknowledge_event(conn, 1, "ana", "seen")
+        with conn.transaction():
+            assert store.resolve_by_person(conn, 1, "ana", None)
+        store.update_rule(conn, "Device offline", {"is_enabled": False}, "ana")
+        template = template_to_row(builtin.OPERATORS) | {"name": "ops-2"}
+        store.save_template(conn, template, "ana", replace=False)
+        for statement in ("UPDATE events SET value = 1", "UPDATE devices SET hostname = 'X'"):
+            with pytest.raises(errors.InsufficientPrivilege):
+                conn.execute(statement)
