@@ -242,6 +242,10 @@ class _Run:
     def notify(self, notice: _Notice, actions: Iterable[Action]) -> None:
         """Queue each action's deliveries of ``notice`` and record them on the event."""
         values = notice.values(self.link)
+        subject = notice.obs.subject
+        held = store.silenced(
+            self.conn, notice.rule.name, subject.hostname, subject.zone, notice.obs.at
+        )
         rows: list[dict[str, Any]] = []
         results: list[dict[str, object]] = []
         for step, action in enumerate(actions):
@@ -255,13 +259,19 @@ class _Run:
             recipients = action.recipients or template.recipients
             due = notice.obs.at + timedelta(minutes=action.after_minutes)
             trigger = f"escalation:{step}" if action.escalation else notice.trigger
-            rows.extend(
-                _delivery(notice.event_id, template, trigger, recipient, values, due, action)
-                for recipient in recipients
-            )
+            group = None
+            if action.group_seconds and not action.escalation:
+                due += timedelta(seconds=action.group_seconds)
+                group = f"{notice.rule.id}/zone {subject.zone}/{trigger}"
+            for recipient in recipients:
+                row = _delivery(notice.event_id, template, trigger, recipient, values, due, action)
+                row |= {"group_key": group, "device_label": subject.label}
+                if held:
+                    row["status"] = "held"
+                rows.append(row)
             results.append(
                 {"type": "notification", "template": template.name, "trigger": trigger,
-                 "recipients": len(recipients), "status": "queued"}
+                 "recipients": len(recipients), "status": "held" if held else "queued"}
             )  # fmt: skip
         self.effects.deliveries += store.add_deliveries(self.conn, rows)
         if results:

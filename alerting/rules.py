@@ -52,18 +52,24 @@ class Action:
         after_minutes: 0 to send when the event opens; more makes it an escalation step,
             sent only if the event is still unacknowledged and open by then.
         on_resolve: also send it when the event resolves.
+        group_seconds: 0 to send each event's notification alone; more waits that long
+            and sends the rule's events of one zone that came meanwhile as one message
+            (an alarm storm becomes one notification listing the devices).
     """
 
     template: str
     recipients: tuple[Recipient, ...] = ()
     after_minutes: float = 0.0
     on_resolve: bool = False
+    group_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.template:
             raise RuleError("an action names a notification template")
         if not (math.isfinite(self.after_minutes) and self.after_minutes >= 0):
             raise RuleError(f"after_minutes must be 0 or more, got {self.after_minutes!r}")
+        if not (math.isfinite(self.group_seconds) and 0 <= self.group_seconds <= 3600):
+            raise RuleError(f"group_seconds is 0 to 3600, got {self.group_seconds!r}")
 
     @property
     def escalation(self) -> bool:
@@ -79,6 +85,8 @@ class Action:
             data["after_minutes"] = self.after_minutes
         if self.on_resolve:
             data["on_resolve"] = True
+        if self.group_seconds:
+            data["group_seconds"] = self.group_seconds
         return data
 
     @classmethod
@@ -89,14 +97,17 @@ class Action:
         recipients = data.get("recipients") or []
         if not isinstance(recipients, list):
             raise RuleError("an action's recipients are a list")
-        after = data.get("after_minutes", 0.0)
-        if isinstance(after, bool) or not isinstance(after, int | float):
-            raise RuleError(f"after_minutes is a number, got {after!r}")
+        numbers = {}
+        for name in ("after_minutes", "group_seconds"):
+            value = data.get(name, 0.0)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise RuleError(f"{name} is a number, got {value!r}")
+            numbers[name] = float(value)
         return cls(
             template=str(data.get("template") or ""),
             recipients=tuple(Recipient.from_json(r) for r in recipients),
-            after_minutes=float(after),
             on_resolve=bool(data.get("on_resolve", False)),
+            **numbers,
         )
 
 

@@ -33,7 +33,6 @@ PLACEHOLDERS: Final = {
     "time": "when it happened (UTC, ISO 8601)",
     "event_id": "the event's number",
     "link": "where to see the event in the dashboard",
-    "devices": "the devices of a grouped notification, one per line",
 }
 MAX_MESSAGE: Final = 10_000
 

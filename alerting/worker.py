@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["DeliveryWorker"]
 
+_HOUR = timedelta(hours=1)
+_RATE_PAUSE = timedelta(minutes=5)  # how long a rate-limited delivery waits to look again
+
 T = TypeVar("T")
 
 
@@ -91,6 +94,7 @@ class DeliveryWorker:
         """Deliver until ``stop`` is set; sends in progress finish first."""
         listener = asyncio.create_task(self._listen(stop))
         loops = [asyncio.create_task(self._channel(name, stop)) for name in self._names]
+        loops.append(asyncio.create_task(self._settle(stop)))
         stopping = asyncio.create_task(stop.wait())
         try:
             done, _ = await asyncio.wait([stopping, *loops], return_when=asyncio.FIRST_COMPLETED)
@@ -119,6 +123,22 @@ class DeliveryWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._settings.notify_poll_s * 5)
 
+    async def _settle(self, stop: asyncio.Event) -> None:
+        """Release or drop the deliveries held by silences that ended."""
+        db = _Database(self._conninfo)
+        try:
+            while not stop.is_set():
+                try:
+                    released, dropped = await asyncio.to_thread(db.run, store.settle_silences)
+                    if released or dropped:
+                        logger.info("silences ended: %d released, %d dropped", released, dropped)
+                except psycopg.OperationalError as exc:
+                    logger.warning("silences: PostgreSQL unreachable: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._settings.notify_poll_s)
+        finally:
+            await asyncio.to_thread(db.close)
+
     async def _channel(self, name: str, stop: asyncio.Event) -> None:
         channel = build(name, self._settings)
         db = _Database(self._conninfo)
@@ -132,12 +152,13 @@ class DeliveryWorker:
                         db.run, partial(store.claim_due, channel=name, limit=limit, lease=lease)
                     )
                     if claimed:
-                        ids = [row["event_id"] for row in claimed]
+                        batches = await self._batches(db, claimed, lease)
+                        ids = [row["event_id"] for batch in batches for row in batch]
                         events = await asyncio.to_thread(
                             db.run, partial(store.event_summaries, event_ids=ids)
                         )
                         await asyncio.gather(
-                            *(self._deliver(channel, db, row, events) for row in claimed)
+                            *(self._deliver(channel, db, batch, events) for batch in batches)
                         )
                         continue  # there may be more due
                 except psycopg.OperationalError as exc:
@@ -152,16 +173,21 @@ class DeliveryWorker:
         self,
         channel: Channel,
         db: _Database,
-        row: Mapping[str, Any],
+        batch: Sequence[Mapping[str, Any]],
         events: Mapping[int, Mapping[str, Any]],
     ) -> None:
+        """Send one delivery, or a group's as one message, and record the outcome of each."""
+        row = batch[0]
+        address = row["recipient_address"]
+        if await self._rate_limited(db, batch):
+            return
         outgoing = Outgoing(
             delivery_id=row["id"],
             event_id=row["event_id"],
-            address=row["recipient_address"],
+            address=address,
             name=row["recipient_name"] or "",
-            subject=row["subject"] or "",
-            message=row["rendered_message"],
+            subject=_grouped_subject(batch),
+            message=_grouped_message(batch),
             trigger=row["trigger"],
             attempt=row["attempt_count"],
             event=events.get(row["event_id"], {}),
@@ -177,24 +203,78 @@ class DeliveryWorker:
             logger.exception("%s channel failed on delivery %s", channel.name, row["id"])
             error = f"{type(exc).__name__}: {exc}"
             retry_at = _retry_at(row, DeliveryError(error))
-        status = await asyncio.to_thread(
-            db.run,
-            lambda c: store.finish_delivery(
-                c, row["id"], row["claimed_until"], error=error, retry_at=retry_at
-            ),
-        )
+        statuses = [
+            await asyncio.to_thread(
+                db.run,
+                partial(
+                    store.finish_delivery,
+                    delivery_id=member["id"],
+                    claimed_until=member["claimed_until"],
+                    error=error,
+                    retry_at=retry_at,
+                ),
+            )
+            for member in batch
+        ]
+        status = statuses[0]
+        ids = ", ".join(str(member["id"]) for member in batch)
         if status == "sent":
-            self.sent += 1
-            logger.info("delivery %s sent by %s to %s", row["id"], channel.name, outgoing.address)
+            self.sent += len(batch)
+            logger.info("delivery %s sent by %s to %s", ids, channel.name, address)
         elif status is None:
-            logger.warning("delivery %s: lease lapsed while sending; not recorded", row["id"])
+            logger.warning("delivery %s: lease lapsed while sending; not recorded", ids)
         else:
-            logger.warning("delivery %s (%s): %s", row["id"], status, error)
+            logger.warning("delivery %s (%s): %s", ids, status, error)
         if status == "failed":
-            self.failed += 1
+            self.failed += len(batch)
         if status in ("sent", "failed"):
             failed = status == "failed"
             await asyncio.to_thread(db.run, lambda c: self._channel_health(c, channel.name, failed))
+
+    async def _batches(
+        self, db: _Database, claimed: Sequence[dict[str, Any]], lease: timedelta
+    ) -> list[list[dict[str, Any]]]:
+        """The claimed deliveries as sends: one each, and a group's (to one recipient) as
+        one, with its members that were not claimed yet."""
+        batches: dict[object, list[dict[str, Any]]] = {}
+        for row in claimed:
+            key = (
+                (row["group_key"], row["recipient_type"], row["recipient_address"])
+                if row["group_key"]
+                else row["id"]
+            )
+            batches.setdefault(key, []).append(row)
+        for key, batch in batches.items():
+            if isinstance(key, tuple):
+                known = {row["id"] for row in batch}
+                extra = await asyncio.to_thread(
+                    db.run, partial(store.claim_group, leader=batch[0], lease=lease)
+                )
+                batch.extend(row for row in extra if row["id"] not in known)
+        return list(batches.values())
+
+    async def _rate_limited(self, db: _Database, batch: Sequence[Mapping[str, Any]]) -> bool:
+        """Give the batch back for a while when its recipient had its hour's fill."""
+        limit = self._settings.notify_max_per_hour
+        if not limit:
+            return False
+        address = batch[0]["recipient_address"]
+        sent = await asyncio.to_thread(
+            db.run,
+            partial(store.sent_recently, address=address, within=_HOUR, before_id=batch[0]["id"]),
+        )
+        if sent < limit:
+            return False
+        until = datetime.now(UTC) + _RATE_PAUSE
+        reason = f"rate limited: {sent} messages to {address} in the last hour (limit {limit})"
+        for member in batch:
+            await asyncio.to_thread(
+                db.run,
+                partial(store.postpone, delivery_id=member["id"],
+                        claimed_until=member["claimed_until"], until=until, reason=reason),
+            )  # fmt: skip
+        logger.warning("%s; postponed until %s", reason, until.isoformat(timespec="seconds"))
+        return True
 
     def _channel_health(self, conn: psycopg.Connection[Any], name: str, failed: bool) -> None:
         """Tell the rules whether the channel's last delivery failed for good."""
@@ -209,6 +289,21 @@ class DeliveryWorker:
                 {"delivery_failed": failed},
             )
             engine.apply(conn, book, [observation], link=self._settings.public_url)
+
+
+def _grouped_subject(batch: Sequence[Mapping[str, Any]]) -> str:
+    subject = str(batch[0]["subject"] or "")
+    return subject if len(batch) == 1 else f"{subject} (+{len(batch) - 1} more)"
+
+
+def _grouped_message(batch: Sequence[Mapping[str, Any]]) -> str:
+    """One delivery's message; a group's as one, listing every device's."""
+    if len(batch) == 1:
+        return str(batch[0]["rendered_message"])
+    devices = ", ".join(str(member["device_label"] or "?") for member in batch)
+    lines = [f"{len(batch)} events together ({devices}):"]
+    lines += [f"- {member['rendered_message']}" for member in batch]
+    return "\n".join(lines)
 
 
 def _retry_at(row: Mapping[str, Any], exc: DeliveryError) -> datetime | None:

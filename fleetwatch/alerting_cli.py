@@ -54,6 +54,34 @@ def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers 
     retry.add_argument("delivery_id", type=int)
     retry.set_defaults(handler=_deliveries_retry)
 
+    silences = sub.add_parser(
+        "silences",
+        help="hold notifications for a device, zone or rule (maintenance windows)",
+        description="Events are still recorded; held notifications are released (or dropped "
+        "with --drop) when the silence ends.",
+    )
+    actions = silences.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="a silence, now or later (a maintenance window)")
+    what = add.add_mutually_exclusive_group(required=True)
+    what.add_argument("--device", help="a device's hostname or serial")
+    what.add_argument("--zone", type=int)
+    what.add_argument("--rule", help="a rule's name")
+    add.add_argument("--starts", help="ISO 8601 time (default: now)")
+    length = add.add_mutually_exclusive_group(required=True)
+    length.add_argument("--until", help="ISO 8601 time it ends")
+    length.add_argument("--for", dest="duration", help="how long: 90m, 2h, 1d")
+    add.add_argument("--drop", action="store_true", help="drop held notifications at the end")
+    add.add_argument("--reason")
+    add.add_argument("--by", default="cli", help=ACTOR_HELP)
+    add.set_defaults(handler=_silences_add)
+    listing = actions.add_parser("list", help="silences running or to come")
+    listing.add_argument("--all", action="store_true", help="ended ones too")
+    listing.set_defaults(handler=_silences_list)
+    end = actions.add_parser("end", help="end a silence now")
+    end.add_argument("silence_id", type=int)
+    end.add_argument("--by", default="cli", help=ACTOR_HELP)
+    end.set_defaults(handler=_silences_end)
+
     notify = sub.add_parser(
         "notify",
         help="run a delivery worker: send due notifications by email, SMS and webhook",
@@ -118,6 +146,12 @@ def _rule_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
         action="append",
         metavar="MINUTES:TEMPLATE[:RECIPIENT,...]",
         help="sent if nobody acknowledged the event within MINUTES",
+    )
+    parser.add_argument(
+        "--group",
+        type=float,
+        metavar="SECONDS",
+        help="wait this long and send the events of one zone as one notification",
     )
     parser.add_argument("--description")
     parser.add_argument("--by", default="cli", help=ACTOR_HELP)
@@ -223,7 +257,14 @@ def _actions(args: argparse.Namespace) -> tuple[Any, ...] | None:
     for text in args.notify or []:
         template, _, recipients = text.partition(":")
         listed = tuple(Recipient.parse(r) for r in _split_recipients(recipients))
-        actions.append(Action(template=template, recipients=listed, on_resolve=True))
+        actions.append(
+            Action(
+                template=template,
+                recipients=listed,
+                on_resolve=True,
+                group_seconds=args.group or 0.0,
+            )
+        )
     for text in args.escalate or []:
         minutes, _, rest = text.partition(":")
         template, _, recipients = rest.partition(":")
@@ -508,4 +549,92 @@ def _notify(args: argparse.Namespace) -> int:
         await worker.run(stop)
 
     asyncio.run(run())
+    return 0
+
+
+# --- silences -----------------------------------------------------------------------------
+
+
+def _moment(text: str) -> Any:  # noqa: ANN401 - a datetime
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _duration(text: str) -> Any:  # noqa: ANN401 - a timedelta
+    from datetime import timedelta  # noqa: PLC0415
+
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    number, unit = text[:-1], text[-1:]
+    try:
+        return timedelta(**{units[unit]: float(number)})
+    except (KeyError, ValueError):
+        raise ValueError(f"write a duration as 90m, 2h or 1d, not {text!r}") from None
+
+
+def _silences_add(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from stores.errors import StoreError  # noqa: PLC0415
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    try:
+        starts = _moment(args.starts) if args.starts else datetime.now(UTC)
+        ends = _moment(args.until) if args.until else starts + _duration(args.duration)
+        if ends <= starts:
+            raise ValueError("a silence ends after it starts")
+        if ends <= datetime.now(UTC):
+            raise ValueError("that silence would be over already")
+    except ValueError as exc:
+        return _fail(str(exc))
+    scope, value = (
+        ("device", args.device)
+        if args.device
+        else ("zone", str(args.zone))
+        if args.zone is not None
+        else ("rule", args.rule)
+    )
+    row = {
+        "scope_type": scope, "scope_value": value, "starts_at": starts, "ends_at": ends,
+        "on_end": "drop" if args.drop else "release", "reason": args.reason,
+        "created_by": args.by,
+    }  # fmt: skip
+    try:
+        with _connect() as conn:
+            silence_id = store.add_silence(conn, row)
+    except StoreError as exc:
+        return _fail(str(exc))
+    sys.stdout.write(
+        f"silence {silence_id}: {scope} {value} from {starts:%Y-%m-%d %H:%M} to "
+        f"{ends:%Y-%m-%d %H:%M} UTC, then {row['on_end']}\n"
+    )
+    return 0
+
+
+def _silences_list(args: argparse.Namespace) -> int:
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    with _connect() as conn:
+        rows = store.list_silences(conn, current_only=not args.all)
+    _print_table(
+        rows,
+        ["id", "scope_type", "scope_value", "starts_at", "ends_at", "on_end", "held", "reason",
+         "created_by"],
+    )  # fmt: skip
+    return 0
+
+
+def _silences_end(args: argparse.Namespace) -> int:
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    with _connect() as conn:
+        try:
+            store.end_silence(conn, args.silence_id, args.by)
+        except store.NotFoundError as exc:
+            return _fail(str(exc))
+    sys.stdout.write(f"silence {args.silence_id} ended; held notifications are settled next\n")
     return 0

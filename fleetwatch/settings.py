@@ -197,6 +197,9 @@ class AlertSettings(BaseSettings):
     notify_poll_s: float = Field(
         default=1.0, gt=0, description="longest wait for new deliveries between two looks"
     )
+    notify_max_per_hour: int = Field(
+        default=60, ge=0, description="messages one recipient gets in an hour at most (0: any)"
+    )
 
 
 class DashboardSettings(BaseSettings):

@@ -349,6 +349,8 @@ _DELIVERY_COLUMNS = (
     "retry_delay_seconds",
     "cancel_on_ack",
     "next_attempt_at",
+    "group_key",
+    "device_label",
 )
 
 
@@ -568,3 +570,169 @@ def acknowledge_alarm(
         [by, note, device_id, f"alarm_{alarm_type.lower()}"],
     )
     return True
+
+
+# --- silences -----------------------------------------------------------------------------
+
+_SILENCED = (
+    "EXISTS (SELECT 1 FROM silences s WHERE s.starts_at <= {at} AND s.ends_at > {at} AND ("
+    "(s.scope_type = 'device' AND s.scope_value = {hostname}) OR "
+    "(s.scope_type = 'zone' AND s.scope_value = {zone}::text) OR "
+    "(s.scope_type = 'rule' AND s.scope_value = {rule})))"
+)
+
+
+def silenced(
+    conn: psycopg.Connection[Any], rule: str, hostname: str | None, zone: int | None, at: datetime
+) -> bool:
+    """True when a silence holds notifications of ``rule`` about this device at ``at``."""
+    query = "SELECT " + _SILENCED.format(
+        at="%(at)s", hostname="%(hostname)s", zone="%(zone)s", rule="%(rule)s"
+    )
+    row = conn.execute(query, {"at": at, "hostname": hostname, "zone": zone, "rule": rule})
+    found = row.fetchone()
+    return bool(found and found[0])
+
+
+def add_silence(conn: psycopg.Connection[Any], row: Mapping[str, Any]) -> int:
+    """Store a silence; its id. NotFoundError when its device or rule does not exist."""
+    scope, value = row["scope_type"], str(row["scope_value"])
+    if (
+        scope == "device"
+        and not conn.execute("SELECT 1 FROM devices WHERE hostname = %s", [value]).fetchone()
+    ):
+        raise NotFoundError(f"no device {value!r}")
+    if scope == "rule":
+        rule_named(conn, value)
+    if scope == "zone" and not value.isdigit():
+        raise NotFoundError(f"a zone is a number, got {value!r}")
+    found = conn.execute(
+        "INSERT INTO silences (scope_type, scope_value, starts_at, ends_at, on_end, reason, "
+        "created_by) VALUES (%(scope_type)s, %(scope_value)s, %(starts_at)s, %(ends_at)s, "
+        "%(on_end)s, %(reason)s, %(created_by)s) RETURNING id",
+        {**row, "scope_value": value},
+    ).fetchone()
+    assert found is not None
+    return int(found[0])
+
+
+def list_silences(conn: psycopg.Connection[Any], *, current_only: bool = True) -> list[Row]:
+    """Silences not over yet (or every one), soonest ending first, with what they hold."""
+    return _rows(
+        conn,
+        "SELECT s.*, (SELECT count(*) FROM notification_deliveries d JOIN events e "
+        "ON e.id = d.event_id JOIN rules r ON r.id = e.rule_id "
+        "LEFT JOIN devices dv ON dv.id = e.device_id WHERE d.status = 'held' AND ("
+        "(s.scope_type = 'device' AND s.scope_value = dv.hostname) OR "
+        "(s.scope_type = 'zone' AND s.scope_value = dv.zone::text) OR "
+        "(s.scope_type = 'rule' AND s.scope_value = r.name))) AS held "
+        "FROM silences s WHERE NOT %(current)s OR s.ends_at > now() ORDER BY s.ends_at",
+        {"current": current_only},
+    )
+
+
+def end_silence(conn: psycopg.Connection[Any], silence_id: int, by: str) -> None:
+    """End a silence now (its held deliveries are settled by the next worker pass)."""
+    done = conn.execute(
+        "UPDATE silences SET ends_at = greatest(now(), starts_at + interval '1 microsecond'), "
+        "ended_by = %s WHERE id = %s AND ends_at > now()",
+        [by, silence_id],
+    ).rowcount
+    if not done:
+        raise NotFoundError(f"no silence {silence_id} still running")
+
+
+def settle_silences(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """Release (or drop, as each says) the held deliveries of silences that ended, unless
+    another silence still holds them; (released, dropped). In one transaction."""
+    still = _SILENCED.format(at="now()", hostname="dv.hostname", zone="dv.zone", rule="r.name")
+    released = dropped = 0
+    with conn.transaction():
+        ended = _rows(
+            conn,
+            "SELECT * FROM silences WHERE ends_at <= now() AND settled_at IS NULL "
+            "ORDER BY ends_at FOR UPDATE SKIP LOCKED",
+        )
+        for silence in ended:
+            drop = silence["on_end"] == "drop"
+            done = conn.execute(
+                "UPDATE notification_deliveries d SET "  # noqa: S608 - fixed SQL text
+                + (
+                    "status = 'cancelled', error_message = 'dropped: held by a silence' "
+                    if drop
+                    else "status = 'pending', next_attempt_at = now() "
+                )
+                + "FROM events e JOIN rules r ON r.id = e.rule_id "
+                "LEFT JOIN devices dv ON dv.id = e.device_id "
+                "WHERE d.event_id = e.id AND d.status = 'held' AND ("
+                "(%(scope)s = 'device' AND %(value)s = dv.hostname) OR "
+                "(%(scope)s = 'zone' AND %(value)s = dv.zone::text) OR "
+                "(%(scope)s = 'rule' AND %(value)s = r.name)) AND NOT " + still,
+                {"scope": silence["scope_type"], "value": silence["scope_value"]},
+            ).rowcount
+            if drop:
+                dropped += done
+            else:
+                released += done
+            conn.execute("UPDATE silences SET settled_at = now() WHERE id = %s", [silence["id"]])
+        if released:
+            conn.execute(f"NOTIFY {DELIVERY_CHANNEL}")
+    return released, dropped
+
+
+# --- groups and rate limits (the worker's) -----------------------------------------------
+
+
+def claim_group(
+    conn: psycopg.Connection[Any], leader: Mapping[str, Any], lease: timedelta
+) -> list[Row]:
+    """The other pending deliveries of ``leader``'s group to the same recipient, claimed
+    with it (whether due or not: they go in its one message). Commits."""
+    with conn.transaction():
+        return _rows(
+            conn,
+            "UPDATE notification_deliveries SET attempt_count = attempt_count + 1, "
+            "last_attempt_at = now(), claimed_until = %(claim)s "
+            "WHERE id IN (SELECT id FROM notification_deliveries WHERE status = 'pending' "
+            "  AND group_key = %(group)s AND recipient_type = %(type)s "
+            "  AND recipient_address = %(address)s AND claimed_until IS DISTINCT FROM %(claim)s "
+            "  AND (claimed_until IS NULL OR claimed_until < now()) "
+            "  ORDER BY id FOR UPDATE SKIP LOCKED) RETURNING *",
+            {
+                "claim": leader["claimed_until"],
+                "group": leader["group_key"],
+                "type": leader["recipient_type"],
+                "address": leader["recipient_address"],
+            },
+        )
+
+
+def sent_recently(
+    conn: psycopg.Connection[Any], address: str, within: timedelta, before_id: int
+) -> int:
+    """Deliveries sent to ``address`` in the last ``within``, and those being sent to it now
+    that were queued before ``before_id`` (so that concurrent sends count each other)."""
+    row = conn.execute(
+        "SELECT count(*) FROM notification_deliveries WHERE recipient_address = %s AND ("
+        "(status = 'sent' AND sent_at > now() - %s) OR "
+        "(status = 'pending' AND claimed_until > now() AND id < %s))",
+        [address, within, before_id],
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def postpone(
+    conn: psycopg.Connection[Any], delivery_id: int, claimed_until: datetime, until: datetime,
+    reason: str,
+) -> bool:  # fmt: skip
+    """Give a claimed delivery back until ``until`` without counting the attempt."""
+    with conn.transaction():
+        return (
+            conn.execute(
+                "UPDATE notification_deliveries SET attempt_count = attempt_count - 1, "
+                "claimed_until = NULL, next_attempt_at = %s, error_message = %s "
+                "WHERE id = %s AND claimed_until = %s AND status = 'pending'",
+                [until, reason, delivery_id, claimed_until],
+            ).rowcount
+            == 1
+        )

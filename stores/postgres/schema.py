@@ -895,6 +895,10 @@ notification_deliveries = Table(
     Column("error_message", Text),
     _tstz("sent_at"),
     _created_at(),
+    # Deliveries of one group (a rule's events in one zone, to one recipient) go as one
+    # message listing their devices; device_label is the device a delivery is about.
+    Column("group_key", Text),
+    Column("device_label", Text),
     UniqueConstraint(
         "event_id",
         "template_id",
@@ -911,6 +915,56 @@ notification_deliveries = Table(
     ),
     Index("ix_notification_deliveries_event_id", "event_id"),
     Index("ix_notification_deliveries_status", "status", "created_at"),
+    Index(
+        "ix_notification_deliveries_group_key",
+        "group_key",
+        postgresql_where=text("status = 'pending' AND group_key IS NOT NULL"),
+    ),
+    Index(
+        "ix_notification_deliveries_address",
+        "recipient_address",
+        "sent_at",
+        postgresql_where=text("status = 'sent'"),
+    ),
+)
+
+
+class SilenceScope(enum.StrEnum):
+    """What a silence holds notifications back for."""
+
+    DEVICE = "device"
+    ZONE = "zone"
+    RULE = "rule"
+
+
+class SilenceEnd(enum.StrEnum):
+    """What happens to held notifications when a silence ends."""
+
+    RELEASE = "release"
+    DROP = "drop"
+
+
+# A window in which notifications about a device, a zone or a rule are held (a maintenance
+# window is one that starts later); events are still recorded.
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("scope_type", String(10), nullable=False),
+    Column("scope_value", String(255), nullable=False),  # hostname, zone number, rule name
+    _tstz("starts_at", nullable=False),
+    _tstz("ends_at", nullable=False),
+    Column("on_end", String(10), nullable=False, server_default=SilenceEnd.RELEASE.value),
+    Column("reason", Text),
+    _by("created_by"),
+    _created_at(),
+    _by("ended_by"),
+    # When its held deliveries were released or dropped.
+    _tstz("settled_at"),
+    CheckConstraint(f"scope_type IN ({_quoted(SilenceScope)})", name="scope_known"),
+    CheckConstraint(f"on_end IN ({_quoted(SilenceEnd)})", name="on_end_known"),
+    CheckConstraint("ends_at > starts_at", name="window"),
+    Index("ix_silences_ends_at", "ends_at"),
 )
 
 TABLES_WITH_UPDATED_AT: Final = tuple(
