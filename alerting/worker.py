@@ -11,7 +11,8 @@ deliveries sends, and look anyway every ``notify_poll_s``.
 
 A delivery that fails for good is an observation of the built-in ``system`` rule
 ``delivery_failed`` on its channel; one sent clears it: operators see a failing channel as
-an event of its own.
+an event of its own. The worker also makes and emails the daily and weekly reports when
+they are due (``reports.schedule``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from alerting.channels import Channel, Outgoing, build, names
 from alerting.errors import DeliveryError
 from alerting.values import SYSTEM
 from fleetwatch.settings import AlertSettings
+from reports import schedule
 from stores.postgres import alerting_store as store
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ __all__ = ["DeliveryWorker"]
 
 _HOUR = timedelta(hours=1)
 _RATE_PAUSE = timedelta(minutes=5)  # how long a rate-limited delivery waits to look again
+_REPORT_CHECK_S = 60.0  # how often the worker looks for a due report
 
 T = TypeVar("T")
 
@@ -81,8 +84,11 @@ class DeliveryWorker:
         conninfo: str,
         settings: AlertSettings,
         channels: Sequence[str] | None = None,
+        *,
+        reports: bool = True,
     ) -> None:
         self._conninfo = conninfo
+        self._reports = reports
         self._settings = settings
         self._names = tuple(channels) if channels is not None else names()
         self._wake = asyncio.Event()
@@ -95,6 +101,8 @@ class DeliveryWorker:
         listener = asyncio.create_task(self._listen(stop))
         loops = [asyncio.create_task(self._channel(name, stop)) for name in self._names]
         loops.append(asyncio.create_task(self._settle(stop)))
+        if self._reports:
+            loops.append(asyncio.create_task(self._scheduled_reports(stop)))
         stopping = asyncio.create_task(stop.wait())
         try:
             done, _ = await asyncio.wait([stopping, *loops], return_when=asyncio.FIRST_COMPLETED)
@@ -138,6 +146,18 @@ class DeliveryWorker:
                     await asyncio.wait_for(stop.wait(), self._settings.notify_poll_s)
         finally:
             await asyncio.to_thread(db.close)
+
+    async def _scheduled_reports(self, stop: asyncio.Event) -> None:
+        """Make and email the daily and weekly reports once they are due."""
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(
+                    schedule.run_due, self._conninfo, self._settings, datetime.now(UTC)
+                )
+            except psycopg.OperationalError as exc:
+                logger.warning("reports: PostgreSQL unreachable: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _REPORT_CHECK_S)
 
     async def _channel(self, name: str, stop: asyncio.Event) -> None:
         channel = build(name, self._settings)

@@ -26,6 +26,7 @@ def main() -> None:
             st.Page("app_pages/storage.py", title="Storage", icon=":material/database:"),
             st.Page("app_pages/rules.py", title="Rules", icon=":material/rule:"),
             st.Page("app_pages/notifications.py", title="Notifications", icon=":material/send:"),
+            st.Page("app_pages/reports.py", title="Reports", icon=":material/summarize:"),
         ]
     )
     with data.shown_errors():

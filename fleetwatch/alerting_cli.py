@@ -54,6 +54,12 @@ def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers 
     retry.add_argument("delivery_id", type=int)
     retry.set_defaults(handler=_deliveries_retry)
 
+    _silences(sub)
+    _reports(sub)
+    _notify_parser(sub)
+
+
+def _silences(sub: Any) -> None:  # noqa: ANN401
     silences = sub.add_parser(
         "silences",
         help="hold notifications for a device, zone or rule (maintenance windows)",
@@ -82,6 +88,20 @@ def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers 
     end.add_argument("--by", default="cli", help=ACTOR_HELP)
     end.set_defaults(handler=_silences_end)
 
+
+def _reports(sub: Any) -> None:  # noqa: ANN401
+    report = sub.add_parser("report", help="the daily and weekly reports: send one now, list")
+    actions = report.add_subparsers(dest="action", metavar="ACTION", required=True)
+    send = actions.add_parser("send", help="make the report of the last period and email it")
+    send.add_argument("name", choices=["daily", "weekly"])
+    send.add_argument("--template", help="whose email recipients get it (default: settings)")
+    send.add_argument("--by", default="cli", help=ACTOR_HELP)
+    send.set_defaults(handler=_report_send)
+    listing = actions.add_parser("list", help="the newest reports")
+    listing.set_defaults(handler=_report_list)
+
+
+def _notify_parser(sub: Any) -> None:  # noqa: ANN401
     notify = sub.add_parser(
         "notify",
         help="run a delivery worker: send due notifications by email, SMS and webhook",
@@ -637,4 +657,43 @@ def _silences_end(args: argparse.Namespace) -> int:
         except store.NotFoundError as exc:
             return _fail(str(exc))
     sys.stdout.write(f"silence {args.silence_id} ended; held notifications are settled next\n")
+    return 0
+
+
+# --- reports ------------------------------------------------------------------------------
+
+
+def _report_send(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from reports import schedule  # noqa: PLC0415
+    from stores.postgres import reports_store  # noqa: PLC0415
+
+    settings = load(AlertSettings)
+    start, end = schedule.last_period(args.name, datetime.now(UTC))
+    with _connect() as conn:
+        report_id, report, pdf = schedule.make(
+            conn, args.name, start, end, by=args.by, scheduled=False
+        )
+        assert report_id is not None  # only scheduled reports are kept once
+        recipients = schedule.report_recipients(conn, args.template or settings.report_template)
+        error = asyncio.run(schedule.send(settings, report, pdf, recipients))
+        reports_store.mark_sent(conn, report_id, [] if error else recipients, error)
+    if error:
+        return _fail(f"report {report_id} ({report.title}) stored, not emailed: {error}")
+    sys.stdout.write(
+        f"report {report_id} ({report.title}, {len(pdf):,} bytes) emailed to "
+        f"{', '.join(recipients)}\n"
+    )
+    return 0
+
+
+def _report_list(_: argparse.Namespace) -> int:
+    from stores.postgres import reports_store  # noqa: PLC0415
+
+    with _connect() as conn:
+        rows = reports_store.list_reports(conn)
+    _print_table(
+        rows, ["id", "title", "report_type", "created_at", "pdf_bytes", "sent_at", "send_error"]
+    )
     return 0

@@ -197,6 +197,10 @@ class AlertSettings(BaseSettings):
     notify_poll_s: float = Field(
         default=1.0, gt=0, description="longest wait for new deliveries between two looks"
     )
+    report_template: str = Field(
+        default="reports",
+        description="notification template whose email recipients get the scheduled reports",
+    )
     notify_max_per_hour: int = Field(
         default=60, ge=0, description="messages one recipient gets in an hour at most (0: any)"
     )

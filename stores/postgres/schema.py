@@ -967,6 +967,39 @@ silences = Table(
     Index("ix_silences_ends_at", "ends_at"),
 )
 
+# A report (seed 004): the figures of a period (data), its PDF, and whom it was sent to.
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Integer, Identity(always=False), primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("description", Text),
+    Column("robot_id", String(50)),
+    Column("report_type", String(50), nullable=False),  # daily, weekly, custom
+    Column("data", JSONB),
+    Column("file_path", String(500)),
+    _created_at(),
+    Column("created_by", String(100)),
+    _tstz("period_start"),
+    _tstz("period_end"),
+    _flag("scheduled"),
+    Column("pdf", LargeBinary),
+    Column("sent_to", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    _tstz("sent_at"),
+    Column("send_error", Text),
+    Index("ix_reports_robot_id", "robot_id"),
+    Index("ix_reports_report_type", "report_type"),
+    Index("ix_reports_created_at", "created_at"),
+    Index("ix_reports_title", "title"),
+    Index(
+        "uq_reports_scheduled",
+        "report_type",
+        "period_start",
+        unique=True,
+        postgresql_where=text("scheduled"),
+    ),
+)
+
 TABLES_WITH_UPDATED_AT: Final = tuple(
     table for table in metadata.sorted_tables if "updated_at" in table.c
 )

@@ -13,7 +13,7 @@ with two hours of readings at a steady 2.0 and 4.0 mm/s. Two robots, both online
 at 72 °C: warning), which completed one job and failed another.
 
 Alerting (``fill_alerting``): the built-in rules, two open events and a resolved one, three
-deliveries of which one failed.
+deliveries of which one failed; yesterday's daily report, emailed.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from sqlalchemy import Connection, Engine, Table, insert
 
 from alerting import builtin
 from ingest.kinds.telemetry import KIND, to_row
+from reports import schedule
 from stores.influx.points import TELEMETRY, MetricPoint, metric_line
-from stores.postgres import device_types
+from stores.postgres import device_types, reports_store
 from stores.postgres.schema import (
     alarm_events,
     command_log,
@@ -311,3 +312,7 @@ def fill_alerting(database_url: str, now: datetime) -> None:
                 [event_id, template, kind, address, status, attempts, error,
                  now if status == "sent" else None],
             )  # fmt: skip
+        start, end = schedule.last_period("daily", now)
+        report_id, _, _ = schedule.make(conn, "daily", start, end, by="schedule", scheduled=True)
+        assert report_id is not None
+        reports_store.mark_sent(conn, report_id, ["ops@example.com"], None)

@@ -124,6 +124,7 @@ PAGES: Final = (
         {"Sent": "2", "Pending": "0", "Failed": "1", "Cancelled": "0"},
         chart_text=None,
     ),
+    PageCheck("Reports", "reports", {"Reports": "1", "Emailed": "1"}, chart_text=None),
 )
 
 
@@ -186,7 +187,7 @@ def _screenshot(page: Page, name: str) -> None:
 
 
 def test_every_page_renders_in_a_browser(dashboard_url: str, browser_page: Page) -> None:
-    """Each of the ten pages, opened by its URL, shows the dataset's numbers without error."""
+    """Each of the eleven pages, opened by its URL, shows the dataset's numbers without error."""
     page = browser_page
     timeout_ms = FIRST_RENDER_MS
     for check in PAGES:
