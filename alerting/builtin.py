@@ -11,7 +11,8 @@ overwritten once there.
 
 Their notifications use the template ``operators``, whose recipients are empty until an
 operator adds them (``fleetwatch templates edit operators --recipient email:...``): nothing
-is sent to an address nobody chose.
+is sent to an address nobody chose. The template ``reports`` names who gets the daily and
+weekly reports, empty too at first.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from alerting.templates import Template
 from alerting.values import ALARM_INPUTS, DEVICE, SYSTEM, alarm_metric
 from stores.postgres import alerting_store as store
 
-__all__ = ["OPERATORS", "RULES", "install"]
+__all__ = ["OPERATORS", "REPORTS", "RULES", "install"]
 
 INSTALLER: Final = "fleetwatch"
 OPERATORS: Final = Template(
@@ -41,6 +42,11 @@ OPERATORS: Final = Template(
     priority=1,
     retry_count=3,
     retry_delay_minutes=1.0,
+)
+REPORTS: Final = Template(
+    name="reports",
+    description="whose email recipients get the daily and weekly reports (PDF attached)",
+    message="{message}",
 )
 _NOTIFY: Final = (Action(template=OPERATORS.name, on_resolve=True),)
 
@@ -124,11 +130,12 @@ RULES: Final[tuple[Rule, ...]] = (
 def install(conn: psycopg.Connection[Any]) -> list[str]:
     """Add the built-in template and rules that are missing; the names added."""
     added = []
-    try:
-        store.save_template(conn, template_to_row(OPERATORS), INSTALLER, replace=False)
-        added.append(f"template {OPERATORS.name}")
-    except store.NameTakenError:
-        pass
+    for template in (OPERATORS, REPORTS):
+        try:
+            store.save_template(conn, template_to_row(template), INSTALLER, replace=False)
+            added.append(f"template {template.name}")
+        except store.NameTakenError:
+            pass
     for rule in RULES:
         if store.insert_rule_if_missing(conn, rule_to_row(rule), INSTALLER):
             added.append(f"rule {rule.name}")

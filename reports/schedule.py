@@ -19,6 +19,7 @@ from typing import Any, Final
 import aiosmtplib
 import psycopg
 
+from alerting.channels.email import login
 from fleetwatch.settings import AlertSettings
 from reports.content import KINDS, Report, ReportKind, gather
 from reports.pdf import render
@@ -87,15 +88,14 @@ async def send(
     )
     filename = f"fleetwatch-{report.kind}-{report.start:%Y%m%d}.pdf"
     message.add_attachment(pdf, maintype="application", subtype="pdf", filename=filename)
-    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     try:
         await aiosmtplib.send(
             message,
             hostname=settings.smtp_host,
             port=settings.smtp_port,
             start_tls=settings.smtp_starttls,
-            username=settings.smtp_username,
-            password=password,
+            username=login(settings)[0],
+            password=login(settings)[1],
             timeout=settings.smtp_timeout_s,
         )
     except (aiosmtplib.SMTPException, OSError) as exc:

@@ -48,6 +48,8 @@ for _ in $(seq 1 120); do
   curl -fs "http://127.0.0.1:${FLEETWATCH_HEALTH_PORT:-9108}/readyz" >/dev/null 2>&1 && break
   sleep 0.5
 done
+# Notifications of events (email, SMS, webhook) and the daily and weekly reports.
+"$fw" notify & pids+=($!)
 "$fw" simulate --kind "panel=$devices" --kind "telemetry=$telemetry" --kind "robot=$robots" \
   --speed 1 & pids+=($!)
 dashboard="(not part of this version)"
@@ -66,6 +68,8 @@ and $robots robots:
   InfluxDB        $FLEETWATCH_INFLUX_URL  (org $FLEETWATCH_INFLUX_ORG, user fleetwatch, password fleetwatch-admin, token $FLEETWATCH_INFLUX_TOKEN;
                   the locally built influxd has no web UI: query with 'fleetwatch flux query')
   ingest health   http://127.0.0.1:9108/readyz  and  /metrics
+  notifications   fleetwatch notify is running; add recipients to the built-in rules' template:
+                  .venv/bin/fleetwatch templates edit operators --recipient email:you@example.com
   PostgreSQL      $FLEETWATCH_DATABASE_URL
   MQTT            mqtt://$FLEETWATCH_MQTT_HOST:$FLEETWATCH_MQTT_PORT (topics under fleet/)
 Ctrl-C stops it. In another shell:  eval "\$(scripts/services.sh env)"; .venv/bin/fleetwatch command list

@@ -13,7 +13,7 @@ from alerting.channels.base import Outgoing, register
 from alerting.errors import DeliveryError
 from fleetwatch.settings import AlertSettings
 
-__all__ = ["EmailChannel"]
+__all__ = ["EmailChannel", "login"]
 
 
 class EmailChannel:
@@ -37,15 +37,14 @@ class EmailChannel:
 
     async def send(self, outgoing: Outgoing) -> None:
         settings = self._settings
-        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         try:
             await aiosmtplib.send(
                 self.message(outgoing),
                 hostname=settings.smtp_host,
                 port=settings.smtp_port,
                 start_tls=settings.smtp_starttls,
-                username=settings.smtp_username,
-                password=password,
+                username=login(settings)[0],
+                password=login(settings)[1],
                 timeout=settings.smtp_timeout_s,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -55,6 +54,14 @@ class EmailChannel:
 
     async def aclose(self) -> None:
         """Nothing held between messages."""
+
+
+def login(settings: AlertSettings) -> tuple[str | None, str | None]:
+    """The SMTP user and password to log in with: none without a user name."""
+    if not settings.smtp_username:
+        return None, None
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
+    return settings.smtp_username, password
 
 
 register("email", EmailChannel)

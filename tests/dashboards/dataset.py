@@ -280,7 +280,9 @@ def fill_alerting(database_url: str, now: datetime) -> None:
         builtin.install(conn)
         rule = dict(conn.execute("SELECT name, id FROM rules").fetchall())
         host = dict(conn.execute("SELECT hostname, id FROM devices").fetchall())
-        (template,) = conn.execute("SELECT id FROM notification_templates").fetchone() or (0,)
+        (template,) = conn.execute(
+            "SELECT id FROM notification_templates WHERE name = 'operators'"
+        ).fetchone() or (0,)
 
         def event(name: str, hostname: str, severity: str, status: str, age: timedelta,
                   **extra: object) -> int:  # fmt: skip

@@ -36,7 +36,9 @@ from tests.deploy.files import (
     read_password_file,
 )
 
-SERVICES = {"postgres", "influxdb", "mosquitto", "migrate", "ingest", "dashboard", "simulator"}
+SERVICES = {
+    "postgres", "influxdb", "mosquitto", "migrate", "ingest", "notify", "dashboard", "simulator",
+}  # fmt: skip
 ONE_SHOT = {"migrate"}
 # The variables each official image reads (its documentation), by service.
 OFFICIAL_IMAGE_ENV = {
@@ -157,7 +159,9 @@ def _settings_read_by_fleetwatch() -> set[str]:
 def test_compose_file_has_the_expected_services(services: dict[str, dict[str, Any]]) -> None:
     """compose.yaml parses, names every service, and only the simulator needs the demo profile."""
     assert set(services) == SERVICES
-    assert set(_fleetwatch_services(services)) == {"migrate", "ingest", "dashboard", "simulator"}
+    assert set(_fleetwatch_services(services)) == {
+        "migrate", "ingest", "notify", "dashboard", "simulator",
+    }  # fmt: skip
     profiles = {name: spec.get("profiles") for name, spec in services.items()}
     assert profiles.pop("simulator") == ["demo"]
     assert set(profiles.values()) == {None}, "only the simulator should be behind a profile"
@@ -165,6 +169,7 @@ def test_compose_file_has_the_expected_services(services: dict[str, dict[str, An
     assert commands == {
         "migrate": "migrate",
         "ingest": "ingest",
+        "notify": "notify",
         "dashboard": "dashboard",
         "simulator": "simulate",
     }
