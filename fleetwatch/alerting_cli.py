@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -253,16 +253,23 @@ def _rules_list(_: argparse.Namespace) -> int:
     return 0
 
 
-def _rules_show(args: argparse.Namespace) -> int:
+def _show(find: Callable[[psycopg.Connection[Any], str], Mapping[str, object]], name: str) -> int:
+    """Print the row ``find`` finds by ``name`` as JSON."""
     from stores.postgres import alerting_store as store  # noqa: PLC0415
 
     with _connect() as conn:
         try:
-            row = store.rule_named(conn, args.name)
+            row = find(conn, name)
         except store.NotFoundError as exc:
             return _fail(str(exc))
     sys.stdout.write(json.dumps(row, default=str, indent=2) + "\n")
     return 0
+
+
+def _rules_show(args: argparse.Namespace) -> int:
+    from stores.postgres import alerting_store as store  # noqa: PLC0415
+
+    return _show(store.rule_named, args.name)
 
 
 def _actions(args: argparse.Namespace) -> tuple[Any, ...] | None:
@@ -440,13 +447,7 @@ def _templates_list(_: argparse.Namespace) -> int:
 def _templates_show(args: argparse.Namespace) -> int:
     from stores.postgres import alerting_store as store  # noqa: PLC0415
 
-    with _connect() as conn:
-        try:
-            row = store.template_named(conn, args.name)
-        except store.NotFoundError as exc:
-            return _fail(str(exc))
-    sys.stdout.write(json.dumps(row, default=str, indent=2) + "\n")
-    return 0
+    return _show(store.template_named, args.name)
 
 
 def _templates_save(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from typing import Any, Final
 import aiosmtplib
 import psycopg
 
-from alerting.channels.email import login
+from alerting.channels.email import smtp_send
 from fleetwatch.settings import AlertSettings
 from reports.content import KINDS, Report, ReportKind, gather
 from reports.pdf import render
@@ -89,15 +89,7 @@ async def send(
     filename = f"fleetwatch-{report.kind}-{report.start:%Y%m%d}.pdf"
     message.add_attachment(pdf, maintype="application", subtype="pdf", filename=filename)
     try:
-        await aiosmtplib.send(
-            message,
-            hostname=settings.smtp_host,
-            port=settings.smtp_port,
-            start_tls=settings.smtp_starttls,
-            username=login(settings)[0],
-            password=login(settings)[1],
-            timeout=settings.smtp_timeout_s,
-        )
+        await smtp_send(settings, message)
     except (aiosmtplib.SMTPException, OSError) as exc:
         return f"SMTP {settings.smtp_host}:{settings.smtp_port}: {exc}"
     return None

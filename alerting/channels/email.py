@@ -13,7 +13,7 @@ from alerting.channels.base import Outgoing, register
 from alerting.errors import DeliveryError
 from fleetwatch.settings import AlertSettings
 
-__all__ = ["EmailChannel", "login"]
+__all__ = ["EmailChannel", "smtp_send"]
 
 
 class EmailChannel:
@@ -36,32 +36,37 @@ class EmailChannel:
         return message
 
     async def send(self, outgoing: Outgoing) -> None:
-        settings = self._settings
         try:
-            await aiosmtplib.send(
-                self.message(outgoing),
-                hostname=settings.smtp_host,
-                port=settings.smtp_port,
-                start_tls=settings.smtp_starttls,
-                username=login(settings)[0],
-                password=login(settings)[1],
-                timeout=settings.smtp_timeout_s,
-            )
+            await smtp_send(self._settings, self.message(outgoing))
         except aiosmtplib.SMTPRecipientsRefused as exc:
             raise DeliveryError(f"SMTP refused {outgoing.address}: {exc}", permanent=True) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(f"SMTP {settings.smtp_host}:{settings.smtp_port}: {exc}") from exc
+            raise DeliveryError(f"{_server(self._settings)}: {exc}") from exc
 
     async def aclose(self) -> None:
         """Nothing held between messages."""
 
 
-def login(settings: AlertSettings) -> tuple[str | None, str | None]:
-    """The SMTP user and password to log in with: none without a user name."""
-    if not settings.smtp_username:
-        return None, None
-    password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
-    return settings.smtp_username, password
+async def smtp_send(settings: AlertSettings, message: EmailMessage) -> None:
+    """Send ``message`` through the configured SMTP server (STARTTLS and login as set: a
+    login only with a user name); aiosmtplib's errors and OSError propagate."""
+    user, password = None, None
+    if settings.smtp_username:
+        user = settings.smtp_username
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
+    await aiosmtplib.send(
+        message,
+        hostname=settings.smtp_host,
+        port=settings.smtp_port,
+        start_tls=settings.smtp_starttls,
+        username=user,
+        password=password,
+        timeout=settings.smtp_timeout_s,
+    )
+
+
+def _server(settings: AlertSettings) -> str:
+    return f"SMTP {settings.smtp_host}:{settings.smtp_port}"
 
 
 register("email", EmailChannel)

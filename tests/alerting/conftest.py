@@ -20,10 +20,9 @@ from stores.postgres import alerting_store as store
 from tests.ingest.conftest import (  # noqa: F401 - fixtures shared with the ingest tests
     db,
     device,
-    forget_session,
     ingest_client_id,
     migrated_pg,
-    start_ingest,
+    running_ingest,
 )
 
 SECRET = "test-webhook-secret"
@@ -59,21 +58,11 @@ async def ingest(
     ingest_client_id: str,  # noqa: F811
 ) -> AsyncIterator[IngestService]:
     """A running ingest service whose notifications link to the dashboard at LINK."""
-    service, stop, task = await start_ingest(
-        migrated_pg,
-        mqtt_settings,
-        influx_settings,
-        ingest_client_id,
-        event_link=LINK,
-        rules_sweep_s=0.2,
-    )
-    try:
+    async with running_ingest(
+        migrated_pg, mqtt_settings, influx_settings, ingest_client_id,
+        event_link=LINK, rules_sweep_s=0.2,
+    ) as service:  # fmt: skip
         yield service
-    finally:
-        stop.set()
-        async with asyncio.timeout(20):
-            await task
-        await forget_session(mqtt_settings, ingest_client_id)
 
 
 RunWorker = Callable[..., "asyncio.Task[None]"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -63,6 +64,25 @@ def ingest_client_id() -> str:
     return f"ingest-{uuid.uuid4().hex[:10]}"
 
 
+@asynccontextmanager
+async def running_ingest(
+    pg: PostgresSettings,
+    mqtt: MqttSettings,
+    influx: InfluxSettings,
+    client_id: str,
+    **options: Any,  # noqa: ANN401 - IngestOptions fields
+) -> AsyncIterator[IngestService]:
+    """An ingest service while the block runs; stopped and its broker session dropped after."""
+    service, stop, task = await start_ingest(pg, mqtt, influx, client_id, **options)
+    try:
+        yield service
+    finally:
+        stop.set()
+        async with asyncio.timeout(20):
+            await task
+        await forget_session(mqtt, client_id)
+
+
 @pytest.fixture
 async def ingest(
     migrated_pg: PostgresSettings,
@@ -71,16 +91,10 @@ async def ingest(
     ingest_client_id: str,
 ) -> AsyncIterator[IngestService]:
     """A running ingest service on the test's database, bucket and topic prefix."""
-    service, stop, task = await start_ingest(
+    async with running_ingest(
         migrated_pg, mqtt_settings, influx_settings, ingest_client_id
-    )
-    try:
+    ) as service:
         yield service
-    finally:
-        stop.set()
-        async with asyncio.timeout(20):
-            await task
-        await forget_session(mqtt_settings, ingest_client_id)
 
 
 @pytest.fixture

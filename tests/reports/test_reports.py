@@ -121,7 +121,7 @@ def test_report_send_emails_the_pdf(
         template_to_row(Template(name="reports", message="{rule}", recipients=(
             Recipient("email", "manager@example.com"), Recipient("sms", "+34600000003")))),
         "test",
-        replace=False,
+        replace=True,  # the built-in one has no recipients
     )  # fmt: skip
     with smtp_server() as (mailbox, port):
         monkeypatch.setenv("FLEETWATCH_SMTP_PORT", str(port))
