@@ -265,13 +265,19 @@ class _Run:
                 group = f"{notice.rule.id}/zone {subject.zone}/{trigger}"
             for recipient in recipients:
                 row = _delivery(notice.event_id, template, trigger, recipient, values, due, action)
-                row |= {"group_key": group, "device_label": subject.label}
-                if held:
+                row |= {
+                    "group_key": group,
+                    "device_label": subject.label,
+                    "repeat_seconds": action.repeat_minutes * 60.0 or None,
+                    "held_by": held,
+                }
+                if held is not None:
                     row["status"] = "held"
                 rows.append(row)
             results.append(
                 {"type": "notification", "template": template.name, "trigger": trigger,
-                 "recipients": len(recipients), "status": "held" if held else "queued"}
+                 "recipients": len(recipients),
+                 "status": "queued" if held is None else f"held by silence {held}"}
             )  # fmt: skip
         self.effects.deliveries += store.add_deliveries(self.conn, rows)
         if results:

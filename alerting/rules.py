@@ -55,6 +55,8 @@ class Action:
         group_seconds: 0 to send each event's notification alone; more waits that long
             and sends the rule's events of one zone that came meanwhile as one message
             (an alarm storm becomes one notification listing the devices).
+        repeat_minutes: 0 to send once; more sends it again that often while the event is
+            new (nobody acknowledged it).
     """
 
     template: str
@@ -62,6 +64,7 @@ class Action:
     after_minutes: float = 0.0
     on_resolve: bool = False
     group_seconds: float = 0.0
+    repeat_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.template:
@@ -70,6 +73,10 @@ class Action:
             raise RuleError(f"after_minutes must be 0 or more, got {self.after_minutes!r}")
         if not (math.isfinite(self.group_seconds) and 0 <= self.group_seconds <= 3600):
             raise RuleError(f"group_seconds is 0 to 3600, got {self.group_seconds!r}")
+        if not (math.isfinite(self.repeat_minutes) and self.repeat_minutes >= 0):
+            raise RuleError(f"repeat_minutes is 0 or more, got {self.repeat_minutes!r}")
+        if 0 < self.repeat_minutes < 0.05:
+            raise RuleError("repeat a notification every 3 seconds (0.05 minutes) at most")
 
     @property
     def escalation(self) -> bool:
@@ -87,6 +94,8 @@ class Action:
             data["on_resolve"] = True
         if self.group_seconds:
             data["group_seconds"] = self.group_seconds
+        if self.repeat_minutes:
+            data["repeat_minutes"] = self.repeat_minutes
         return data
 
     @classmethod
@@ -98,7 +107,7 @@ class Action:
         if not isinstance(recipients, list):
             raise RuleError("an action's recipients are a list")
         numbers = {}
-        for name in ("after_minutes", "group_seconds"):
+        for name in ("after_minutes", "group_seconds", "repeat_minutes"):
             value = data.get(name, 0.0)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise RuleError(f"{name} is a number, got {value!r}")

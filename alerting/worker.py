@@ -241,6 +241,11 @@ class DeliveryWorker:
         if status == "sent":
             self.sent += len(batch)
             logger.info("delivery %s sent by %s to %s", ids, channel.name, address)
+            for member in batch:
+                if member["repeat_seconds"]:
+                    await asyncio.to_thread(
+                        db.run, partial(store.repeat_delivery, delivery_id=member["id"])
+                    )
         elif status is None:
             logger.warning("delivery %s: lease lapsed while sending; not recorded", ids)
         else:

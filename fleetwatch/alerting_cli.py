@@ -77,6 +77,14 @@ def _silences(sub: Any) -> None:  # noqa: ANN401
     length.add_argument("--until", help="ISO 8601 time it ends")
     length.add_argument("--for", dest="duration", help="how long: 90m, 2h, 1d")
     add.add_argument("--drop", action="store_true", help="drop held notifications at the end")
+    add.add_argument(
+        "--window",
+        metavar="HH:MM-HH:MM",
+        help="a mute timing: hold only in this daily window (UTC; may pass midnight)",
+    )
+    add.add_argument(
+        "--weekdays", metavar="mon,tue,...", help="a mute timing: hold only on these days (UTC)"
+    )
     add.add_argument("--reason")
     add.add_argument("--by", default="cli", help=ACTOR_HELP)
     add.set_defaults(handler=_silences_add)
@@ -172,6 +180,12 @@ def _rule_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
         type=float,
         metavar="SECONDS",
         help="wait this long and send the events of one zone as one notification",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=float,
+        metavar="MINUTES",
+        help="send the notifications again this often until someone acknowledges",
     )
     parser.add_argument("--description")
     parser.add_argument("--by", default="cli", help=ACTOR_HELP)
@@ -290,6 +304,7 @@ def _actions(args: argparse.Namespace) -> tuple[Any, ...] | None:
                 recipients=listed,
                 on_resolve=True,
                 group_seconds=args.group or 0.0,
+                repeat_minutes=args.repeat or 0.0,
             )
         )
     for text in args.escalate or []:
@@ -619,10 +634,14 @@ def _silences_add(args: argparse.Namespace) -> int:
         if args.zone is not None
         else ("rule", args.rule)
     )
+    try:
+        timing = _mute_timing(args.window, args.weekdays)
+    except ValueError as exc:
+        return _fail(str(exc))
     row = {
         "scope_type": scope, "scope_value": value, "starts_at": starts, "ends_at": ends,
         "on_end": "drop" if args.drop else "release", "reason": args.reason,
-        "created_by": args.by,
+        "created_by": args.by, **timing,
     }  # fmt: skip
     try:
         with _connect() as conn:
@@ -636,6 +655,31 @@ def _silences_add(args: argparse.Namespace) -> int:
     return 0
 
 
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _mute_timing(window: str | None, weekdays: str | None) -> dict[str, Any]:
+    """The window and weekday columns of ``--window 22:00-06:00 --weekdays sat,sun``."""
+    from datetime import time  # noqa: PLC0415
+
+    timing: dict[str, Any] = {"weekdays": None, "window_start": None, "window_end": None}
+    if window:
+        try:
+            start, end = (time.fromisoformat(part) for part in window.split("-", 1))
+        except ValueError:
+            raise ValueError(f"write a window as HH:MM-HH:MM, not {window!r}") from None
+        if start == end:
+            raise ValueError("a window's start and end differ")
+        timing |= {"window_start": start, "window_end": end}
+    if weekdays:
+        names = [day.strip().lower()[:3] for day in weekdays.split(",")]
+        unknown = [name for name in names if name not in _DAYS]
+        if unknown:
+            raise ValueError(f"unknown weekdays {unknown}; use {','.join(_DAYS)}")
+        timing["weekdays"] = sum(1 << _DAYS.index(name) for name in set(names))
+    return timing
+
+
 def _silences_list(args: argparse.Namespace) -> int:
     from stores.postgres import alerting_store as store  # noqa: PLC0415
 
@@ -643,8 +687,8 @@ def _silences_list(args: argparse.Namespace) -> int:
         rows = store.list_silences(conn, current_only=not args.all)
     _print_table(
         rows,
-        ["id", "scope_type", "scope_value", "starts_at", "ends_at", "on_end", "held", "reason",
-         "created_by"],
+        ["id", "scope_type", "scope_value", "starts_at", "ends_at", "window_start",
+         "window_end", "weekdays", "on_end", "held", "reason", "created_by"],
     )  # fmt: skip
     return 0
 

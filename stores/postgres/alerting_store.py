@@ -351,6 +351,8 @@ _DELIVERY_COLUMNS = (
     "next_attempt_at",
     "group_key",
     "device_label",
+    "repeat_seconds",
+    "held_by",
 )
 
 
@@ -574,24 +576,45 @@ def acknowledge_alarm(
 
 # --- silences -----------------------------------------------------------------------------
 
-_SILENCED = (
-    "EXISTS (SELECT 1 FROM silences s WHERE s.starts_at <= {at} AND s.ends_at > {at} AND ("
-    "(s.scope_type = 'device' AND s.scope_value = {hostname}) OR "
-    "(s.scope_type = 'zone' AND s.scope_value = {zone}::text) OR "
-    "(s.scope_type = 'rule' AND s.scope_value = {rule})))"
-)
+
+def _active(at: str) -> str:
+    """SQL: silence ``s`` holds notifications at ``at`` (its range, and its daily window and
+    weekdays in UTC when it has them; a window may run past midnight)."""
+    local = f"({at} AT TIME ZONE 'UTC')"
+    return (
+        f"s.starts_at <= {at} AND s.ends_at > {at} AND (s.weekdays IS NULL OR "
+        f"(s.weekdays >> (extract(isodow FROM {local})::int - 1)) & 1 = 1) AND "
+        "(s.window_start IS NULL OR CASE WHEN s.window_start < s.window_end "
+        f"THEN {local}::time >= s.window_start AND {local}::time < s.window_end "
+        f"ELSE {local}::time >= s.window_start OR {local}::time < s.window_end END)"
+    )
+
+
+def _matches(hostname: str, zone: str, rule: str) -> str:
+    """SQL: silence ``s`` is about this device, zone or rule."""
+    return (
+        f"((s.scope_type = 'device' AND s.scope_value = {hostname}) OR "
+        f"(s.scope_type = 'zone' AND s.scope_value = {zone}::text) OR "
+        f"(s.scope_type = 'rule' AND s.scope_value = {rule}))"
+    )
 
 
 def silenced(
     conn: psycopg.Connection[Any], rule: str, hostname: str | None, zone: int | None, at: datetime
-) -> bool:
-    """True when a silence holds notifications of ``rule`` about this device at ``at``."""
-    query = "SELECT " + _SILENCED.format(
-        at="%(at)s", hostname="%(hostname)s", zone="%(zone)s", rule="%(rule)s"
+) -> int | None:
+    """The silence that holds notifications of ``rule`` about this device at ``at``, if any."""
+    query = (
+        "SELECT s.id FROM silences s WHERE "  # noqa: S608 - fixed SQL text
+        + _active("%(at)s")
+        + " AND "
+        + _matches("%(hostname)s", "%(zone)s", "%(rule)s")
+        + " ORDER BY s.id LIMIT 1"
     )
-    row = conn.execute(query, {"at": at, "hostname": hostname, "zone": zone, "rule": rule})
-    found = row.fetchone()
-    return bool(found and found[0])
+    found = conn.execute(
+        query,
+        {"at": at, "hostname": hostname, "zone": zone, "rule": rule},
+    ).fetchone()
+    return None if found is None else int(found[0])
 
 
 def add_silence(conn: psycopg.Connection[Any], row: Mapping[str, Any]) -> int:
@@ -608,9 +631,10 @@ def add_silence(conn: psycopg.Connection[Any], row: Mapping[str, Any]) -> int:
         raise NotFoundError(f"a zone is a number, got {value!r}")
     found = conn.execute(
         "INSERT INTO silences (scope_type, scope_value, starts_at, ends_at, on_end, reason, "
-        "created_by) VALUES (%(scope_type)s, %(scope_value)s, %(starts_at)s, %(ends_at)s, "
-        "%(on_end)s, %(reason)s, %(created_by)s) RETURNING id",
-        {**row, "scope_value": value},
+        "created_by, weekdays, window_start, window_end) VALUES (%(scope_type)s, "
+        "%(scope_value)s, %(starts_at)s, %(ends_at)s, %(on_end)s, %(reason)s, %(created_by)s, "
+        "%(weekdays)s, %(window_start)s, %(window_end)s) RETURNING id",
+        {"weekdays": None, "window_start": None, "window_end": None, **row, "scope_value": value},
     ).fetchone()
     assert found is not None
     return int(found[0])
@@ -620,12 +644,8 @@ def list_silences(conn: psycopg.Connection[Any], *, current_only: bool = True) -
     """Silences not over yet (or every one), soonest ending first, with what they hold."""
     return _rows(
         conn,
-        "SELECT s.*, (SELECT count(*) FROM notification_deliveries d JOIN events e "
-        "ON e.id = d.event_id JOIN rules r ON r.id = e.rule_id "
-        "LEFT JOIN devices dv ON dv.id = e.device_id WHERE d.status = 'held' AND ("
-        "(s.scope_type = 'device' AND s.scope_value = dv.hostname) OR "
-        "(s.scope_type = 'zone' AND s.scope_value = dv.zone::text) OR "
-        "(s.scope_type = 'rule' AND s.scope_value = r.name))) AS held "
+        "SELECT s.*, (SELECT count(*) FROM notification_deliveries d "
+        "WHERE d.status = 'held' AND d.held_by = s.id) AS held "
         "FROM silences s WHERE NOT %(current)s OR s.ends_at > now() ORDER BY s.ends_at",
         {"current": current_only},
     )
@@ -643,41 +663,58 @@ def end_silence(conn: psycopg.Connection[Any], silence_id: int, by: str) -> None
 
 
 def settle_silences(conn: psycopg.Connection[Any]) -> tuple[int, int]:
-    """Release (or drop, as each says) the held deliveries of silences that ended, unless
-    another silence still holds them; (released, dropped). In one transaction."""
-    still = _SILENCED.format(at="now()", hostname="dv.hostname", zone="dv.zone", rule="r.name")
-    released = dropped = 0
+    """Release, or drop as the silence that held them says, the held deliveries that no
+    silence holds any more (one ended, or a mute timing's window closed); (released,
+    dropped). In one transaction."""
+    still = (
+        "EXISTS (SELECT 1 FROM silences s WHERE "  # noqa: S608 - fixed SQL text
+        + _active("now()")
+        + " AND "
+        + _matches("dv.hostname", "dv.zone", "r.name")
+        + ")"
+    )
     with conn.transaction():
-        ended = _rows(
-            conn,
-            "SELECT * FROM silences WHERE ends_at <= now() AND settled_at IS NULL "
-            "ORDER BY ends_at FOR UPDATE SKIP LOCKED",
+        rows = conn.execute(
+            "UPDATE notification_deliveries d SET "  # noqa: S608 - fixed SQL text
+            "status = CASE WHEN h.on_end = 'drop' THEN 'cancelled' ELSE 'pending' END, "
+            "error_message = CASE WHEN h.on_end = 'drop' THEN 'dropped: held by a silence' "
+            "END, next_attempt_at = greatest(d.next_attempt_at, now()) "
+            "FROM events e JOIN rules r ON r.id = e.rule_id "
+            "LEFT JOIN devices dv ON dv.id = e.device_id, silences h "
+            "WHERE d.event_id = e.id AND h.id = d.held_by AND d.status = 'held' AND NOT "
+            + still
+            + " RETURNING d.status",
+        ).fetchall()
+        conn.execute(
+            "UPDATE silences SET settled_at = now() WHERE ends_at <= now() AND settled_at IS NULL"
         )
-        for silence in ended:
-            drop = silence["on_end"] == "drop"
-            done = conn.execute(
-                "UPDATE notification_deliveries d SET "  # noqa: S608 - fixed SQL text
-                + (
-                    "status = 'cancelled', error_message = 'dropped: held by a silence' "
-                    if drop
-                    else "status = 'pending', next_attempt_at = now() "
-                )
-                + "FROM events e JOIN rules r ON r.id = e.rule_id "
-                "LEFT JOIN devices dv ON dv.id = e.device_id "
-                "WHERE d.event_id = e.id AND d.status = 'held' AND ("
-                "(%(scope)s = 'device' AND %(value)s = dv.hostname) OR "
-                "(%(scope)s = 'zone' AND %(value)s = dv.zone::text) OR "
-                "(%(scope)s = 'rule' AND %(value)s = r.name)) AND NOT " + still,
-                {"scope": silence["scope_type"], "value": silence["scope_value"]},
-            ).rowcount
-            if drop:
-                dropped += done
-            else:
-                released += done
-            conn.execute("UPDATE silences SET settled_at = now() WHERE id = %s", [silence["id"]])
+        released = sum(1 for (status,) in rows if status == "pending")
         if released:
             conn.execute(f"NOTIFY {DELIVERY_CHANNEL}")
-    return released, dropped
+    return released, len(rows) - released
+
+
+def repeat_delivery(conn: psycopg.Connection[Any], delivery_id: int) -> bool:
+    """Queue the next repeat of a sent delivery that repeats, while its event is new (nobody
+    acknowledged it); True if one was queued."""
+    return (
+        conn.execute(
+            "INSERT INTO notification_deliveries (event_id, template_id, trigger, "
+            "recipient_type, recipient_address, recipient_name, subject, rendered_message, "
+            "priority, max_attempts, retry_delay_seconds, cancel_on_ack, next_attempt_at, "
+            "device_label, repeat_seconds) SELECT d.event_id, d.template_id, "
+            "split_part(d.trigger, '#', 1) || '#' || "
+            "(coalesce(nullif(split_part(d.trigger, '#', 2), ''), '0')::int + 1), "
+            "d.recipient_type, d.recipient_address, d.recipient_name, d.subject, "
+            "d.rendered_message, d.priority, d.max_attempts, d.retry_delay_seconds, true, "
+            "now() + d.repeat_seconds * interval '1 second', d.device_label, d.repeat_seconds "
+            "FROM notification_deliveries d JOIN events e ON e.id = d.event_id "
+            "WHERE d.id = %s AND d.repeat_seconds > 0 AND e.status = 'new' "
+            "ON CONFLICT ON CONSTRAINT uq_notification_deliveries_event_id DO NOTHING",
+            [delivery_id],
+        ).rowcount
+        == 1
+    )
 
 
 # --- groups and rate limits (the worker's) -----------------------------------------------

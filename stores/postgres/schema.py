@@ -37,6 +37,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Time,
     UniqueConstraint,
     func,
     text,
@@ -899,6 +900,9 @@ notification_deliveries = Table(
     # message listing their devices; device_label is the device a delivery is about.
     Column("group_key", Text),
     Column("device_label", Text),
+    # Sent again that often while the event is new; the silence that held it.
+    Column("repeat_seconds", Double),
+    Column("held_by", BigInteger),
     UniqueConstraint(
         "event_id",
         "template_id",
@@ -961,9 +965,18 @@ silences = Table(
     _by("ended_by"),
     # When its held deliveries were released or dropped.
     _tstz("settled_at"),
+    # A mute timing: only inside this daily window (UTC) on these weekdays (bit 0 Monday).
+    Column("weekdays", SmallInteger),
+    Column("window_start", Time),
+    Column("window_end", Time),
     CheckConstraint(f"scope_type IN ({_quoted(SilenceScope)})", name="scope_known"),
     CheckConstraint(f"on_end IN ({_quoted(SilenceEnd)})", name="on_end_known"),
     CheckConstraint("ends_at > starts_at", name="window"),
+    CheckConstraint(
+        "(window_start IS NULL) = (window_end IS NULL) AND "
+        "(weekdays IS NULL OR weekdays BETWEEN 1 AND 127)",
+        name="window_pair",
+    ),
     Index("ix_silences_ends_at", "ends_at"),
 )
 

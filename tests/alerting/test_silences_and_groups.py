@@ -149,3 +149,67 @@ async def test_a_recipient_gets_no_more_than_its_hourly_fill(
     assert waiting[0] == 0
     assert "rate limited: 2 messages" in waiting[1]
     assert waiting[2] is True
+
+
+async def test_a_notification_repeats_until_acknowledged(
+    db: psycopg.Connection[Any], run_worker: RunWorker
+) -> None:
+    """Repeated every 3 s while nobody acknowledges: it comes again; acknowledged, the
+    next repeat is cancelled and nothing more arrives."""
+    with http_receiver() as hook:
+        book = _setup(db, hook.url, repeat_minutes=0.05)
+        (event_id,) = _heat(db, book, _devices(db, 1))
+        run_worker(alert_settings(), channels=["webhook"])
+        first, second = await asyncio.to_thread(hook.wait_for, 2, 20.0)
+        assert second.at - first.at >= 2.5
+        await asyncio.to_thread(
+            wait_until, lambda: _statuses(db) == ["sent", "sent", "pending"], 10.0, "#2 queued"
+        )
+        assert store.acknowledge_event(db, event_id, "ana", None)
+        await asyncio.to_thread(
+            wait_until, lambda: "cancelled" in _statuses(db), 15.0, "the repeat cancelled"
+        )
+        count = len(hook.received)
+        await asyncio.sleep(4.0)
+        assert len(hook.received) == count
+    triggers = [row[0] for row in db.execute(
+        "SELECT trigger FROM notification_deliveries ORDER BY id").fetchall()]  # fmt: skip
+    assert triggers[:3] == ["opened", "opened#1", "opened#2"]
+
+
+async def test_a_mute_timing_holds_only_inside_its_window(
+    db: psycopg.Connection[Any], run_worker: RunWorker
+) -> None:
+    """A nightly window around now holds the notification; outside its window, a mute
+    timing holds nothing; when the window closes, what it held goes out."""
+    with http_receiver() as hook:
+        book = _setup(db, hook.url)
+        inside, outside = _devices(db, 2)
+        now = datetime.now(UTC)
+        window = {"window_start": (now - timedelta(minutes=30)).time(),
+                  "window_end": (now + timedelta(minutes=30)).time()}  # fmt: skip
+        elsewhere = {"window_start": (now + timedelta(hours=2)).time(),
+                     "window_end": (now + timedelta(hours=3)).time()}  # fmt: skip
+        day = {"starts_at": now - timedelta(days=1), "ends_at": now + timedelta(days=7),
+               "on_end": "release", "reason": "nights", "created_by": "ana"}  # fmt: skip
+        held_by = store.add_silence(
+            db, {"scope_type": "device", "scope_value": inside.hostname, **day, **window}
+        )
+        store.add_silence(db, {"scope_type": "device", "scope_value": outside.hostname, **day,
+                               **elsewhere})  # fmt: skip
+        _heat(db, book, [inside, outside])
+        run_worker(alert_settings(), channels=["webhook"])
+        (request,) = await asyncio.to_thread(hook.wait_for, 1)
+        assert outside.hostname in json.loads(request.body)["message"]
+        await asyncio.to_thread(
+            wait_until, lambda: sorted(_statuses(db)) == ["held", "sent"], 10.0, "one held"
+        )
+        # The window closes (moved to end a minute ago): the held notification goes out.
+        db.execute(
+            "UPDATE silences SET window_end = %s WHERE id = %s",
+            [(now - timedelta(minutes=1)).time(), held_by],
+        )
+        await asyncio.to_thread(hook.wait_for, 2)
+        await asyncio.to_thread(
+            wait_until, lambda: _statuses(db) == ["sent", "sent"], 10.0, "both sent"
+        )

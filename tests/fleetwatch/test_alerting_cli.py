@@ -181,3 +181,31 @@ def test_events_are_acknowledged_and_resolved_once(
             "SELECT status, acknowledged_by, acknowledge_note, resolved_by FROM events"
         ).fetchone()
     assert stored == ("resolved", "ana", "calling", "bo")
+
+
+def test_silences_and_mute_timings_from_the_command_line(
+    migrated: PostgresSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A zone's weekend nights are muted; a bad window, an unknown rule, a silence already
+    over are refused; ending one twice is refused the second time."""
+    code, out, err = run(
+        capsys, "silences", "add", "--zone", "3", "--for", "30d", "--window", "22:00-06:00",
+        "--weekdays", "sat,sun", "--reason", "nobody on site", "--by", "ana",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert "zone 3 from" in out
+    code, out, _ = run(capsys, "silences", "list")
+    assert "22:00:00" in out
+    assert " 96 " in out  # Saturday and Sunday bits
+    for argv, reason in (
+        (["--zone", "3", "--for", "1h", "--window", "22-6"], "HH:MM-HH:MM"),
+        (["--rule", "nope", "--for", "1h"], "no rule named 'nope'"),
+        (["--zone", "3", "--until", "2020-01-01T00:00:00"], "ends after it starts"),
+        (["--zone", "3", "--starts", "2020-01-01T00:00:00", "--for", "1h"], "over already"),
+        (["--zone", "3", "--for", "1h", "--weekdays", "mon,funday"], "unknown weekdays"),
+    ):
+        code, _, err = run(capsys, "silences", "add", *argv)
+        assert (code, reason in err) == (1, True), err
+    silence_id = out.splitlines()[1].split()[0]
+    assert run(capsys, "silences", "end", silence_id, "--by", "bo")[0] == 0
+    assert run(capsys, "silences", "end", silence_id)[0] == 1
