@@ -199,7 +199,8 @@ class DeliveryWorker:
         """Send one delivery, or a group's as one message, and record the outcome of each."""
         row = batch[0]
         address = row["recipient_address"]
-        if await self._rate_limited(db, batch):
+        severity = events.get(row["event_id"], {}).get("severity")
+        if severity != "critical" and await self._rate_limited(db, batch):
             return
         outgoing = Outgoing(
             delivery_id=row["id"],
@@ -279,7 +280,8 @@ class DeliveryWorker:
         return list(batches.values())
 
     async def _rate_limited(self, db: _Database, batch: Sequence[Mapping[str, Any]]) -> bool:
-        """Give the batch back for a while when its recipient had its hour's fill."""
+        """Give the batch back for a while when its recipient had its hour's fill (critical
+        events are never held back: a panic press always goes out)."""
         limit = self._settings.notify_max_per_hour
         if not limit:
             return False

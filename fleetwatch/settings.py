@@ -202,7 +202,10 @@ class AlertSettings(BaseSettings):
         description="notification template whose email recipients get the scheduled reports",
     )
     notify_max_per_hour: int = Field(
-        default=60, ge=0, description="messages one recipient gets in an hour at most (0: any)"
+        default=120,
+        ge=0,
+        description="messages of warning or info events one recipient gets in an hour at most "
+        "(0: any); critical ones always go",
     )
 
 

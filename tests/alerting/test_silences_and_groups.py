@@ -213,3 +213,23 @@ async def test_a_mute_timing_holds_only_inside_its_window(
         await asyncio.to_thread(
             wait_until, lambda: _statuses(db) == ["sent", "sent"], 10.0, "both sent"
         )
+
+
+async def test_critical_events_are_never_rate_limited(
+    db: psycopg.Connection[Any], run_worker: RunWorker
+) -> None:
+    """With at most 1 message an hour, three critical events still all go out."""
+    with http_receiver() as hook:
+        add_template(db, Template(name="ops", message="{device}",
+                                  recipients=(Recipient("webhook", hook.url),)))  # fmt: skip
+        add_rule(db, Rule(name="very hot", kind="panel", metric="temperature",
+                          operator=RuleOperator.GT, critical=30.0,
+                          actions=(Action(template="ops"),)))  # fmt: skip
+        book = RuleBook(
+            [rule_from_row(store.rule_named(db, "very hot"))],
+            [template_from_row(row) for row in store.load_templates(db)],
+        )
+        _heat(db, book, _devices(db, 3))
+        run_worker(alert_settings(notify_max_per_hour=1), channels=["webhook"])
+        await asyncio.to_thread(hook.wait_for, 3)
+    await asyncio.to_thread(wait_until, lambda: _statuses(db) == ["sent"] * 3, 10.0, "sent")
