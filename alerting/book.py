@@ -188,11 +188,15 @@ class RuleBook:
     def __init__(self, rules: Iterable[Rule], templates: Iterable[Template]) -> None:
         self.rules: dict[UUID, Rule] = {}
         self._index: dict[tuple[str, str], _Scoped] = {}
+        watched: dict[str, set[str]] = {}
         for rule in rules:
             if not rule.enabled or rule.id is None:
                 continue
             self.rules[rule.id] = rule
             self._index.setdefault((rule.kind, rule.metric), _Scoped()).add(rule)
+            watched.setdefault(rule.kind, set()).add(rule.metric)
+        self.watched: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in watched.items()}
+        """The metrics some enabled rule watches, by kind."""
         self.templates: dict[str, Template] = {t.name: t for t in templates}
 
     def __bool__(self) -> bool:

@@ -335,24 +335,28 @@ def apply(
     """Evaluate ``observations`` in order against ``book``'s rules and write what follows
     (states, events, deliveries) in ``conn``'s current transaction."""
     run = _Run(conn, book, link)
+    # Only the values some rule watches: most observations meet no rule at all.
     relevant = [
-        obs for obs in observations if any(book.watches(obs.kind, name) for name in obs.values)
+        (obs, names)
+        for obs in observations
+        if (watched := book.watched.get(obs.kind)) and (names := watched & obs.values.keys())
     ]
     if not relevant:
         return run.effects
-    devices = {o.subject.device_id for o in relevant if o.subject.device_id is not None}
-    others = {o.subject.key for o in relevant if o.subject.device_id is None}
+    devices = {o.subject.device_id for o, _ in relevant if o.subject.device_id is not None}
+    others = {o.subject.key for o, _ in relevant if o.subject.device_id is None}
     states = {
         (row["rule_id"], row["subject"]): _state(row)
         for row in store.lock_states(conn, devices, others)
     }
-    for obs in relevant:
-        for name, raw in obs.values.items():
-            rules = book.matching(obs.kind, name, obs.subject)
-            if not rules:
-                continue
-            value = float(raw)
-            for rule in rules:
+    for obs, names in relevant:
+        subject = obs.subject.key
+        for name in names:
+            value = float(obs.values[name])
+            for rule in book.matching(obs.kind, name, obs.subject):
+                # The common case, inline: no state (nothing pending or open) and no breach.
+                if (rule.id, subject) not in states and rule.breach(value) is None:
+                    continue
                 run.feed(states, rule, obs, name, value)
     return run.finish()
 

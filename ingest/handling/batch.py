@@ -103,7 +103,7 @@ class BatchHandler:
                     walk = build(tx)
                     plan = walk.plan
                     point_ids = self._write(tx, walk, plan)
-                    effects = self._evaluate(tx, plan)
+                    effects = self._evaluate(tx, walk)
             except BaseException:
                 self._tracker.rollback()
                 raise
@@ -122,17 +122,16 @@ class BatchHandler:
             events_opened=len(effects.opened),
         )
 
-    def _evaluate(self, tx: BatchTx, plan: Plan) -> alerting.Effects:
+    def _evaluate(self, tx: BatchTx, walk: Walk) -> alerting.Effects:
         """The rules on the batch's values, in its transaction (after its writes: the
         devices' rows are locked, so processes evaluating the same device take turns)."""
-        if not plan.observations:
+        observations = walk.plan.observations
+        if not observations or walk.book is None:
             return alerting.Effects()
-        book = self._rules.book(tx.connection)
-        if not book:
-            return alerting.Effects()
-        return alerting.apply(tx.connection, book, plan.observations, link=self._link)
+        return alerting.apply(tx.connection, walk.book, observations, link=self._link)
 
     def _walk(self, tx: BatchTx, items: Sequence[Item]) -> Walk:
+        book = self._rules.book(tx.connection)
         messages = [item.message for item in items if item.message is not None]
         macs = {
             m.mac for m in messages if isinstance(m, StatusReport | HeartbeatReport | AlarmReport)
@@ -193,7 +192,9 @@ class BatchHandler:
             serials=by_serial,
             types=_types_of(tx, views),
             robots=robots,
+            watched=book.watched,
         )
+        walk.book = book
         for item in items:
             walk.apply(item)
         return walk
@@ -226,7 +227,11 @@ class BatchHandler:
         ids = tx.silent_devices(cutoff, limit)
         views = tx.lock_views(ids)
         devices = {i: _working(v, set()) for i, v in views.items()}
-        walk = Walk(devices, {}, {}, {}, self._tracker, types=_types_of(tx, views))
+        book = self._rules.book(tx.connection)
+        walk = Walk(
+            devices, {}, {}, {}, self._tracker, types=_types_of(tx, views), watched=book.watched
+        )
+        walk.book = book
         for device_id in ids:
             walk.went_silent(device_id, now, views[device_id].last_seen)
         return walk

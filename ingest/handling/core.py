@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from alerting.book import Subject
+from alerting.book import RuleBook, Subject
 from alerting.engine import Observation as Watched
 from alerting.rules import Severity
 from alerting.values import DEVICE
@@ -259,11 +259,15 @@ class WalkCore:
         serials: dict[str, int] | None = None,
         types: dict[int, DeviceType] | None = None,
         robots: dict[str, int] | None = None,
+        watched: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self._devices = devices
         self._robots = robots or {}
         self._by_serial = serials or {}
         self._types = types or {}
+        # The values some rule watches, by kind: only those become observations.
+        self._watched = watched or {}
+        self.book: RuleBook | None = None  # the rules the batch is evaluated against
         self._by_mac = ids_by_mac
         self._by_hostname = ids_by_hostname
         self._digests = digests
@@ -289,7 +293,7 @@ class WalkCore:
             self.plan.connections.append(
                 ConnectionChange(dev.device_id, "connected", when, json.dumps({"via": via}))
             )
-            self._observe(dev, DEVICE, when, {"online": True})
+            self._observe(dev, DEVICE, when, {"online": True}.get)
             if via not in ("heartbeat", "telemetry"):  # their reading carries is_online=True
                 self._connection_point(dev, when, online=True)
 
@@ -298,14 +302,18 @@ class WalkCore:
         dev: _Device,
         kind: str,
         at: datetime,
-        values: Mapping[str, object],
+        value: Callable[[str], object],
         *,
         source: str = "",
         hints: Mapping[str, Severity] | None = None,
         context: Mapping[str, object] | None = None,
     ) -> None:
-        """Hand the numbers and flags of ``values`` (received at ``at``) to the rules."""
-        numbers = {name: value for name, value in values.items() if isinstance(value, int | float)}
+        """Hand the values (``value(name)``, received at ``at``) that some rule watches, the
+        numbers and flags among them, to the rules."""
+        watched = self._watched.get(kind)
+        if not watched:
+            return
+        numbers = {name: found for name in watched if isinstance(found := value(name), int | float)}
         if not numbers:
             return
         identity = dev.identity
@@ -388,7 +396,7 @@ class WalkCore:
         dev.set("device_state", "OFFLINE")
         details = json.dumps({"last_seen": str(last_seen)})
         self.plan.connections.append(ConnectionChange(device_id, "timeout", now, details))
-        self._observe(dev, DEVICE, now, {"online": False}, context={"via": "timeout"})
+        self._observe(dev, DEVICE, now, {"online": False}.get, context={"via": "timeout"})
         self._connection_point(dev, now, online=False)
         self._went_offline(dev)
 
@@ -402,7 +410,9 @@ class WalkCore:
                 dev.device_id, "disconnected", msg.received_at, json.dumps({"via": "last_will"})
             )
         )
-        self._observe(dev, DEVICE, msg.received_at, {"online": False}, context={"via": "last_will"})
+        self._observe(
+            dev, DEVICE, msg.received_at, {"online": False}.get, context={"via": "last_will"}
+        )
         self._connection_point(dev, msg.received_at, online=False)
         self._went_offline(dev)
 

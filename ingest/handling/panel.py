@@ -103,6 +103,8 @@ _RUNNING = frozenset({"ACTIVE", "STARTING", "STOPPING"})
 
 SYNC_ALERT = "device_id_sync_failed"
 
+_METRICS = frozenset(metric.name for metric in PANEL.metrics)  # what a heartbeat reading holds
+
 # A panel alarm's priority as an event's severity.
 ALARM_SEVERITY = {
     "CRITICAL": Severity.CRITICAL,
@@ -162,7 +164,10 @@ class PanelHandlers(WalkCore):
             return
         self._seen(dev, msg.received_at, "heartbeat")
         self._observe(
-            dev, PANEL.name, msg.received_at, {m.name: reading.value(m.name) for m in PANEL.metrics}
+            dev,
+            PANEL.name,
+            msg.received_at,
+            lambda name: reading.value(name) if name in _METRICS else None,
         )
         for column in _HEARTBEAT_COLUMNS:
             dev.set(column, getattr(msg, column))
@@ -205,7 +210,7 @@ class PanelHandlers(WalkCore):
             dev,
             PANEL.name,
             msg.received_at,
-            {name: open_},
+            {name: open_}.get,
             hints={name: ALARM_SEVERITY[msg.priority]},
             context={"alarm_type": msg.alarm_type, "priority": msg.priority,
                      "sequence": msg.sequence},
@@ -246,7 +251,7 @@ class PanelHandlers(WalkCore):
                     dev.set("sync_attempts", 0)
                 if attempts >= self._timing.sync_alert_after:  # only then can an alert be open
                     self.plan.alarm_changes.append(_sync_alert(dev.device_id, "resolve", now, 0))
-                    self._observe(dev, PANEL.name, now, {"sync_failed": False})
+                    self._observe(dev, PANEL.name, now, {"sync_failed": False}.get)
             return
         dev.set("device_synced", False)
         if dev.device_id in self._syncing:
@@ -258,7 +263,7 @@ class PanelHandlers(WalkCore):
         if attempts >= self._timing.sync_alert_after:
             self.plan.alarm_changes.append(_sync_alert(dev.device_id, "open", now, attempts))
             self._observe(
-                dev, PANEL.name, now, {"sync_failed": True}, context={"attempts": attempts}
+                dev, PANEL.name, now, {"sync_failed": True}.get, context={"attempts": attempts}
             )
         spec = set_device_id(dev.device_id)
         self.plan.new_commands.append(

@@ -216,11 +216,12 @@ def lock_states(
     conn: psycopg.Connection[Any], device_ids: Iterable[int], subjects: Iterable[str] = ()
 ) -> list[Row]:
     """The states of these devices' (and these other subjects') rules, locked until commit."""
+    others = sorted(set(subjects))
+    where = "device_id = ANY(%s)" + (" OR subject = ANY(%s)" if others else "")
     return _rows(
         conn,
-        "SELECT * FROM rule_states WHERE device_id = ANY(%s) OR subject = ANY(%s) "
-        "ORDER BY rule_id, subject FOR UPDATE",
-        [sorted(set(device_ids)), sorted(set(subjects))],
+        f"SELECT * FROM rule_states WHERE {where} ORDER BY rule_id, subject FOR UPDATE",  # noqa: S608
+        [sorted(set(device_ids)), *([others] if others else [])],
     )
 
 
