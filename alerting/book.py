@@ -145,9 +145,12 @@ def template_to_row(template: Template) -> dict[str, Any]:
 class _Scoped:
     """The rules of one watched value, by scope, so that a value meets only its rules."""
 
-    __slots__ = ("by_device", "by_kind", "by_type", "by_zone", "fleet")
+    __slots__ = ("by_device", "by_kind", "by_type", "by_zone", "fleet", "seen")
 
     def __init__(self) -> None:
+        # The rules met by each (device, zone, kind, type) so far: a subject's list is built
+        # once per book, not once per value.
+        self.seen: dict[tuple[object, ...], list[Rule]] = {}
         self.fleet: list[Rule] = []
         self.by_kind: dict[str, list[Rule]] = defaultdict(list)
         self.by_device: dict[int, list[Rule]] = defaultdict(list)
@@ -170,6 +173,13 @@ class _Scoped:
                 self.by_type[value].append(rule)
 
     def matching(self, subject: Subject) -> list[Rule]:
+        key = (subject.device_id, subject.zone, subject.device_kind, subject.device_type)
+        found = self.seen.get(key)
+        if found is None:
+            found = self.seen[key] = self._matching(subject)
+        return found
+
+    def _matching(self, subject: Subject) -> list[Rule]:
         found = list(self.fleet)
         if subject.device_kind is not None and subject.device_kind in self.by_kind:
             found.extend(self.by_kind[subject.device_kind])

@@ -212,6 +212,10 @@ class _Run:
             f"{rule.name}: {name} = {transition.value:g}{unit and ' ' + str(unit)} "
             f"({rule.operator} {transition.threshold:g}) on {obs.subject.label}"
         )
+        notice = _Notice(rule, obs, name, 0, transition.severity, transition.value)
+        notice = notice.about(transition.threshold, "opened")
+        results, rows = self.plan(notice, rule.actions)
+        # One round trip: the event with what its actions did (what queueing did, below).
         event_id = store.open_event(
             self.conn,
             {
@@ -224,6 +228,7 @@ class _Run:
                 "message": message,
                 "value": transition.value,
                 "threshold": transition.threshold,
+                "execution_results": results,
                 "metadata": {
                     "values": {k: _plain(v) for k, v in obs.values.items()},
                     "since": transition.since.isoformat(),
@@ -235,18 +240,26 @@ class _Run:
             return store.open_event_id(self.conn, rule.id, obs.subject.key)
         self.effects.opened.append(event_id)
         self.triggered[rule.id] = obs.at
-        notice = _Notice(rule, obs, name, event_id, transition.severity, transition.value)
-        self.notify(notice.about(transition.threshold, "opened"), rule.actions)
+        if rows:
+            # The link names the event: rendered again now that its id is known.
+            results, rows = self.plan(replace(notice, event_id=event_id), rule.actions)
+            self.effects.deliveries += store.add_deliveries(self.conn, rows)
         return event_id
 
     def notify(self, notice: _Notice, actions: Iterable[Action]) -> None:
         """Queue each action's deliveries of ``notice`` and record them on the event."""
-        values = notice.values(self.link)
+        results, rows = self.plan(notice, actions)
+        self.effects.deliveries += store.add_deliveries(self.conn, rows)
+        if results:
+            store.record_results(self.conn, notice.event_id, results)
+
+    def plan(
+        self, notice: _Notice, actions: Iterable[Action]
+    ) -> tuple[list[dict[str, object]], list[dict[str, Any]]]:
+        """What each action of ``notice`` does (for ``execution_results``) and the delivery
+        rows it queues, held when a silence holds them."""
         subject = notice.obs.subject
-        held = store.silenced(
-            self.conn, notice.rule.name, subject.hostname, subject.zone, notice.obs.at
-        )
-        rows: list[dict[str, Any]] = []
+        steps = []
         results: list[dict[str, object]] = []
         for step, action in enumerate(actions):
             template = self.book.templates.get(action.template)
@@ -256,7 +269,15 @@ class _Run:
                      "error": "template missing or inactive"}
                 )  # fmt: skip
                 continue
-            recipients = action.recipients or template.recipients
+            steps.append((step, action, template, action.recipients or template.recipients))
+        held = None
+        if any(recipients for *_, recipients in steps):  # a silence matters only then
+            held = store.silenced(
+                self.conn, notice.rule.name, subject.hostname, subject.zone, notice.obs.at
+            )
+        values = notice.values(self.link)
+        rows: list[dict[str, Any]] = []
+        for step, action, template, recipients in steps:
             due = notice.obs.at + timedelta(minutes=action.after_minutes)
             trigger = f"escalation:{step}" if action.escalation else notice.trigger
             group = None
@@ -279,9 +300,7 @@ class _Run:
                  "recipients": len(recipients),
                  "status": "queued" if held is None else f"held by silence {held}"}
             )  # fmt: skip
-        self.effects.deliveries += store.add_deliveries(self.conn, rows)
-        if results:
-            store.record_results(self.conn, notice.event_id, results)
+        return results, rows
 
     def finish(self) -> Effects:
         store.save_states(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -268,6 +268,7 @@ class WalkCore:
         # The values some rule watches, by kind: only those become observations.
         self._watched = watched or {}
         self.book: RuleBook | None = None  # the rules the batch is evaluated against
+        self._watched_cache: dict[tuple[str, frozenset[str]], tuple[str, ...]] = {}
         self._by_mac = ids_by_mac
         self._by_hostname = ids_by_hostname
         self._digests = digests
@@ -293,27 +294,40 @@ class WalkCore:
             self.plan.connections.append(
                 ConnectionChange(dev.device_id, "connected", when, json.dumps({"via": via}))
             )
-            self._observe(dev, DEVICE, when, {"online": True}.get)
+            self._observe(dev, DEVICE, when, {"online": True})
             if via not in ("heartbeat", "telemetry"):  # their reading carries is_online=True
                 self._connection_point(dev, when, online=True)
+
+    def _watched_of(self, kind: str, available: frozenset[str]) -> tuple[str, ...]:
+        """Of the values ``available`` from a source, those some rule on ``kind`` watches."""
+        key = (kind, available)
+        names = self._watched_cache.get(key)
+        if names is None:
+            names = tuple(sorted(self._watched.get(kind, frozenset()) & available))
+            self._watched_cache[key] = names
+        return names
 
     def _observe(
         self,
         dev: _Device,
         kind: str,
         at: datetime,
-        value: Callable[[str], object],
+        values: Mapping[str, object],
         *,
         source: str = "",
         hints: Mapping[str, Severity] | None = None,
         context: Mapping[str, object] | None = None,
     ) -> None:
-        """Hand the values (``value(name)``, received at ``at``) that some rule watches, the
-        numbers and flags among them, to the rules."""
+        """Hand the numbers and flags of ``values`` (received at ``at``) that some rule
+        watches to the rules."""
         watched = self._watched.get(kind)
         if not watched:
             return
-        numbers = {name: found for name in watched if isinstance(found := value(name), int | float)}
+        numbers = {
+            name: value
+            for name in watched & values.keys()
+            if isinstance(value := values[name], int | float)
+        }
         if not numbers:
             return
         identity = dev.identity
@@ -396,7 +410,7 @@ class WalkCore:
         dev.set("device_state", "OFFLINE")
         details = json.dumps({"last_seen": str(last_seen)})
         self.plan.connections.append(ConnectionChange(device_id, "timeout", now, details))
-        self._observe(dev, DEVICE, now, {"online": False}.get, context={"via": "timeout"})
+        self._observe(dev, DEVICE, now, {"online": False}, context={"via": "timeout"})
         self._connection_point(dev, now, online=False)
         self._went_offline(dev)
 
@@ -410,9 +424,7 @@ class WalkCore:
                 dev.device_id, "disconnected", msg.received_at, json.dumps({"via": "last_will"})
             )
         )
-        self._observe(
-            dev, DEVICE, msg.received_at, {"online": False}.get, context={"via": "last_will"}
-        )
+        self._observe(dev, DEVICE, msg.received_at, {"online": False}, context={"via": "last_will"})
         self._connection_point(dev, msg.received_at, online=False)
         self._went_offline(dev)
 

@@ -163,12 +163,10 @@ class PanelHandlers(WalkCore):
             self.plan.duplicates += 1
             return
         self._seen(dev, msg.received_at, "heartbeat")
-        self._observe(
-            dev,
-            PANEL.name,
-            msg.received_at,
-            lambda name: reading.value(name) if name in _METRICS else None,
-        )
+        watched = self._watched_of(PANEL.name, _METRICS)
+        if watched:
+            values = {name: reading.value(name) for name in watched}
+            self._observe(dev, PANEL.name, msg.received_at, values)
         for column in _HEARTBEAT_COLUMNS:
             dev.set(column, getattr(msg, column))
         if msg.firmware:
@@ -210,7 +208,7 @@ class PanelHandlers(WalkCore):
             dev,
             PANEL.name,
             msg.received_at,
-            {name: open_}.get,
+            {name: open_},
             hints={name: ALARM_SEVERITY[msg.priority]},
             context={"alarm_type": msg.alarm_type, "priority": msg.priority,
                      "sequence": msg.sequence},
@@ -251,7 +249,7 @@ class PanelHandlers(WalkCore):
                     dev.set("sync_attempts", 0)
                 if attempts >= self._timing.sync_alert_after:  # only then can an alert be open
                     self.plan.alarm_changes.append(_sync_alert(dev.device_id, "resolve", now, 0))
-                    self._observe(dev, PANEL.name, now, {"sync_failed": False}.get)
+                    self._observe(dev, PANEL.name, now, {"sync_failed": False})
             return
         dev.set("device_synced", False)
         if dev.device_id in self._syncing:
@@ -263,7 +261,7 @@ class PanelHandlers(WalkCore):
         if attempts >= self._timing.sync_alert_after:
             self.plan.alarm_changes.append(_sync_alert(dev.device_id, "open", now, attempts))
             self._observe(
-                dev, PANEL.name, now, {"sync_failed": True}.get, context={"attempts": attempts}
+                dev, PANEL.name, now, {"sync_failed": True}, context={"attempts": attempts}
             )
         spec = set_device_id(dev.device_id)
         self.plan.new_commands.append(

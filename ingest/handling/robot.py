@@ -70,7 +70,7 @@ class RobotHandlers(WalkCore):
             dev,
             spec.kind.name,
             msg.received_at,
-            part.values.get,
+            part.values,
             source=spec.stream(part.instance) if spec.instance_tag else "",
             context={"unit": part.unit} if part.unit else None,
         )

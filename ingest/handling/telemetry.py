@@ -61,7 +61,7 @@ class TelemetryHandlers(WalkCore):
             self.plan.duplicates += 1
             return
         self._seen(dev, msg.received_at, "telemetry")
-        self._observe(dev, telemetry_kind.KIND, msg.received_at, values.get)
+        self._observe(dev, telemetry_kind.KIND, msg.received_at, values)
         self.plan.counts[(dev.device_id, hour, "received")] += 1
         if decision.write and decision.change_type is not None:
             self.plan.counts[(dev.device_id, hour, "written")] += 1

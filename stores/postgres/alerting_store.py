@@ -268,6 +268,7 @@ def open_event(conn: psycopg.Connection[Any], row: Mapping[str, Any]) -> int | N
             "message",
             "value",
             "threshold",
+            "execution_results",
             "metadata",
         ),
     )
