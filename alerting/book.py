@@ -3,11 +3,11 @@ by the value they watch and their scope, and reloaded only when one changes."""
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import psycopg
@@ -18,6 +18,7 @@ from alerting.templates import Template
 from stores.postgres import alerting_store as store
 
 __all__ = [
+    "Matching",
     "RuleBook",
     "RuleCache",
     "Subject",
@@ -28,9 +29,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Subject:
+class Subject(NamedTuple):
     """What a value (and so an event) is about: a device, a part of it, or a channel.
+
+    A named tuple rather than a frozen dataclass: ingest makes one per received message,
+    and a tuple is made several times faster.
 
     Attributes:
         device_id: the device, None for fleetwatch's own subjects (a channel).
@@ -142,6 +145,38 @@ def template_to_row(template: Template) -> dict[str, Any]:
     }
 
 
+class Matching(NamedTuple):
+    """The rules a subject's value meets, and the open interval of values that breach none
+    of them (checked first: most values are quiet)."""
+
+    rules: list[Rule]
+    above: float  # a value breaches none if above < value < below ...
+    below: float
+    bounded: bool  # ... when every rule compares with gt, gte, lt or lte
+
+    @classmethod
+    def of(cls, rules: list[Rule]) -> Matching:
+        above, below, bounded = -math.inf, math.inf, True
+        for rule in rules:
+            levels = [t for t in (rule.warning, rule.critical) if t is not None]
+            match rule.operator:
+                case RuleOperator.GT:  # quiet while value <= every level
+                    below = min(below, math.nextafter(min(levels), math.inf))
+                case RuleOperator.GTE:
+                    below = min(below, *levels)
+                case RuleOperator.LT:  # quiet while value >= every level
+                    above = max(above, math.nextafter(max(levels), -math.inf))
+                case RuleOperator.LTE:
+                    above = max(above, *levels)
+                case _:
+                    bounded = False
+        return cls(rules, above, below, bounded)
+
+    def quiet(self, value: float) -> bool:
+        """True when ``value`` breaches none of the rules."""
+        return self.bounded and self.above < value < self.below
+
+
 class _Scoped:
     """The rules of one watched value, by scope, so that a value meets only its rules."""
 
@@ -150,7 +185,7 @@ class _Scoped:
     def __init__(self) -> None:
         # The rules met by each (device, zone, kind, type) so far: a subject's list is built
         # once per book, not once per value.
-        self.seen: dict[tuple[object, ...], list[Rule]] = {}
+        self.seen: dict[tuple[object, ...], Matching] = {}
         self.fleet: list[Rule] = []
         self.by_kind: dict[str, list[Rule]] = defaultdict(list)
         self.by_device: dict[int, list[Rule]] = defaultdict(list)
@@ -172,11 +207,11 @@ class _Scoped:
             case RuleScope.DEVICE_TYPE:
                 self.by_type[value].append(rule)
 
-    def matching(self, subject: Subject) -> list[Rule]:
+    def matching(self, subject: Subject) -> Matching:
         key = (subject.device_id, subject.zone, subject.device_kind, subject.device_type)
         found = self.seen.get(key)
         if found is None:
-            found = self.seen[key] = self._matching(subject)
+            found = self.seen[key] = Matching.of(self._matching(subject))
         return found
 
     def _matching(self, subject: Subject) -> list[Rule]:
@@ -215,10 +250,13 @@ class RuleBook:
     def watches(self, kind: str, metric: str) -> bool:
         return (kind, metric) in self._index
 
-    def matching(self, kind: str, metric: str, subject: Subject) -> Sequence[Rule]:
+    def matching(self, kind: str, metric: str, subject: Subject) -> Matching:
         """The enabled rules on ``kind.metric`` whose scope holds ``subject``."""
         scoped = self._index.get((kind, metric))
-        return () if scoped is None else scoped.matching(subject)
+        return _NONE if scoped is None else scoped.matching(subject)
+
+
+_NONE = Matching([], -math.inf, math.inf, bounded=True)
 
 
 class RuleCache:

@@ -15,7 +15,8 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, Final, NamedTuple
 from uuid import UUID
 
 import psycopg
@@ -31,12 +32,14 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Effects", "Observation", "apply", "sweep"]
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
 SWEEP_LIMIT: Final = 1_000
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """Values of one subject received together (one message), as rules read them.
+class Observation(NamedTuple):
+    """Values of one subject received together (one message), as rules read them (a named
+    tuple: one is made per received message).
 
     Attributes:
         kind: the declaration the values belong to (``panel``, ``telemetry``,
@@ -50,8 +53,8 @@ class Observation:
     subject: Subject
     at: datetime
     values: Mapping[str, float | int | bool]
-    hints: Mapping[str, Severity] = field(default_factory=dict)
-    context: Mapping[str, object] = field(default_factory=dict)
+    hints: Mapping[str, Severity] = _EMPTY
+    context: Mapping[str, object] = _EMPTY
 
 
 @dataclass(slots=True)
@@ -364,19 +367,25 @@ def apply(
         return run.effects
     devices = {o.subject.device_id for o, _ in relevant if o.subject.device_id is not None}
     others = {o.subject.key for o, _ in relevant if o.subject.device_id is None}
-    states = {
-        (row["rule_id"], row["subject"]): _state(row)
-        for row in store.lock_states(conn, devices, others)
-    }
+    states: dict[tuple[UUID, str], RuleState] = {}
+    stated: set[str] = set()  # subjects with a state of some rule
+    for row in store.lock_states(conn, devices, others):
+        states[(row["rule_id"], row["subject"])] = _state(row)
+        stated.add(row["subject"])
     for obs, names in relevant:
         subject = obs.subject.key
         for name in names:
             value = float(obs.values[name])
-            for rule in book.matching(obs.kind, name, obs.subject):
-                # The common case, inline: no state (nothing pending or open) and no breach.
+            matching = book.matching(obs.kind, name, obs.subject)
+            # The common case, checked first: no state (nothing pending or open) and a value
+            # inside the interval that breaches none of the rules.
+            if subject not in stated and matching.quiet(value):
+                continue
+            for rule in matching.rules:
                 if (rule.id, subject) not in states and rule.breach(value) is None:
                     continue
                 run.feed(states, rule, obs, name, value)
+                stated.add(subject)
     return run.finish()
 
 

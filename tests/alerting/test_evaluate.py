@@ -121,3 +121,42 @@ def test_open_and_resolve_alternate(values: list[float]) -> None:
     opens_and_resolves = [k for k in kinds if k in (Open, Resolve)]
     assert opens_and_resolves[::2] == [Open] * len(opens_and_resolves[::2])
     assert opens_and_resolves[1::2] == [Resolve] * len(opens_and_resolves[1::2])
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["gt", "gte", "lt", "lte"]),
+            st.floats(min_value=-100, max_value=100, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.floats(min_value=-150, max_value=150, allow_nan=False),
+)
+def test_a_quiet_value_breaches_none_of_the_rules(
+    specs: list[tuple[str, float]], value: float
+) -> None:
+    """The fast path's interval never hides a breach, thresholds included."""
+    from alerting.book import Matching
+
+    rules = [
+        Rule(name=f"r{n}", kind="panel", metric="temperature", operator=op, warning=t)  # type: ignore[arg-type]
+        for n, (op, t) in enumerate(specs)
+    ]
+    matching = Matching.of(rules)
+    if matching.quiet(value):
+        assert all(rule.breach(value) is None for rule in rules)
+    for rule in rules:  # exactly at a threshold
+        threshold = rule.warning
+        assert threshold is not None
+        if rule.breach(threshold) is not None:
+            assert not matching.quiet(threshold)
+
+
+def test_eq_rules_take_the_long_way() -> None:
+    """A rule with eq or neq cannot be bounded: every value is checked against it."""
+    from alerting.book import Matching
+
+    rule = Rule(name="flag", kind="panel", metric="siren", operator=RuleOperator.EQ, warning=1.0)
+    assert not Matching.of([rule]).quiet(0.0)
