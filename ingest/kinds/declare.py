@@ -140,6 +140,9 @@ class DeviceKind:
     periodic: timedelta = DEFAULT_PERIODIC
     measurement: str | None = None
     _by_name: dict[str, Metric] = field(init=False, repr=False, compare=False)
+    # Read for every reading the CDC judges: worked out once.
+    _numeric: tuple[Metric, ...] = field(init=False, repr=False, compare=False)
+    _discrete: tuple[Metric, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -155,6 +158,8 @@ class DeviceKind:
         if self.periodic <= timedelta(0):
             raise DeclarationError(f"kind {self.name}: periodic must be positive")
         object.__setattr__(self, "_by_name", {metric.name: metric for metric in self.metrics})
+        object.__setattr__(self, "_numeric", tuple(m for m in self.metrics if m.numeric))
+        object.__setattr__(self, "_discrete", tuple(m for m in self.metrics if not m.numeric))
 
     def metric(self, name: str) -> Metric:
         """The metric called ``name``; KeyError names the kind when there is none."""
@@ -166,12 +171,12 @@ class DeviceKind:
     @property
     def numeric(self) -> tuple[Metric, ...]:
         """The metrics compared against a dead band."""
-        return tuple(metric for metric in self.metrics if metric.numeric)
+        return self._numeric
 
     @property
     def discrete(self) -> tuple[Metric, ...]:
         """The metrics written on any change."""
-        return tuple(metric for metric in self.metrics if not metric.numeric)
+        return self._discrete
 
     def with_dead_bands(
         self, bands: Iterable[tuple[str, float]] = (), periodic: timedelta | None = None
