@@ -335,6 +335,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     """Run the ingest service until SIGINT/SIGTERM."""
     import signal  # noqa: PLC0415
 
+    from ingest.health import HealthPortError  # noqa: PLC0415
     from ingest.service import IngestOptions, IngestService  # noqa: PLC0415
     from stores import SchemaError, StoreUnavailableError  # noqa: PLC0415
 
@@ -365,7 +366,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(run())
-    except (SchemaError, StoreUnavailableError) as exc:
+    except (SchemaError, StoreUnavailableError, HealthPortError) as exc:
         sys.stderr.write(f"fleetwatch ingest: {exc}\n")
         return 2
     logger.info("ingest stopped")

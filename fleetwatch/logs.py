@@ -48,3 +48,20 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    _quiet_alembic()
+
+
+class _MigrationNews(logging.Filter):
+    """Keeps Alembic's "Running upgrade ..." lines, drops its set-up chatter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or record.getMessage().startswith("Running")
+
+
+def _quiet_alembic() -> None:
+    """Start-up logs say what an operator needs: Alembic's plugin set-up and context lines
+    (a dozen at every start) are not that; the migrations it runs are."""
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    migration = logging.getLogger("alembic.runtime.migration")
+    if not any(isinstance(f, _MigrationNews) for f in migration.filters):
+        migration.addFilter(_MigrationNews())

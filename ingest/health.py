@@ -37,6 +37,10 @@ def json_reply(ok: bool, detail: dict[str, object]) -> Reply:
     return Reply(200 if ok else 503, body, "application/json")
 
 
+class HealthPortError(RuntimeError):
+    """The health endpoints' address cannot be bound (another process has the port)."""
+
+
 class HealthServer:
     """Serves the given routes on ``host:port`` until closed."""
 
@@ -54,8 +58,15 @@ class HealthServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
-        """Bind and start serving."""
-        self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        """Bind and start serving; HealthPortError says what to do when the port is taken."""
+        try:
+            self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        except OSError as exc:
+            raise HealthPortError(
+                f"cannot serve /healthz on {self._host}:{self._port} ({exc.strerror}): another "
+                "process (another ingest?) has the port; stop it, or set FLEETWATCH_HEALTH_PORT "
+                "to a free port (0 turns the endpoints off)"
+            ) from exc
         logger.info("health and metrics on http://%s:%d", self._host, self.port)
 
     async def close(self) -> None:

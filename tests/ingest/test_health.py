@@ -88,3 +88,18 @@ async def test_metrics_count_messages_and_dead_letters(
     assert 'fleetwatch_cdc_heartbeats_total{outcome="written"} 1.0' in text
     assert 'fleetwatch_cdc_heartbeats_total{outcome="skipped"} 1.0' in text
     assert "fleetwatch_batch_seconds_bucket" in text
+
+
+async def test_a_taken_health_port_is_named_with_the_fix() -> None:
+    """Another process on the port: a clear error naming it and the setting, no traceback."""
+    from ingest.health import HealthPortError, HealthServer
+
+    taken = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = int(taken.sockets[0].getsockname()[1])
+    try:
+        server = HealthServer({}, "127.0.0.1", port)
+        with pytest.raises(HealthPortError, match=rf"127\.0\.0\.1:{port}.*FLEETWATCH_HEALTH_PORT"):
+            await server.start()
+    finally:
+        taken.close()
+        await taken.wait_closed()
