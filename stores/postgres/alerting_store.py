@@ -86,6 +86,13 @@ def _json(row: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
     }
 
 
+def _insert(table: str, columns: Iterable[str]) -> str:
+    """``INSERT INTO table (a, b) VALUES (%(a)s, %(b)s)`` for named parameters."""
+    names = list(columns)
+    marks = ", ".join(f"%({name})s" for name in names)
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608
+
+
 def rules_version(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
     """Changes whenever a rule or template is added, edited or removed."""
     row = conn.execute(
@@ -113,12 +120,10 @@ def rule_named(conn: psycopg.Connection[Any], name: str) -> Row:
 def insert_rule(conn: psycopg.Connection[Any], row: Mapping[str, Any], by: str) -> UUID:
     """Store a new rule; NameTakenError when the name is in use."""
     values = _json(row, _RULE_COLUMNS) | {"created_by": by, "updated_by": by}
-    names = ", ".join(values)
-    marks = ", ".join(f"%({name})s" for name in values)
     try:
         with conn.transaction():
             found = conn.execute(
-                f"INSERT INTO rules ({names}) VALUES ({marks}) RETURNING id",  # noqa: S608
+                _insert("rules", values) + " RETURNING id",
                 values,
             ).fetchone()
     except psycopg.errors.UniqueViolation as exc:
@@ -130,12 +135,9 @@ def insert_rule(conn: psycopg.Connection[Any], row: Mapping[str, Any], by: str) 
 def insert_rule_if_missing(conn: psycopg.Connection[Any], row: Mapping[str, Any], by: str) -> bool:
     """Store a rule unless one of its name exists (edits to it are kept); True if added."""
     values = _json(row, _RULE_COLUMNS) | {"created_by": by, "updated_by": by}
-    names = ", ".join(values)
-    marks = ", ".join(f"%({name})s" for name in values)
     return (
         conn.execute(
-            f"INSERT INTO rules ({names}) VALUES ({marks}) "  # noqa: S608
-            "ON CONFLICT (name) DO NOTHING",
+            _insert("rules", values) + " ON CONFLICT (name) DO NOTHING",
             values,
         ).rowcount
         == 1
@@ -179,15 +181,12 @@ def save_template(
     """Store a template (``replace``: overwrite the one of that name); its id.
     NameTakenError when it exists and ``replace`` is false."""
     values = _json(row, _TEMPLATE_COLUMNS) | {"created_by": by, "updated_by": by}
-    names = ", ".join(values)
-    marks = ", ".join(f"%({name})s" for name in values)
     updates = ", ".join(
         f"{name} = EXCLUDED.{name}" for name in values if name not in ("name", "created_by")
     )
     conflict = f"DO UPDATE SET {updates}" if replace else "DO NOTHING"
     found = conn.execute(
-        f"INSERT INTO notification_templates ({names}) VALUES ({marks}) "  # noqa: S608
-        f"ON CONFLICT (name) {conflict} RETURNING id",
+        _insert("notification_templates", values) + f" ON CONFLICT (name) {conflict} RETURNING id",
         values,
     ).fetchone()
     if found is None:
@@ -242,13 +241,11 @@ def save_states(conn: psycopg.Connection[Any], rows: Sequence[Mapping[str, Any]]
     """Insert or replace these states."""
     if not rows:
         return
-    names = ", ".join(_STATE_COLUMNS)
-    marks = ", ".join(f"%({name})s" for name in _STATE_COLUMNS)
     updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in _STATE_COLUMNS[2:])
     with conn.cursor() as cur:
         cur.executemany(
-            f"INSERT INTO rule_states ({names}) VALUES ({marks}) "  # noqa: S608
-            f"ON CONFLICT (rule_id, subject) DO UPDATE SET {updates}",
+            _insert("rule_states", _STATE_COLUMNS)
+            + f" ON CONFLICT (rule_id, subject) DO UPDATE SET {updates}",
             rows,
         )
 
@@ -272,11 +269,9 @@ def open_event(conn: psycopg.Connection[Any], row: Mapping[str, Any]) -> int | N
             "metadata",
         ),
     )
-    names = ", ".join(values)
-    marks = ", ".join(f"%({name})s" for name in values)
     found = conn.execute(
-        f"INSERT INTO events ({names}) VALUES ({marks}) "  # noqa: S608
-        "ON CONFLICT (rule_id, subject) WHERE status <> 'resolved' DO NOTHING RETURNING id",
+        _insert("events", values)
+        + " ON CONFLICT (rule_id, subject) WHERE status <> 'resolved' DO NOTHING RETURNING id",
         values,
     ).fetchone()
     return None if found is None else int(found[0])
@@ -363,14 +358,12 @@ def add_deliveries(conn: psycopg.Connection[Any], rows: Sequence[Mapping[str, An
     ignored) and wake the workers when the transaction commits; how many were added."""
     if not rows:
         return 0
-    names = ", ".join(_DELIVERY_COLUMNS)
-    marks = ", ".join(f"%({name})s" for name in _DELIVERY_COLUMNS)
     added = 0
     with conn.cursor() as cur:
         for row in rows:
             cur.execute(
-                f"INSERT INTO notification_deliveries ({names}) VALUES ({marks}) "  # noqa: S608
-                "ON CONFLICT ON CONSTRAINT uq_notification_deliveries_event_id DO NOTHING",
+                _insert("notification_deliveries", _DELIVERY_COLUMNS)
+                + " ON CONFLICT ON CONSTRAINT uq_notification_deliveries_event_id DO NOTHING",
                 row,
             )
             added += cur.rowcount

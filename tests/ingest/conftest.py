@@ -70,9 +70,12 @@ async def running_ingest(
     mqtt: MqttSettings,
     influx: InfluxSettings,
     client_id: str,
+    *,
+    keep_session: bool = False,
     **options: Any,  # noqa: ANN401 - IngestOptions fields
 ) -> AsyncIterator[IngestService]:
-    """An ingest service while the block runs; stopped and its broker session dropped after."""
+    """An ingest service while the block runs; stopped after it, and its broker session
+    dropped unless ``keep_session`` (a restart test's next service takes it over)."""
     service, stop, task = await start_ingest(pg, mqtt, influx, client_id, **options)
     try:
         yield service
@@ -80,7 +83,8 @@ async def running_ingest(
         stop.set()
         async with asyncio.timeout(20):
             await task
-        await forget_session(mqtt, client_id)
+        if not keep_session:
+            await forget_session(mqtt, client_id)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +14,7 @@ import pytest
 from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
 from ingest.contract import TopicKind, pb
 from ingest.service import IngestService
-from tests.ingest.conftest import forget_session, start_ingest
+from tests.ingest.conftest import forget_session, running_ingest
 from tests.ingest.test_ingest_flows import one
 from tests.support.devices import FakePanel, Publisher
 from tests.support.outbox import outbox_drained, outbox_size
@@ -43,13 +42,8 @@ async def running(
     **options: Any,  # noqa: ANN401 - IngestOptions fields
 ) -> AsyncIterator[IngestService]:
     """An ingest service for the block; stopped after it, its broker session kept."""
-    service, stop, task = await start_ingest(pg, mqtt, influx, client_id, **options)
-    try:
+    async with running_ingest(pg, mqtt, influx, client_id, keep_session=True, **options) as service:
         yield service
-    finally:
-        stop.set()
-        async with asyncio.timeout(20):
-            await task
     assert service.failure is None
 
 
