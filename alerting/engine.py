@@ -65,7 +65,6 @@ class Effects:
     raised: int = 0
     resolved: int = 0
     deliveries: int = 0
-    evaluated: int = 0
 
 
 def _state(row: Mapping[str, Any]) -> RuleState:
@@ -166,7 +165,6 @@ class _Run:
             if rule.breach(value) is None:
                 return  # the common case: nothing pending, nothing open, nothing breached
             state = states[key] = RuleState()
-        self.effects.evaluated += 1
         event_id = state.event_id
         transition = evaluate(rule, state, value, obs.at, obs.hints.get(name))
         self.touched[key] = (obs.subject, state)

@@ -29,7 +29,6 @@ DEVICE: Final = "device"
 """The pseudo-kind of what every device has: ``online``."""
 SYSTEM: Final = "system"
 """The pseudo-kind of fleetwatch's own conditions: ``delivery_failed`` per channel."""
-TELEMETRY: Final = "telemetry"
 
 ALARM_INPUTS: Final = tuple(
     t for t in AlarmType if t not in (AlarmType.UNKNOWN, AlarmType.OUTPUT_EVENT)
