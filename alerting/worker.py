@@ -2,7 +2,8 @@
 the outcome, retries with the template's count and delay, then fails them with the error.
 
 Each channel has its own loop and its own database connection, so a slow SMTP server never
-holds up a webhook. A loop claims up to ``notify_concurrency`` due deliveries at once
+holds up a webhook; a recipient's messages about one event go out in the order they were
+queued. A loop claims up to ``notify_concurrency`` due deliveries at once
 (``FOR UPDATE SKIP LOCKED``, so several workers share the queue) under a lease, sends them
 concurrently and records each outcome only while it still holds the lease. A worker killed
 mid-send loses nothing: its lease lapses and another worker sends the delivery again; one
@@ -178,8 +179,9 @@ class DeliveryWorker:
                             db.run, partial(store.event_summaries, event_ids=ids)
                         )
                         await asyncio.gather(
-                            *(self._deliver(channel, db, batch, events) for batch in batches)
-                        )
+                            *(self._in_order(channel, db, chain, events)
+                              for chain in _chains(batches))
+                        )  # fmt: skip
                         continue  # there may be more due
                 except psycopg.OperationalError as exc:
                     logger.warning("%s deliveries: PostgreSQL unreachable: %s", name, exc)
@@ -257,6 +259,17 @@ class DeliveryWorker:
             failed = status == "failed"
             await asyncio.to_thread(db.run, lambda c: self._channel_health(c, channel.name, failed))
 
+    async def _in_order(
+        self,
+        channel: Channel,
+        db: _Database,
+        chain: Sequence[Sequence[Mapping[str, Any]]],
+        events: Mapping[int, Mapping[str, Any]],
+    ) -> None:
+        """Send one recipient's messages about one event one after the other."""
+        for batch in chain:
+            await self._deliver(channel, db, batch, events)
+
     async def _batches(
         self, db: _Database, claimed: Sequence[dict[str, Any]], lease: timedelta
     ) -> list[list[dict[str, Any]]]:
@@ -316,6 +329,16 @@ class DeliveryWorker:
                 {"delivery_failed": failed},
             )
             engine.apply(conn, book, [observation], link=self._settings.public_url)
+
+
+def _chains(batches: list[list[dict[str, Any]]]) -> list[list[list[dict[str, Any]]]]:
+    """The sends by recipient and event, each in the order they were queued: an event's
+    resolution never reaches someone before its opening."""
+    chains: dict[tuple[object, ...], list[list[dict[str, Any]]]] = {}
+    for batch in sorted(batches, key=lambda b: b[0]["id"]):
+        leader = batch[0]
+        chains.setdefault((leader["recipient_address"], leader["event_id"]), []).append(batch)
+    return list(chains.values())
 
 
 def _grouped_subject(batch: Sequence[Mapping[str, Any]]) -> str:
