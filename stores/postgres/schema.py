@@ -1013,6 +1013,99 @@ reports = Table(
     ),
 )
 
+
+class UserRole(enum.StrEnum):
+    """What a person may do (``users.role``): read, also act on the fleet, also administer."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+class LogLevel(enum.StrEnum):
+    """How much an audit row matters (``system_logs.level``, seed 004's vocabulary)."""
+
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+# The people who sign in (seed 004). A person is disabled, never deleted, so the audit trail
+# keeps naming them. The hash is argon2id's encoded string (algorithm, parameters and salt).
+users = Table(
+    "users",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("username", String(50), nullable=False),
+    Column("email", String(100), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(20), nullable=False, server_default=UserRole.VIEWER.value),
+    _flag("is_active", default=True),
+    _created_at(),
+    _updated_at(),
+    _tstz("last_sign_in_at"),
+    _tstz("password_changed_at"),
+    UniqueConstraint("username", name="uq_users_username"),
+    UniqueConstraint("email", name="uq_users_email"),
+    CheckConstraint(f"role IN ({_quoted(UserRole)})", name="role_known"),
+    Index("ix_users_role", "role"),
+)
+
+# Personal API tokens: how scripts and the CLI act as a person. Only a SHA-256 of the token is
+# kept (tokens are 256 random bits, so a slow hash adds nothing); the prefix identifies it.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column(
+        "user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    _created_at(),
+    _tstz("expires_at"),
+    _tstz("last_used_at"),
+    _tstz("revoked_at"),
+    UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
+    UniqueConstraint("user_id", "name", name="uq_api_tokens_user_name"),
+)
+
+# Failed sign-ins per username as typed (known or not, so a lock-out tells nothing about
+# which names exist): the growing delay and the temporary lock are worked out from these.
+sign_in_throttle = Table(
+    "sign_in_throttle",
+    metadata,
+    Column("username", String(100), primary_key=True),
+    _counter("failures"),
+    _tstz("last_failure_at"),
+    _tstz("retry_at"),
+    _tstz("locked_until"),
+)
+
+# The audit trail (seed 004's system_logs): who did what, from where, to which device. The
+# person is kept by name as well, so a failed sign-in under an unknown name is recorded too.
+system_logs = Table(
+    "system_logs",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("timestamp", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("level", String(20), nullable=False),
+    Column("category", String(50), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("username", String(100)),
+    Column("user_id", UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")),
+    Column("device", String(255)),
+    Column("source", String(100)),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    CheckConstraint(f"level IN ({_quoted(LogLevel)})", name="level_known"),
+    Index("ix_system_logs_timestamp", text("timestamp DESC")),
+    Index("ix_system_logs_category", "category", text("timestamp DESC")),
+    Index("ix_system_logs_username", "username", text("timestamp DESC")),
+    Index("ix_system_logs_device", "device", text("timestamp DESC")),
+)
+
 TABLES_WITH_UPDATED_AT: Final = tuple(
     table for table in metadata.sorted_tables if "updated_at" in table.c
 )

@@ -32,6 +32,7 @@ from stores.postgres.schema import (
     metadata,
     notification_templates,
     rules,
+    users,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -208,6 +209,12 @@ def test_update_sets_updated_at(engine: Engine, table: Table) -> None:
             conn.execute(table.insert().values(name="vibration_sensor"))
         elif table is notification_templates:
             conn.execute(table.insert().values(name="ops", message_template="{rule}"))
+        elif table is users:
+            conn.execute(
+                table.insert().values(
+                    id=uuid.uuid4(), username="ana", email="ana@example.com", password_hash="x"
+                )
+            )
         elif table is not devices:
             conn.execute(table.insert().values(**_child_row(table, device_id, conn)))
         before = conn.execute(select(table.c.updated_at)).scalar_one()
