@@ -15,13 +15,15 @@ import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from fleetwatch.acting import acts, add_identity
 from fleetwatch.settings import AlertSettings, PostgresSettings, load
 
-ACTOR_HELP = "who does it (recorded with the change)"
+if TYPE_CHECKING:
+    from access import Identity
 
 
 def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type
@@ -40,9 +42,9 @@ def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers 
     ):
         action = actions.add_parser(name, help=text)
         action.add_argument("event_id", type=int)
-        action.add_argument("--by", default="cli", help=ACTOR_HELP)
+        add_identity(action)
         action.add_argument("--note", help="why")
-        action.set_defaults(handler=handler)
+        action.set_defaults(handler=acts(handler))
 
     notes = sub.add_parser("notifications", help="notification deliveries: list, retry")
     actions = notes.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -52,7 +54,7 @@ def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers 
     listing.set_defaults(handler=_deliveries_list)
     retry = actions.add_parser("retry", help="send a failed or cancelled delivery again now")
     retry.add_argument("delivery_id", type=int)
-    retry.set_defaults(handler=_deliveries_retry)
+    retry.set_defaults(handler=acts(_deliveries_retry))
 
     _silences(sub)
     _reports(sub)
@@ -86,15 +88,15 @@ def _silences(sub: Any) -> None:  # noqa: ANN401
         "--weekdays", metavar="mon,tue,...", help="a mute timing: hold only on these days (UTC)"
     )
     add.add_argument("--reason")
-    add.add_argument("--by", default="cli", help=ACTOR_HELP)
-    add.set_defaults(handler=_silences_add)
+    add_identity(add)
+    add.set_defaults(handler=acts(_silences_add))
     listing = actions.add_parser("list", help="silences running or to come")
     listing.add_argument("--all", action="store_true", help="ended ones too")
     listing.set_defaults(handler=_silences_list)
     end = actions.add_parser("end", help="end a silence now")
     end.add_argument("silence_id", type=int)
-    end.add_argument("--by", default="cli", help=ACTOR_HELP)
-    end.set_defaults(handler=_silences_end)
+    add_identity(end)
+    end.set_defaults(handler=acts(_silences_end))
 
 
 def _reports(sub: Any) -> None:  # noqa: ANN401
@@ -103,8 +105,8 @@ def _reports(sub: Any) -> None:  # noqa: ANN401
     send = actions.add_parser("send", help="make the report of the last period and email it")
     send.add_argument("name", choices=["daily", "weekly"])
     send.add_argument("--template", help="whose email recipients get it (default: settings)")
-    send.add_argument("--by", default="cli", help=ACTOR_HELP)
-    send.set_defaults(handler=_report_send)
+    add_identity(send)
+    send.set_defaults(handler=acts(_report_send))
     listing = actions.add_parser("list", help="the newest reports")
     listing.set_defaults(handler=_report_list)
 
@@ -132,17 +134,17 @@ def _rules(sub: Any) -> None:  # noqa: ANN401
     add = actions.add_parser("add", help="a new rule")
     add.add_argument("name")
     _rule_options(add, required=True)
-    add.set_defaults(handler=_rules_add)
+    add.set_defaults(handler=acts(_rules_add))
     edit = actions.add_parser("edit", help="change a rule (options given replace theirs)")
     edit.add_argument("name")
     edit.add_argument("--rename")
     _rule_options(edit, required=False)
-    edit.set_defaults(handler=_rules_edit)
+    edit.set_defaults(handler=acts(_rules_edit))
     for name, enabled in (("enable", True), ("disable", False)):
         toggle = actions.add_parser(name, help=f"{name} a rule")
         toggle.add_argument("name")
-        toggle.add_argument("--by", default="cli", help=ACTOR_HELP)
-        toggle.set_defaults(handler=_rules_toggle, enabled=enabled)
+        add_identity(toggle)
+        toggle.set_defaults(handler=acts(_rules_toggle), enabled=enabled)
     test = actions.add_parser("test", help="when the rule would have fired over the stored history")
     test.add_argument("name")
     test.add_argument("--hours", type=float, default=24.0)
@@ -188,7 +190,7 @@ def _rule_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
         help="send the notifications again this often until someone acknowledges",
     )
     parser.add_argument("--description")
-    parser.add_argument("--by", default="cli", help=ACTOR_HELP)
+    add_identity(parser)
 
 
 def _number(text: str) -> float:
@@ -220,8 +222,8 @@ def _templates(sub: Any) -> None:  # noqa: ANN401
         action.add_argument("--retry-count", type=int)
         action.add_argument("--retry-delay", type=float, help="minutes between attempts")
         action.add_argument("--description")
-        action.add_argument("--by", default="cli", help=ACTOR_HELP)
-        action.set_defaults(handler=_templates_save, replace=not required)
+        add_identity(action)
+        action.set_defaults(handler=acts(_templates_save), replace=not required)
 
 
 def _connect() -> psycopg.Connection[Any]:
@@ -350,53 +352,51 @@ def _rule_changes(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in changes.items() if value is not None}
 
 
-def _rules_add(args: argparse.Namespace) -> int:
+def _rules_add(args: argparse.Namespace, conn: psycopg.Connection[Any], who: Identity) -> int:
+    from access import actions  # noqa: PLC0415
     from alerting import AlertingError  # noqa: PLC0415
-    from alerting.manage import save_rule  # noqa: PLC0415
     from alerting.rules import Rule  # noqa: PLC0415
     from stores.errors import StoreError  # noqa: PLC0415
 
     try:
         rule = Rule(name=args.name, **_rule_changes(args))
-        with _connect() as conn:
-            save_rule(conn, rule, args.by)
+        actions.save_rule(conn, who, rule)
     except (AlertingError, StoreError, TypeError) as exc:
         return _fail(str(exc))
     sys.stdout.write(f"rule {rule.name} added: {rule.describe()}\n")
     return 0
 
 
-def _rules_edit(args: argparse.Namespace) -> int:
+def _rules_edit(args: argparse.Namespace, conn: psycopg.Connection[Any], who: Identity) -> int:
+    from access import actions  # noqa: PLC0415
     from alerting import AlertingError  # noqa: PLC0415
     from alerting.book import rule_from_row  # noqa: PLC0415
-    from alerting.manage import save_rule  # noqa: PLC0415
     from stores.errors import StoreError  # noqa: PLC0415
     from stores.postgres import alerting_store as store  # noqa: PLC0415
 
     try:
-        with _connect() as conn:
-            current = rule_from_row(store.rule_named(conn, args.name))
-            changes = _rule_changes(args)
-            if args.rename:
-                changes["name"] = args.rename
-            if "scope" in changes and changes["scope"] == "fleet":
-                changes.setdefault("scope_value", None)
-            rule = replace(current, device_id=None, **changes)
-            save_rule(conn, rule, args.by, previous=args.name)
+        current = rule_from_row(store.rule_named(conn, args.name))
+        changes = _rule_changes(args)
+        if args.rename:
+            changes["name"] = args.rename
+        if "scope" in changes and changes["scope"] == "fleet":
+            changes.setdefault("scope_value", None)
+        rule = replace(current, device_id=None, **changes)
+        actions.save_rule(conn, who, rule, previous=args.name)
     except (AlertingError, StoreError, TypeError) as exc:
         return _fail(str(exc))
     sys.stdout.write(f"rule {rule.name} changed: {rule.describe()}\n")
     return 0
 
 
-def _rules_toggle(args: argparse.Namespace) -> int:
+def _rules_toggle(args: argparse.Namespace, conn: psycopg.Connection[Any], who: Identity) -> int:
+    from access import actions  # noqa: PLC0415
     from stores.postgres import alerting_store as store  # noqa: PLC0415
 
-    with _connect() as conn:
-        try:
-            store.update_rule(conn, args.name, {"is_enabled": args.enabled}, args.by)
-        except store.NotFoundError as exc:
-            return _fail(str(exc))
+    try:
+        actions.set_rule_enabled(conn, who, args.name, args.enabled)
+    except store.NotFoundError as exc:
+        return _fail(str(exc))
     sys.stdout.write(f"rule {args.name} {'enabled' if args.enabled else 'disabled'}\n")
     return 0
 
@@ -465,7 +465,8 @@ def _templates_show(args: argparse.Namespace) -> int:
     return _show(store.template_named, args.name)
 
 
-def _templates_save(args: argparse.Namespace) -> int:
+def _templates_save(args: argparse.Namespace, conn: psycopg.Connection[Any], who: Identity) -> int:
+    from access import actions  # noqa: PLC0415
     from alerting import AlertingError  # noqa: PLC0415
     from alerting.book import template_from_row, template_to_row  # noqa: PLC0415
     from alerting.recipients import Recipient  # noqa: PLC0415
@@ -487,14 +488,11 @@ def _templates_save(args: argparse.Namespace) -> int:
     try:
         if "recipients" in changes:
             changes["recipients"] = tuple(Recipient.parse(r) for r in changes["recipients"])
-        with _connect() as conn:
-            if args.replace:
-                template = replace(
-                    template_from_row(store.template_named(conn, args.name)), **changes
-                )
-            else:
-                template = Template(name=args.name, **changes)
-            store.save_template(conn, template_to_row(template), args.by, replace=args.replace)
+        if args.replace:
+            template = replace(template_from_row(store.template_named(conn, args.name)), **changes)
+        else:
+            template = Template(name=args.name, **changes)
+        actions.save_template(conn, who, template_to_row(template), replace=args.replace)
     except (AlertingError, StoreError) as exc:
         return _fail(str(exc))
     sys.stdout.write(f"template {template.name} saved ({len(template.recipients)} recipients)\n")
@@ -515,32 +513,31 @@ def _events_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _events_ack(args: argparse.Namespace) -> int:
+def _events_ack(args: argparse.Namespace, conn: psycopg.Connection[Any], who: Identity) -> int:
+    from access import actions  # noqa: PLC0415
     from stores.postgres import alerting_store as store  # noqa: PLC0415
 
-    with _connect() as conn:
-        try:
-            done = store.acknowledge_event(conn, args.event_id, args.by, args.note)
-        except store.NotFoundError as exc:
-            return _fail(str(exc))
+    try:
+        done = actions.acknowledge_event(conn, who, args.event_id, args.note)
+    except store.NotFoundError as exc:
+        return _fail(str(exc))
     if not done:
         return _fail(f"event {args.event_id} is not new (acknowledged or resolved already)")
-    sys.stdout.write(f"event {args.event_id} acknowledged by {args.by}\n")
+    sys.stdout.write(f"event {args.event_id} acknowledged by {who.username}\n")
     return 0
 
 
-def _events_resolve(args: argparse.Namespace) -> int:
+def _events_resolve(args: argparse.Namespace, conn: psycopg.Connection[Any], who: Identity) -> int:
+    from access import actions  # noqa: PLC0415
     from stores.postgres import alerting_store as store  # noqa: PLC0415
 
-    with _connect() as conn:
-        try:
-            with conn.transaction():
-                done = store.resolve_by_person(conn, args.event_id, args.by, args.note)
-        except store.NotFoundError as exc:
-            return _fail(str(exc))
+    try:
+        done = actions.resolve_event(conn, who, args.event_id, args.note)
+    except store.NotFoundError as exc:
+        return _fail(str(exc))
     if not done:
         return _fail(f"event {args.event_id} is resolved already")
-    sys.stdout.write(f"event {args.event_id} resolved by {args.by}\n")
+    sys.stdout.write(f"event {args.event_id} resolved by {who.username}\n")
     return 0
 
 
@@ -557,14 +554,16 @@ def _deliveries_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _deliveries_retry(args: argparse.Namespace) -> int:
+def _deliveries_retry(
+    args: argparse.Namespace, conn: psycopg.Connection[Any], who: Identity
+) -> int:
+    from access import actions  # noqa: PLC0415
     from stores.postgres import alerting_store as store  # noqa: PLC0415
 
-    with _connect() as conn:
-        try:
-            store.retry_delivery(conn, args.delivery_id)
-        except store.NotFoundError as exc:
-            return _fail(str(exc))
+    try:
+        actions.retry_delivery(conn, who, args.delivery_id)
+    except store.NotFoundError as exc:
+        return _fail(str(exc))
     sys.stdout.write(f"delivery {args.delivery_id} queued again\n")
     return 0
 
@@ -612,11 +611,11 @@ def _duration(text: str) -> Any:  # noqa: ANN401 - a timedelta
         raise ValueError(f"write a duration as 90m, 2h or 1d, not {text!r}") from None
 
 
-def _silences_add(args: argparse.Namespace) -> int:
+def _silences_add(args: argparse.Namespace, conn: psycopg.Connection[Any], who: Identity) -> int:
     from datetime import UTC, datetime  # noqa: PLC0415
 
+    from access import actions  # noqa: PLC0415
     from stores.errors import StoreError  # noqa: PLC0415
-    from stores.postgres import alerting_store as store  # noqa: PLC0415
 
     try:
         starts = _moment(args.starts) if args.starts else datetime.now(UTC)
@@ -641,11 +640,10 @@ def _silences_add(args: argparse.Namespace) -> int:
     row = {
         "scope_type": scope, "scope_value": value, "starts_at": starts, "ends_at": ends,
         "on_end": "drop" if args.drop else "release", "reason": args.reason,
-        "created_by": args.by, **timing,
+        **timing,
     }  # fmt: skip
     try:
-        with _connect() as conn:
-            silence_id = store.add_silence(conn, row)
+        silence_id = actions.add_silence(conn, who, row)
     except StoreError as exc:
         return _fail(str(exc))
     sys.stdout.write(
@@ -693,14 +691,14 @@ def _silences_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _silences_end(args: argparse.Namespace) -> int:
+def _silences_end(args: argparse.Namespace, conn: psycopg.Connection[Any], who: Identity) -> int:
+    from access import actions  # noqa: PLC0415
     from stores.postgres import alerting_store as store  # noqa: PLC0415
 
-    with _connect() as conn:
-        try:
-            store.end_silence(conn, args.silence_id, args.by)
-        except store.NotFoundError as exc:
-            return _fail(str(exc))
+    try:
+        actions.end_silence(conn, who, args.silence_id)
+    except store.NotFoundError as exc:
+        return _fail(str(exc))
     sys.stdout.write(f"silence {args.silence_id} ended; held notifications are settled next\n")
     return 0
 
@@ -708,17 +706,19 @@ def _silences_end(args: argparse.Namespace) -> int:
 # --- reports ------------------------------------------------------------------------------
 
 
-def _report_send(args: argparse.Namespace) -> int:
+def _report_send(args: argparse.Namespace, conn: psycopg.Connection[Any], who: Identity) -> int:
     from datetime import UTC, datetime  # noqa: PLC0415
 
+    from access import Permission, acting  # noqa: PLC0415
     from reports import schedule  # noqa: PLC0415
     from stores.postgres import reports_store  # noqa: PLC0415
 
     settings = load(AlertSettings)
     start, end = schedule.last_period(args.name, datetime.now(UTC))
-    with _connect() as conn:
+    what = f"send the {args.name} report"
+    with acting(conn, who, Permission.EDIT_RULES, what, category="report"):
         report_id, report, pdf = schedule.make(
-            conn, args.name, start, end, by=args.by, scheduled=False
+            conn, args.name, start, end, by=who.username, scheduled=False
         )
         assert report_id is not None  # only scheduled reports are kept once
         recipients = schedule.report_recipients(conn, args.template or settings.report_template)

@@ -23,6 +23,7 @@ from fleetwatch import (
     device_types_cli,
     flux_cli,
     logs,
+    users_cli,
 )
 from fleetwatch.settings import (
     ENV_PREFIX,
@@ -487,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     flux_cli.register(sub)
     dashboard_cli.register(sub)
     alerting_cli.register(sub)
+    users_cli.register(sub)
     ingest = parsers["ingest"]
     ingest.add_argument("--batch-size", type=int, default=2000, help="messages per transaction")
     ingest.add_argument(

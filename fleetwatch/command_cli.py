@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import psycopg
+
+from fleetwatch.acting import acts, add_identity
 from fleetwatch.settings import PostgresSettings, load
+
+if TYPE_CHECKING:
+    from access import Identity
 
 KINDS_HELP = (
     "reboot {delayMs}, output_control {output: SIREN|TURRET, pattern, durationSeconds, on}, "
@@ -23,7 +28,9 @@ def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers 
     command = sub.add_parser(
         "command",
         help="send commands to devices and follow them",
-        description="Commands are queued in PostgreSQL and sent by the running ingest service.",
+        description="Commands are queued in PostgreSQL and sent by the running ingest service. "
+        "Sending and cancelling act as a person (FLEETWATCH_TOKEN or --as): the authorisation "
+        "level comes from their role.",
     )
     actions = command.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -36,11 +43,10 @@ def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers 
     send.add_argument("--firmware")
     send.add_argument("--online", action="store_true", help="only devices online now")
     send.add_argument("--all", action="store_true", help="every active device")
-    send.add_argument("--level", type=int, default=0, help="your authorisation level (0-2)")
-    send.add_argument("--by", default=getpass.getuser(), help="who sends it (audit)")
+    add_identity(send)
     send.add_argument("--max-retries", type=int)
     send.add_argument("--expires-in", type=float, help="seconds to wait for an offline device")
-    send.set_defaults(handler=_send)
+    send.set_defaults(handler=acts(_send))
 
     listing = actions.add_parser("list", help="the newest commands")
     listing.add_argument("--status")
@@ -54,8 +60,8 @@ def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers 
 
     cancel = actions.add_parser("cancel", help="stop commands that are not finished")
     cancel.add_argument("request_ids", nargs="+")
-    cancel.add_argument("--by", default=getpass.getuser())
-    cancel.set_defaults(handler=_cancel)
+    add_identity(cancel)
+    cancel.set_defaults(handler=acts(_cancel))
 
 
 def _api() -> Any:  # noqa: ANN401 - imported lazily to keep `fleetwatch --help` fast
@@ -64,8 +70,9 @@ def _api() -> Any:  # noqa: ANN401 - imported lazily to keep `fleetwatch --help`
     return CommandApi(load(PostgresSettings))
 
 
-def _send(args: argparse.Namespace) -> int:
-    from ingest.commands import CommandError, CommandRefused, CommandSpec  # noqa: PLC0415
+def _send(args: argparse.Namespace, conn: psycopg.Connection[Any], who: Identity) -> int:
+    from access import actions  # noqa: PLC0415
+    from ingest.commands import CommandError, CommandSpec  # noqa: PLC0415
     from stores.postgres.commands_store import TargetFilter  # noqa: PLC0415
 
     try:
@@ -79,17 +86,9 @@ def _send(args: argparse.Namespace) -> int:
             every_device=args.all,
         )
         expires = timedelta(seconds=args.expires_in) if args.expires_in else None
-        rows = _api().send(
-            spec,
-            target,
-            caller_level=args.level,
-            initiated_by=args.by,
-            max_retries=args.max_retries,
-            expires_in=expires,
+        rows = actions.send_command(
+            conn, who, spec, target, max_retries=args.max_retries, expires_in=expires
         )
-    except CommandRefused as exc:
-        sys.stderr.write(f"refused: {exc}\n")
-        return 3
     except (CommandError, ValueError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
@@ -122,8 +121,10 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cancel(args: argparse.Namespace) -> int:
-    done = _api().cancel(args.request_ids, by=args.by)
+def _cancel(args: argparse.Namespace, conn: psycopg.Connection[Any], who: Identity) -> int:
+    from access import actions  # noqa: PLC0415
+
+    done = actions.cancel_commands(conn, who, args.request_ids)
     for request_id in done:
         sys.stdout.write(f"cancelled {request_id}\n")
     missing = set(args.request_ids) - set(done)

@@ -55,26 +55,17 @@ class CommandApi:
         except CommandRefused as exc:
             logger.warning("command refused for %s: %s", initiated_by, exc)
             raise
-        now = datetime.now(UTC)
-        expires_at = now + (expires_in or self._timing.offline_expiry)
-        retries = self._timing.max_retries if max_retries is None else max_retries
         with self._connect() as conn, conn.transaction():
-            device_ids = commands_store.select_targets(conn, target)
-            if not device_ids:
-                raise CommandError(f"no active device matches {target}")
-            new = [
-                NewCommand(
-                    device_id=device_id,
-                    command_type=spec.command_type,
-                    command_data=spec.as_json(),
-                    auth_level=caller_level,
-                    initiated_by=initiated_by,
-                    max_retries=retries,
-                    expires_at=expires_at,
-                )
-                for device_id in device_ids
-            ]
-            rows = commands_store.create(conn, new, now)
+            rows = queue_commands(
+                conn,
+                spec,
+                target,
+                caller_level=caller_level,
+                initiated_by=initiated_by,
+                timing=self._timing,
+                max_retries=max_retries,
+                expires_in=expires_in,
+            )
         logger.info("%s queued %s for %d device(s)", initiated_by, spec.kind, len(rows))
         return rows
 
@@ -96,3 +87,41 @@ class CommandApi:
             done = commands_store.cancel(conn, request_ids, datetime.now(UTC), by)
         logger.info("%s cancelled %d command(s)", by, len(done))
         return done
+
+
+def queue_commands(
+    conn: psycopg.Connection[Any],
+    spec: CommandSpec,
+    target: TargetFilter,
+    *,
+    caller_level: int,
+    initiated_by: str,
+    timing: CommandTiming | None = None,
+    max_retries: int | None = None,
+    expires_in: timedelta | None = None,
+) -> list[CommandRow]:
+    """Queue ``spec`` for every matching device in ``conn``'s transaction; one row each.
+
+    Raises CommandRefused if ``caller_level`` is too low, CommandError if no device matches.
+    """
+    authorise(spec, caller_level)
+    timing = timing or CommandTiming()
+    now = datetime.now(UTC)
+    expires_at = now + (expires_in or timing.offline_expiry)
+    retries = timing.max_retries if max_retries is None else max_retries
+    device_ids = commands_store.select_targets(conn, target)
+    if not device_ids:
+        raise CommandError(f"no active device matches {target}")
+    new = [
+        NewCommand(
+            device_id=device_id,
+            command_type=spec.command_type,
+            command_data=spec.as_json(),
+            auth_level=caller_level,
+            initiated_by=initiated_by,
+            max_retries=retries,
+            expires_at=expires_at,
+        )
+        for device_id in device_ids
+    ]
+    return commands_store.create(conn, new, now)

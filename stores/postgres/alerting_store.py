@@ -569,6 +569,23 @@ def acknowledge_alarm(
     return True
 
 
+def resolve_alarm(
+    conn: psycopg.Connection[Any], alarm_id: int, by: str, note: str | None
+) -> bool:
+    """Close an open panel alarm by hand (a panel replaced, an alarm stuck open), marking it
+    acknowledged as well; False if it was closed already. A later report opens a new one."""
+    return (
+        conn.execute(
+            "UPDATE alarm_events SET resolved_at = now(), acknowledged = true, "
+            "acknowledged_by = coalesce(acknowledged_by, %s), "
+            "acknowledged_at = coalesce(acknowledged_at, now()), notes = coalesce(%s, notes) "
+            "WHERE id = %s AND resolved_at IS NULL",
+            [by, note, alarm_id],
+        ).rowcount
+        == 1
+    )
+
+
 # --- silences -----------------------------------------------------------------------------
 
 

@@ -13,18 +13,36 @@ from alerting import builtin
 from fleetwatch.cli import main
 from fleetwatch.settings import PostgresSettings
 from stores.postgres.migrate import upgrade
+from tests.support.people import add_people
 
 
 @pytest.fixture
-def migrated(pg_env: PostgresSettings) -> PostgresSettings:
+def migrated(pg_env: PostgresSettings, monkeypatch: pytest.MonkeyPatch) -> PostgresSettings:
+    """A migrated database with the built-in rules and people; commands act as ana."""
     upgrade(pg_env)
     with psycopg.connect(str(pg_env.database_url), autocommit=True) as conn:
         builtin.install(conn)
+        TOKENS.clear()
+        TOKENS.update(add_people(conn))
+    monkeypatch.setenv("FLEETWATCH_TOKEN", TOKENS["ana"])
     return pg_env
 
 
+TOKENS: dict[str, str] = {}
+
+
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
+    """Run the command line, acting as the person named by a trailing ``--by NAME``."""
+    args = list(argv)
+    if "--by" in args:
+        at = args.index("--by")
+        name = args[at + 1]
+        del args[at : at + 2]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("FLEETWATCH_TOKEN", TOKENS[name])
+            code = main(args)
+    else:
+        code = main(args)
     out, err = capsys.readouterr()
     return code, out, err
 

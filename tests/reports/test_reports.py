@@ -20,6 +20,7 @@ from fleetwatch.settings import AlertSettings, PostgresSettings
 from reports import schedule
 from stores.postgres import alerting_store, reports_store
 from stores.postgres.migrate import upgrade
+from tests.support.people import add_people
 from tests.support.receivers import smtp_server
 
 NOW = datetime(2026, 12, 9, 8, 0, tzinfo=UTC)  # a Wednesday
@@ -126,7 +127,8 @@ def test_report_send_emails_the_pdf(
     with smtp_server() as (mailbox, port):
         monkeypatch.setenv("FLEETWATCH_SMTP_PORT", str(port))
         monkeypatch.setenv("FLEETWATCH_DATABASE_URL", str(pg_settings.database_url))
-        assert main(["report", "send", "daily", "--by", "ana"]) == 0
+        monkeypatch.setenv("FLEETWATCH_TOKEN", add_people(db)["ana"])
+        assert main(["report", "send", "daily"]) == 0
         ((_, recipients, message),) = mailbox.wait_for(1)
     assert recipients == ["manager@example.com"]
     assert message["Subject"].startswith("fleetwatch daily report, ")
@@ -137,3 +139,5 @@ def test_report_send_emails_the_pdf(
     assert "emailed to manager@example.com" in capsys.readouterr().out
     row = db.execute("SELECT sent_to, created_by, scheduled FROM reports").fetchone()
     assert row == (["manager@example.com"], "ana", False)
+    audit = db.execute("SELECT username, category, message FROM system_logs ORDER BY id DESC")
+    assert audit.fetchone() == ("ana", "report", "send the daily report")
