@@ -210,8 +210,9 @@ def end_silence(conn: psycopg.Connection[Any], who: Identity, silence_id: int) -
         alerting_store.end_silence(conn, silence_id, who.username)
 
 
-def retry_delivery(conn: psycopg.Connection[Any], who: Identity, delivery_id: int) -> None:
-    """Queue a failed or cancelled notification again now."""
+def retry_delivery(conn: psycopg.Connection[Any], who: Identity, delivery_id: int) -> bool:
+    """Queue a failed or cancelled notification again now; True (NotFoundError if none)."""
     what = f"retry delivery {delivery_id}"
     with acting(conn, who, Permission.EDIT_RULES, what, category="notification"):
         alerting_store.retry_delivery(conn, delivery_id)
+    return True

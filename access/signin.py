@@ -20,7 +20,7 @@ from access.throttle import Throttle, ThrottlePolicy
 from stores.postgres import people_store
 from stores.postgres.schema import LogLevel
 
-__all__ = ["identify_token", "identity_of", "sign_in"]
+__all__ = ["identify_email", "identify_token", "identity_of", "sign_in"]
 
 _CATEGORY: Final = "auth"
 _NAME_MAX: Final = 100
@@ -148,3 +148,34 @@ def identify_token(
     if row is None or not row["is_active"]:
         raise SignInError("the API token is unknown, revoked or expired, or its user is disabled")
     return identity_of(row, "token", source)
+
+
+def identify_email(conn: psycopg.Connection[Any], email: str, *, source: str | None) -> Identity:
+    """The active person whose email an identity provider vouched for (OIDC sign-in).
+
+    Raises:
+        SignInError: no active user has that email (recorded).
+    """
+    now = datetime.now(UTC)
+    with conn.transaction():
+        user = people_store.user_by_email(conn, email) if email else None
+        if user is None or not user["is_active"]:
+            record(
+                conn,
+                category=_CATEGORY,
+                message="sign-in refused: no active user with the provider's email",
+                username=email[:_NAME_MAX] or None,
+                level=LogLevel.WARNING,
+                source=source,
+            )
+            who = None
+        else:
+            people_store.signed_in(conn, user["id"], now)
+            who = identity_of(user, "oidc", source)
+            record(conn, category=_CATEGORY, message="signed in", who=who)
+    if who is None:
+        raise SignInError(
+            f"{email or 'the provider gave no email'}: no active fleetwatch user has this "
+            "email; ask an admin to add you"
+        )
+    return who

@@ -23,10 +23,13 @@ from influxdb_client.client.influxdb_client import InfluxDBClient
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Double,
     Engine,
+    Float,
     Integer,
+    Numeric,
     Select,
     Text,
     cast,
@@ -41,8 +44,10 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CompoundSelect
 
-from analytics import alarms, commands, fleet, robots, storage, trends
+from analytics import alarms, alerts, commands, device, fleet, positions, robots, storage, trends
 from analytics.selection import AnalyticsError, Period, ReportFilter
+from ingest.kinds import metric_measurements
+from ingest.kinds.panel import PANEL
 from stores.errors import StoreError
 from stores.influx.flux_library import ParamValue, load_query, run_flux
 from stores.postgres import rollups
@@ -51,6 +56,7 @@ from stores.postgres.schema import (
     ConnectionEvent,
     alarm_events,
     command_log,
+    dead_letters,
     device_cdc_state,
     device_connection_log,
     device_status,
@@ -61,9 +67,12 @@ from stores.postgres.schema import (
     heartbeat_counts_daily,
     jobs,
 )
+from stores.postgres.schema import events as rule_events
 from stores.postgres.schema import robots as robots_table
+from stores.postgres.schema import rules as rules_table
 
 __all__ = [
+    "DEVICE_SCHEMA",
     "DEVICE_TAGS",
     "ROLLUP_DELAY",
     "InfluxBuckets",
@@ -71,13 +80,20 @@ __all__ = [
     "load_active_alarms",
     "load_alarm_events",
     "load_commands",
+    "load_connection_log",
+    "load_dead_letters",
+    "load_device",
+    "load_device_history",
     "load_device_metrics",
     "load_devices",
     "load_heartbeat_counts",
     "load_heartbeat_totals",
+    "load_history_start",
     "load_jobs",
     "load_points_per_day",
+    "load_positions",
     "load_robots",
+    "load_rule_events",
     "load_trend",
     "metric_trend_query",
     "rollup_reaches",
@@ -89,6 +105,7 @@ DEVICE_TAGS: Final = ("device_id", "hostname", "zone", "country")
 """The tags of a device's series: a trend ``by`` them has one series per device."""
 _HOUR: Final = timedelta(hours=1)
 ROLLUP_DELAY: Final = timedelta(minutes=15)
+_CARRY: Final = timedelta(minutes=10)  # how far sensor_trend.flux looks back (its `carry`)
 """How long after an hour the per-zone rollup holds it: the task runs 5 minutes past and
 takes a few minutes on a large fleet (about 1 minute per hour of 10,000 devices)."""
 _DAY: Final = timedelta(days=1)
@@ -167,6 +184,21 @@ def load_alarm_events(
 def load_active_alarms(engine: Engine, filters: ReportFilter = _ALL_FILTER) -> pl.DataFrame:
     """The alarm events not resolved yet, however old (:data:`analytics.alarms.EVENTS_SCHEMA`)."""
     return _alarms(engine, [alarm_events.c.resolved_at.is_(None)], filters, "active alarms")
+
+
+def load_unacknowledged_alarms(
+    engine: Engine, since: datetime, filters: ReportFilter = _ALL_FILTER
+) -> pl.DataFrame:
+    """Alarms raised since ``since`` that are over but nobody acknowledged (a panic pressed
+    and released still needs a person to look), output patterns aside."""
+    a = alarm_events.c
+    where = [
+        a.timestamp >= since,
+        a.resolved_at.is_not(None),
+        a.acknowledged_at.is_(None),
+        a.alarm_type != "OUTPUT_EVENT",
+    ]
+    return _alarms(engine, where, filters, "unacknowledged alarms")
 
 
 def _alarms(
@@ -422,6 +454,183 @@ def load_jobs(engine: Engine, period: Period, filters: ReportFilter = _ALL_FILTE
         .order_by(j.start_time.desc())
     )
     return _frame(engine, statement, robots.JOBS_SCHEMA, "loading the jobs")
+
+
+# --- one device, and where the devices are -------------------------------------------------
+
+
+def _polars_type(column: Column[Any]) -> pl.DataType:
+    """The frame type of a table column (read through :func:`_frame`'s CSV)."""
+    kind = column.type
+    if isinstance(kind, DateTime):
+        return pl.Datetime("us", "UTC")
+    if isinstance(kind, Boolean):
+        return pl.Boolean()
+    if isinstance(kind, Integer):
+        return pl.Int64()
+    if isinstance(kind, Float | Numeric):
+        return pl.Float64()
+    return pl.String()  # texts, and addresses (inet, macaddr) in their text form
+
+
+_STATUS: Final = tuple(c for c in device_status.c if c.name != "device_id")
+DEVICE_SCHEMA: Final = pl.Schema(
+    {
+        "device_id": pl.Int64(),
+        "hostname": pl.String(),
+        "name": pl.String(),
+        "kind": pl.String(),
+        "device_type": pl.String(),
+        "zone": pl.Int64(),
+        "country": pl.String(),
+        "latitude": pl.Float64(),
+        "longitude": pl.Float64(),
+        "location_desc": pl.String(),
+        "serial_number": pl.String(),
+        "mac_address": pl.String(),
+        "installation_date": pl.Datetime("us", "UTC"),
+        **{column.name: _polars_type(column) for column in _STATUS},
+    }
+)
+"""One device's identity and every column of its ``device_status`` row (null when it has
+none yet), in table order: what the Device page lists."""
+
+
+def load_device(engine: Engine, hostname: str) -> pl.DataFrame:
+    """The active device called ``hostname`` with its status now (:data:`DEVICE_SCHEMA`);
+    no row when there is none (two devices sharing a name: both, lowest id first)."""
+    d = devices.c
+    statement = (
+        select(
+            d.id,
+            d.hostname,
+            d.name,
+            d.kind,
+            device_types.c.name,
+            d.zone,
+            d.country,
+            d.latitude,
+            d.longitude,
+            d.location_desc,
+            d.serial_number,
+            d.mac_address,
+            d.installation_date,
+            *_STATUS,
+        )
+        .select_from(
+            devices.outerjoin(device_status, device_status.c.device_id == d.id).outerjoin(
+                device_types, device_types.c.id == d.device_type_id
+            )
+        )
+        .where(d.active, d.hostname == hostname)
+        .order_by(d.id)
+    )
+    return _frame(engine, statement, DEVICE_SCHEMA, f"loading device {hostname}")
+
+
+def load_rule_events(
+    engine: Engine, period: Period, filters: ReportFilter = _ALL_FILTER
+) -> pl.DataFrame:
+    """The rule events about the filtered devices that are not resolved, however old, or
+    were raised in the period, newest first (:data:`analytics.alerts.EVENTS_SCHEMA`)."""
+    e, r, d = rule_events.c, rules_table.c, devices.c
+    statement = (
+        select(
+            e.id,
+            e.timestamp,
+            e.severity,
+            e.status,
+            r.name,
+            d.hostname,
+            d.zone,
+            e.source,
+            e.value,
+            e.threshold,
+            e.message,
+            e.acknowledged_by,
+            e.acknowledged_at,
+        )
+        .select_from(
+            rule_events.join(rules_table, r.id == e.rule_id).join(devices, d.id == e.device_id)
+        )
+        .where(
+            or_(e.status != "resolved", (e.timestamp >= period.start) & (e.timestamp < period.end)),
+            *_device_filter(filters),
+        )
+        .order_by(e.timestamp.desc(), e.id.desc())
+    )
+    return _frame(engine, statement, alerts.EVENTS_SCHEMA, "loading rule events")
+
+
+def load_connection_log(
+    engine: Engine, period: Period, filters: ReportFilter = _ALL_FILTER
+) -> pl.DataFrame:
+    """The filtered devices' connections, disconnections and liveness timeouts in the
+    period, newest first (:data:`analytics.device.CONNECTIONS_SCHEMA`)."""
+    log, d = device_connection_log.c, devices.c
+    statement = (
+        select(
+            log.id,
+            log.device_id,
+            d.hostname,
+            cast(log.event, Text),
+            log.timestamp,
+            cast(log.details, Text),
+        )
+        .select_from(device_connection_log.join(devices, d.id == log.device_id))
+        .where(log.timestamp >= period.start, log.timestamp < period.end, *_device_filter(filters))
+        .order_by(log.timestamp.desc(), log.id.desc())
+    )
+    return _frame(engine, statement, device.CONNECTIONS_SCHEMA, "loading the connection log")
+
+
+_PAYLOAD_START: Final = 120
+"""How many payload bytes a dead-letter row shows."""
+
+
+def load_dead_letters(
+    engine: Engine, period: Period, hostnames: Sequence[str] = ()
+) -> pl.DataFrame:
+    """The messages dead-lettered in the period (from ``hostnames``, when given), newest
+    first (:data:`analytics.device.DEAD_LETTERS_SCHEMA`).
+
+    A dead letter has no device row (many come from devices fleetwatch does not know): its
+    device is the hostname level of its topic, ``{prefix}/{hostname}/{kind}``, the last but
+    one whatever the prefix.
+    """
+    dl = dead_letters.c
+    clauses: list[ColumnElement[bool]] = [
+        dl.received_at >= period.start,
+        dl.received_at < period.end,
+    ]
+    if hostnames:
+        clauses.append(func.split_part(dl.topic, "/", -2).in_(list(hostnames)))
+    statement = (
+        select(
+            dl.id,
+            dl.received_at,
+            dl.topic,
+            dl.reason,
+            dl.detail,
+            func.length(dl.payload),
+            func.encode(func.substring(dl.payload, 1, _PAYLOAD_START), "escape"),
+        )
+        .where(*clauses)
+        .order_by(dl.received_at.desc(), dl.id.desc())
+    )
+    return _frame(engine, statement, device.DEAD_LETTERS_SCHEMA, "loading dead letters")
+
+
+def load_positions(engine: Engine, filters: ReportFilter = _ALL_FILTER) -> pl.DataFrame:
+    """Every filtered active device's installed position
+    (:data:`analytics.positions.POSITIONS_SCHEMA`)."""
+    d = devices.c
+    statement = (
+        select(d.id, cast(d.latitude, Double), cast(d.longitude, Double), d.location_desc)
+        .where(d.active, *_device_filter(filters))
+        .order_by(d.id)
+    )
+    return _frame(engine, statement, positions.POSITIONS_SCHEMA, "loading device positions")
 
 
 def _device_filter(filters: ReportFilter) -> list[ColumnElement[bool]]:
@@ -690,6 +899,34 @@ def run_trend(
     )
 
 
+def load_history_start(
+    client: InfluxDBClient,
+    buckets: InfluxBuckets,
+    field: str,
+    period: Period,
+    filters: ReportFilter = _ALL_FILTER,
+    *,
+    org: str | None = None,
+) -> datetime | None:
+    """When the selection's raw heartbeat points of ``field`` start (``history_start.flux``),
+    looking from as far before the period as a trend carries a value in (so a point found
+    after ``period.start`` means nothing was in force before it); None without any point."""
+    flux = load_query("history_start").render(
+        {
+            "bucket": buckets.raw,
+            "field": field,
+            "start": period.start - _CARRY,
+            "stop": period.end,
+            **_flux_filter(filters),
+        }
+    )
+    frame = run_flux(client, flux, org=org)
+    if frame.is_empty():
+        return None
+    first = frame["_time"].min()
+    return first if isinstance(first, datetime) else None
+
+
 def load_points_per_day(
     client: InfluxDBClient,
     buckets: InfluxBuckets,
@@ -731,6 +968,37 @@ def load_points_per_day(
         .select([pl.col(name).cast(dtype) for name, dtype in columns.items()])
         .sort(keys)
     )
+
+
+def load_device_history(
+    client: InfluxDBClient,
+    buckets: InfluxBuckets,
+    period: Period,
+    *,
+    device_id: int,
+    hostname: str,
+    kind: str,
+    org: str | None = None,
+) -> pl.DataFrame:
+    """The points the CDC stored for one device in the period, as written: ``_time`` and a
+    column per field and tag, one row per point, oldest first (see
+    ``analytics.device.history_series``). A panel's are its heartbeats
+    (``device_series.flux``); any other kind's are its metric histories
+    (``device_metric_series.flux`` over every measurement written as one: a telemetry
+    device's readings, a robot's battery, servos, ...)."""
+    times: dict[str, ParamValue] = {
+        "bucket": buckets.raw,
+        "start": period.start,
+        "stop": period.end,
+    }
+    if kind == PANEL.name:
+        flux = load_query("device_series").render(times | {"hostname": hostname})
+    else:
+        flux = load_query("device_metric_series").render(
+            times | {"device_id": str(device_id), "measurements": ",".join(metric_measurements())}
+        )
+    frame = run_flux(client, flux, org=org)
+    return frame.sort("_time") if "_time" in frame.columns else frame
 
 
 def _flux_filter(filters: ReportFilter) -> dict[str, ParamValue]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import statistics
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from psycopg import sql
 from pydantic import PostgresDsn
 from streamlit.testing.v1 import AppTest
 
+from access.users import reset_demo_users
 from benchmarks.fleet_history import HistoryShape, fill_influx, fill_postgres, hostname
 from benchmarks.sandbox import database_url, drop_database
 from fleetwatch.dashboard_cli import APP
@@ -37,7 +39,8 @@ from stores.postgres.rollups import roll_up_daily_counts
 
 logger = logging.getLogger("benchmarks.dashboard")
 
-PAGES = ("fleet", "alarms", "commands", "trends", "storage")
+PAGES = ("fleet", "alarms", "commands", "trends", "storage", "events", "map", "device")
+VIEWER = "demo-viewer"
 TIMEOUT_S = 300
 
 
@@ -135,13 +138,39 @@ def _environment(dataset: Dataset) -> None:
         "FLEETWATCH_INFLUX_BUCKET": dataset.raw_bucket,
         "FLEETWATCH_INFLUX_HOURLY_BUCKET": dataset.hourly_bucket,
     }
-    for name in ("FLEETWATCH_DASHBOARD_DATABASE_URL", "FLEETWATCH_DASHBOARD_INFLUX_TOKEN"):
+    for name in (
+        "FLEETWATCH_DASHBOARD_DATABASE_URL",
+        "FLEETWATCH_DASHBOARD_ACTIONS_DATABASE_URL",
+        "FLEETWATCH_DASHBOARD_INFLUX_TOKEN",
+    ):
         os.environ.pop(name, None)
 
 
-def _page(page: str, period: str, picked: list[str]) -> AppTest:
-    """The app on ``page`` with the sidebar set, after one untimed run that draws it."""
+def _viewer(dataset: Dataset) -> str:
+    """The demo users, reset; returns demo-viewer's new password (pages render alike for
+    every role: only the controls' notes differ)."""
+    with psycopg.connect(str(dataset.pg.database_url), autocommit=True) as conn:
+        return reset_demo_users(conn)[VIEWER]
+
+
+def _signed_in(password: str) -> tuple[AppTest, float]:
+    """The app after signing in as demo-viewer; the seconds from submitting the form to the
+    first page drawn (argon2id's check included)."""
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S).run()
+    at.text_input(key="sign_in_username").input(VIEWER)
+    at.text_input(key="sign_in_password").input(password)
+    at.button[0].click()
+    return at, _timed_run(at, "sign-in")
+
+
+def measure_sign_in(password: str, times: int = 5) -> list[float]:
+    """Seconds of ``times`` sign-ins, each into a fresh session."""
+    return [_signed_in(password)[1] for _ in range(times)]
+
+
+def _page(page: str, period: str, picked: list[str], password: str) -> AppTest:
+    """The app on ``page`` with the sidebar set, after one untimed run that draws it."""
+    at, _ = _signed_in(password)
     if page != "fleet":
         at.switch_page(f"app_pages/{page}.py").run()
     at.selectbox(key="filter_period").set_value(period)
@@ -160,15 +189,19 @@ def _timed_run(at: AppTest, what: str) -> float:
     return elapsed
 
 
-def measure(periods: list[str], picked: list[str]) -> list[tuple[str, str, str, float, float]]:
+def measure(
+    periods: list[str], picked: list[str], password: str
+) -> list[tuple[str, str, str, float, float]]:
     """(page, period, selection, cold s, warm s) for every page and period: cold empties
     the caches first (every query runs, the sidebar's device list included), warm reruns."""
     results = []
-    selections = [("fleet", [])] + ([("picked", picked)] if picked else [])
+    selections: list[tuple[str, list[str]]] = [("fleet", [])] + (
+        [("picked", picked)] if picked else []
+    )
     for period in periods:
         for label, devices in selections:
             for page in PAGES:
-                at = _page(page, period, devices)
+                at = _page(page, period, devices, password)
                 st.cache_data.clear()
                 what = f"{page} ({period}, {label})"
                 cold = _timed_run(at, what)
@@ -202,8 +235,14 @@ def main() -> None:
     _environment(dataset)
     picked = [hostname(n) for n in range(1, min(args.pick, shape.picked) + 1)]
     periods = args.period or ["Last 24 hours", "Last 30 days"]
+    password = _viewer(dataset)
+    signs = measure_sign_in(password)
+    print(
+        f"\nsign-in to the first page drawn: median {statistics.median(signs):.2f} s, "
+        f"max {max(signs):.2f} s over {len(signs)}"
+    )
     print(f"\n{args.devices} devices, {args.days} days; cold = empty caches, warm = cached")
-    measure(periods, picked)
+    measure(periods, picked, password)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,12 @@
-"""What the alerting pages read and the operator actions they take, over PostgreSQL.
+"""What the alerting pages read, over PostgreSQL with the dashboard's read-only role.
 
-Reads are cached briefly like every report; an action clears them so the page shows its
-effect at once. Actions go through the same store functions as the CLI, on the dashboard's
-own role, which may write only what these actions need (``stores.postgres.roles``), and
-record the name the person gave.
+Reads are cached briefly like every report; an action (``dashboards.operate``) clears them
+so the page shows its effect at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Final, TypeVar
@@ -36,14 +34,6 @@ def connect(src: Sources) -> Iterator[psycopg.Connection[Any]]:
         raise StoreUnavailableError(f"PostgreSQL unreachable: {exc}") from exc
     with conn:
         yield conn
-
-
-def act(src: Sources, action: Callable[[psycopg.Connection[Any]], T]) -> T:
-    """Run an operator action in one transaction and forget the cached reads."""
-    with connect(src) as conn, conn.transaction():
-        result = action(conn)
-    st.cache_data.clear()
-    return result
 
 
 @st.cache_data(ttl=TTL, show_spinner="Loading events…")

@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
 import polars as pl
+import psycopg
 import streamlit as st
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from sqlalchemy import Engine
@@ -25,6 +26,7 @@ from analytics import load
 from analytics.load import InfluxBuckets, TrendQuery
 from analytics.selection import AnalyticsError, Period, ReportFilter
 from fleetwatch.settings import (
+    ENV_PREFIX,
     DashboardSettings,
     InfluxSettings,
     PostgresSettings,
@@ -32,10 +34,16 @@ from fleetwatch.settings import (
     SettingsError,
 )
 from fleetwatch.settings import load as load_settings
-from stores.errors import StoreError
+from stores.errors import StoreError, StoreUnavailableError
 from stores.influx import make_client
-from stores.influx.flux_library import FluxLibraryError, run_flux
-from stores.postgres import make_engine
+from stores.influx.flux_library import (
+    FluxLibraryError,
+    FluxResult,
+    FluxTimeoutError,
+    run_bounded_flux,
+)
+from stores.postgres import commands_store, make_engine
+from stores.postgres.commands_store import CommandRow
 
 __all__ = [
     "TTL",
@@ -44,10 +52,17 @@ __all__ = [
     "alarm_events",
     "clear",
     "commands",
+    "connection_log",
+    "dead_letters",
+    "device",
+    "device_history",
     "devices",
     "directory",
     "heartbeat_totals",
+    "history_start",
     "points_per_day",
+    "positions",
+    "rule_events",
     "run_query",
     "shown_errors",
     "sources",
@@ -131,10 +146,13 @@ def _engine(database_url: str) -> Engine:
 
 @st.cache_resource(on_release=_close, show_spinner=False)
 def _client(influx_url: str, token: str, org: str) -> InfluxDBClient:
-    settings = InfluxSettings.model_validate(
-        {"influx_url": influx_url, "influx_token": token, "influx_org": org}
+    return make_client(_influx_settings(influx_url, token, org))
+
+
+def _influx_settings(url: str, token: str, org: str) -> InfluxSettings:
+    return InfluxSettings.model_validate(
+        {"influx_url": url, "influx_token": token, "influx_org": org}
     )
-    return make_client(settings)
 
 
 def _pg(src: Sources) -> Engine:
@@ -196,6 +214,13 @@ def active_alarms(src: Sources, filters: ReportFilter) -> pl.DataFrame:
     return load.load_active_alarms(_pg(src), filters)
 
 
+@st.cache_data(ttl=TTL, show_spinner="Loading unacknowledged alarms…")
+def unacknowledged_alarms(src: Sources, filters: ReportFilter) -> pl.DataFrame:
+    """The last day's alarms that are over but were never acknowledged."""
+    since = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
+    return load.load_unacknowledged_alarms(_pg(src), since, filters)
+
+
 @st.cache_data(ttl=TTL, show_spinner="Loading commands…")
 def commands(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFrame:
     """The period's commands (``analytics.commands``)."""
@@ -210,6 +235,36 @@ def heartbeat_totals(
     return load.load_heartbeat_totals(_pg(src), period, filters, by=by)
 
 
+@st.cache_data(ttl=TTL, show_spinner="Loading the device…")
+def device(src: Sources, hostname: str) -> pl.DataFrame:
+    """One device with every column of its status (``analytics.load.load_device``)."""
+    return load.load_device(_pg(src), hostname)
+
+
+@st.cache_data(ttl=TTL, show_spinner="Loading rule events…")
+def rule_events(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFrame:
+    """The devices' rule events open or raised in the period (``analytics.alerts``)."""
+    return load.load_rule_events(_pg(src), period, filters)
+
+
+@st.cache_data(ttl=TTL, show_spinner="Loading the connection log…")
+def connection_log(src: Sources, period: Period, filters: ReportFilter) -> pl.DataFrame:
+    """The period's connections and disconnections (``analytics.device``)."""
+    return load.load_connection_log(_pg(src), period, filters)
+
+
+@st.cache_data(ttl=TTL, show_spinner="Loading dead letters…")
+def dead_letters(src: Sources, period: Period, hostnames: tuple[str, ...]) -> pl.DataFrame:
+    """The period's dead letters from ``hostnames`` (all when empty; ``analytics.device``)."""
+    return load.load_dead_letters(_pg(src), period, hostnames)
+
+
+@st.cache_data(ttl=_DIRECTORY_TTL, show_spinner="Loading device positions…")
+def positions(src: Sources, filters: ReportFilter) -> pl.DataFrame:
+    """The devices' installed positions (``analytics.positions``)."""
+    return load.load_positions(_pg(src), filters)
+
+
 # --- InfluxDB ------------------------------------------------------------------------------
 
 
@@ -220,6 +275,32 @@ def points_per_day(
     """Heartbeat points stored per day and change type (``load.load_points_per_day``)."""
     return load.load_points_per_day(
         _influx(src), src.buckets, period, filters, source=source, org=src.influx_org
+    )
+
+
+@st.cache_data(ttl=TTL, show_spinner="Reading the device's history…")
+def device_history(
+    src: Sources, period: Period, device_id: int, hostname: str, kind: str
+) -> pl.DataFrame:
+    """The points stored for one device (``analytics.load.load_device_history``)."""
+    return load.load_device_history(
+        _influx(src),
+        src.buckets,
+        period,
+        device_id=device_id,
+        hostname=hostname,
+        kind=kind,
+        org=src.influx_org,
+    )
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def history_start(
+    src: Sources, field: str, period: Period, filters: ReportFilter
+) -> datetime | None:
+    """When the selection's stored points of ``field`` start (``load.load_history_start``)."""
+    return load.load_history_start(
+        _influx(src), src.buckets, field, period, filters, org=src.influx_org
     )
 
 
@@ -245,6 +326,31 @@ def trend(src: Sources, query: TrendQuery, by: tuple[str, ...]) -> pl.DataFrame:
     return load.run_trend(_influx(src), query, by, org=src.influx_org)
 
 
-def run_query(src: Sources, flux: str) -> pl.DataFrame:
-    """Run an engineer's Flux as written, uncached: they expect what the store says now."""
-    return run_flux(_influx(src), flux, org=src.influx_org)
+def run_query(src: Sources, flux: str) -> FluxResult:
+    """Run an engineer's Flux as written, uncached (they expect what the store says now),
+    with the dashboard's read token and within its limits: at most
+    FLEETWATCH_DASHBOARD_FLUX_MAX_ROWS rows, cancelled after
+    FLEETWATCH_DASHBOARD_FLUX_TIMEOUT_S (FluxLibraryError saying so)."""
+    limits = load_settings(DashboardSettings)
+    settings = _influx_settings(src.influx_url, src.influx_token, src.influx_org)
+    try:
+        return run_bounded_flux(
+            settings,
+            flux,
+            timeout_s=limits.dashboard_flux_timeout_s,
+            max_rows=limits.dashboard_flux_max_rows,
+        )
+    except FluxTimeoutError as exc:
+        raise FluxLibraryError(f"{exc} or raise {ENV_PREFIX}DASHBOARD_FLUX_TIMEOUT_S") from exc
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def open_commands(src: Sources, limit: int = 200) -> list[CommandRow]:
+    """Commands not finished yet, newest first (what may still be cancelled)."""
+    url = src.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            rows = commands_store.recent(conn, limit=limit * 5)
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailableError(f"PostgreSQL unreachable: {exc}") from exc
+    return [row for row in rows if row.status in commands_store.OPEN][:limit]

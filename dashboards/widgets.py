@@ -1,21 +1,42 @@
-"""What every page draws the same way: headline numbers and a table with its CSV."""
+"""What every page draws the same way: headline numbers, a table with its CSV, and the way
+from a table that names a device to that device's page."""
 
 from __future__ import annotations
 
 import math
+from typing import Final, Literal, NoReturn
 
 import polars as pl
 import streamlit as st
 
 from dashboards.filters import Selection
 
-__all__ = ["count", "daily_bars", "percent", "seconds", "table"]
+__all__ = [
+    "DEVICE_KEY",
+    "DEVICE_PAGE",
+    "count",
+    "daily_bars",
+    "device_table",
+    "open_device",
+    "percent",
+    "seconds",
+    "table",
+]
+
+DEVICE_PAGE: Final = "app_pages/device.py"
+"""The Device page's script, as ``st.navigation`` knows it."""
+DEVICE_KEY: Final = "fleetwatch_device"
+"""Session state: the hostname the Device page shows (last opened or picked)."""
 
 
 def table(frame: pl.DataFrame, name: str, selection: Selection) -> None:
     """The frame behind a chart, and a button downloading it as CSV (``name`` also keys it,
-    so it must be unique on the page)."""
-    st.dataframe(frame, hide_index=True)
+    so it must be unique on the page). A frame with a ``hostname`` column is shown by
+    :func:`device_table`: selecting a row opens that device's page."""
+    if "hostname" in frame.columns:
+        device_table(frame, f"rows_{name}")
+    else:
+        st.dataframe(frame, hide_index=True)
     st.download_button(
         f"Download {name} (CSV)",
         frame.write_csv(),
@@ -25,6 +46,32 @@ def table(frame: pl.DataFrame, name: str, selection: Selection) -> None:
         on_click="ignore",
         icon=":material/download:",
     )
+
+
+def device_table(
+    frame: pl.DataFrame, key: str, *, width: Literal["stretch", "content"] | int = "stretch"
+) -> None:
+    """Show ``frame`` (it has a ``hostname`` column) with one selectable row; selecting a
+    row opens the Device page of its hostname. ``key`` must be unique on the page."""
+    shown = st.dataframe(
+        frame,
+        hide_index=True,
+        width=width,
+        key=key,
+        on_select="rerun",
+        selection_mode="single-row",
+    )
+    rows = shown.selection.rows
+    if rows and rows[0] < frame.height:
+        hostname = frame["hostname"][rows[0]]
+        if hostname:
+            open_device(str(hostname))
+
+
+def open_device(hostname: str) -> NoReturn:
+    """Switch to the Device page showing ``hostname`` (also in its URL, ``?device=``)."""
+    st.session_state[DEVICE_KEY] = hostname
+    st.switch_page(DEVICE_PAGE, query_params={"device": hostname})
 
 
 def daily_bars(frame: pl.DataFrame, *, y: str, color: str, y_label: str) -> None:

@@ -394,7 +394,7 @@ def _rules_toggle(args: argparse.Namespace, conn: psycopg.Connection[Any], who: 
     from stores.postgres import alerting_store as store  # noqa: PLC0415
 
     try:
-        actions.set_rule_enabled(conn, who, args.name, args.enabled)
+        actions.set_rule_enabled(conn, who, args.name, enabled=args.enabled)
     except store.NotFoundError as exc:
         return _fail(str(exc))
     sys.stdout.write(f"rule {args.name} {'enabled' if args.enabled else 'disabled'}\n")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from pydantic import SecretStr
+from pydantic import PostgresDsn, SecretStr
 from pydantic_settings import BaseSettings
 
 from fleetwatch import (
@@ -141,7 +141,15 @@ def _cmd_migrate(_: argparse.Namespace) -> int:
             f"{ENV_PREFIX}INFLUX_HOURLY_BUCKET must name another bucket than "
             f"{ENV_PREFIX}INFLUX_BUCKET (both are {influx_settings.influx_bucket!r})"
         )
-    role = _dashboard_role(dashboard, settings)
+    role = _dashboard_role(dashboard.dashboard_database_url, "DASHBOARD_DATABASE_URL", settings)
+    actions_role = _dashboard_role(
+        dashboard.dashboard_actions_database_url, "DASHBOARD_ACTIONS_DATABASE_URL", settings
+    )
+    if role is not None and actions_role is not None and role[0] == actions_role[0]:
+        raise SettingsError(
+            f"{ENV_PREFIX}DASHBOARD_DATABASE_URL and {ENV_PREFIX}DASHBOARD_ACTIONS_DATABASE_URL "
+            "must name two roles: one only reads, the other takes people's actions"
+        )
     engine = postgres.make_engine(settings, pool_size=1)
     try:
         before = postgres.current_revision(engine)
@@ -157,12 +165,14 @@ def _cmd_migrate(_: argparse.Namespace) -> int:
     else:
         sys.stdout.write(f"postgresql: migrated from revision {before or 'none'} to {after}\n")
     _install_builtin_rules(settings)
-    if role is not None:
-        try:
-            _ensure_dashboard_role(settings, *role)
-        except StoreError as exc:
-            sys.stderr.write(f"fleetwatch migrate: {exc}\n")
-            return 1
+    try:
+        if role is not None:
+            _ensure_dashboard_role(settings, *role, actions=False)
+        if actions_role is not None:
+            _ensure_dashboard_role(settings, *actions_role, actions=True)
+    except StoreError as exc:
+        sys.stderr.write(f"fleetwatch migrate: {exc}\n")
+        return 1
     try:
         _migrate_influx(influx_settings, retention, dashboard.dashboard_influx_token_file)
     except StoreError as exc:
@@ -176,19 +186,18 @@ def _cmd_migrate(_: argparse.Namespace) -> int:
 
 
 def _dashboard_role(
-    dashboard: DashboardSettings, owner: PostgresSettings
+    url: PostgresDsn | None, setting: str, owner: PostgresSettings
 ) -> tuple[str, str] | None:
-    """The role name and password of FLEETWATCH_DASHBOARD_DATABASE_URL, if set and sound.
+    """The role name and password of the dashboard's URL ``setting``, if set and sound.
 
     Raises:
         SettingsError: the URL names another database than FLEETWATCH_DATABASE_URL (the
             grants would miss it), no password, or the migrating user itself (which the
-            read-only role would strip of its rights).
+            dashboard's role would strip of its rights).
     """
-    url = dashboard.dashboard_database_url
     if url is None:
         return None
-    name = f"{ENV_PREFIX}DASHBOARD_DATABASE_URL"
+    name = f"{ENV_PREFIX}{setting}"
     user, owner_user = url.hosts()[0], owner.database_url.hosts()[0]
     role, password = unquote(user["username"] or ""), unquote(user["password"] or "")
     if url.path != owner.database_url.path:
@@ -197,7 +206,7 @@ def _dashboard_role(
             f"({owner.database_url.path!r}), got {url.path!r}"
         )
     if not password:
-        raise SettingsError(f"{name} needs a password: migrate gives it to the read-only role")
+        raise SettingsError(f"{name} needs a password: migrate gives it to the role")
     if role == unquote(owner_user["username"] or ""):
         raise SettingsError(
             f"{name} must name a role of its own, not {ENV_PREFIX}DATABASE_URL's user {role!r}"
@@ -205,17 +214,21 @@ def _dashboard_role(
     return role, password
 
 
-def _ensure_dashboard_role(settings: PostgresSettings, role: str, password: str) -> None:
-    """Create or renew the dashboard's role: SELECT only, also on tables created later."""
+def _ensure_dashboard_role(
+    settings: PostgresSettings, role: str, password: str, *, actions: bool
+) -> None:
+    """Create or renew a dashboard role: the reader (SELECT only, also on tables created
+    later, secrets aside) or the actions role (people's actions only)."""
     from stores import postgres  # noqa: PLC0415 - heavy imports
-    from stores.postgres.roles import ensure_readonly_role  # noqa: PLC0415
+    from stores.postgres.roles import ensure_actions_role, ensure_readonly_role  # noqa: PLC0415
 
     engine = postgres.make_engine(settings, pool_size=1)
     try:
-        ensure_readonly_role(engine, role, password)
+        (ensure_actions_role if actions else ensure_readonly_role)(engine, role, password)
     finally:
         engine.dispose()
-    sys.stdout.write(f"postgresql: dashboard role {role}: SELECT only, password set\n")
+    what = "people's actions only" if actions else "SELECT only"
+    sys.stdout.write(f"postgresql: dashboard role {role}: {what}, password set\n")
 
 
 def _migrate_influx(

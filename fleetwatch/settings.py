@@ -119,6 +119,9 @@ class RetentionSettings(BaseSettings):
     retention_heartbeat_daily_days: int = Field(
         default=400, ge=1, description="days the daily heartbeat counts are kept"
     )
+    retention_audit_days: int = Field(
+        default=365, ge=1, description="days an audit row (system_logs) is kept"
+    )
     influx_raw_retention_days: int = Field(
         default=30, ge=1, description="retention of the raw heartbeat bucket in InfluxDB (days)"
     )
@@ -226,6 +229,22 @@ class DashboardSettings(BaseSettings):
         default=None,
         description="read-only PostgreSQL URL for the dashboard (default: DATABASE_URL)",
     )
+    dashboard_actions_database_url: PostgresDsn | None = Field(
+        default=None,
+        description="PostgreSQL URL of the dashboard's write path: sign-in, audit rows and "
+        "operator actions; migrate grants its role only those writes (default: DATABASE_URL)",
+    )
+    dashboard_session_idle_minutes: float = Field(
+        default=30.0, gt=0, description="minutes without a click after which a sign-in expires"
+    )
+    dashboard_session_hours: float = Field(
+        default=12.0, gt=0, description="hours after which a sign-in expires however busy"
+    )
+    dashboard_oidc: bool = Field(
+        default=False,
+        description="sign in through the OIDC provider of Streamlit's [auth] secrets (st.login) "
+        "instead of passwords; the provider's email names the fleetwatch user",
+    )
     dashboard_influx_token: SecretStr | None = Field(
         default=None,
         description="read-only InfluxDB token for the dashboard (default: INFLUX_TOKEN)",
@@ -238,6 +257,18 @@ class DashboardSettings(BaseSettings):
     dashboard_port: int = Field(default=8501, ge=1, le=65535, description="dashboard HTTP port")
     dashboard_address: str = Field(
         default="127.0.0.1", min_length=1, description="address the dashboard listens on"
+    )
+    dashboard_flux_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds an engineer's own Flux query on the dashboard may run before it "
+        "is cancelled",
+    )
+    dashboard_flux_max_rows: int = Field(
+        default=100_000,
+        gt=0,
+        description="rows of an engineer's own Flux query the dashboard reads at most (the "
+        "rest is not read)",
     )
 
     def postgres(self, fallback: PostgresSettings) -> PostgresSettings:

@@ -22,13 +22,20 @@ fw=.venv/bin/fleetwatch
 # The dashboard reads with credentials of its own, which migrate creates: the PostgreSQL role
 # fleetwatch_dashboard (SELECT only; a fresh password each run, migrate sets it again) and an
 # InfluxDB read token on the heartbeat buckets, written (0600) beside the services' state.
+# Sign-in, audit rows and operator actions go through a second role, fleetwatch_actions,
+# granted only those writes.
 state_dir="${FLEETWATCH_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/fleetwatch}"
-dashboard_password="$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(16))')"
+new_password() { .venv/bin/python -c 'import secrets; print(secrets.token_hex(16))'; }
 dashboard_env=(
-  "FLEETWATCH_DASHBOARD_DATABASE_URL=postgresql://fleetwatch_dashboard:$dashboard_password@${FLEETWATCH_DATABASE_URL#*@}"
+  "FLEETWATCH_DASHBOARD_DATABASE_URL=postgresql://fleetwatch_dashboard:$(new_password)@${FLEETWATCH_DATABASE_URL#*@}"
+  "FLEETWATCH_DASHBOARD_ACTIONS_DATABASE_URL=postgresql://fleetwatch_actions:$(new_password)@${FLEETWATCH_DATABASE_URL#*@}"
   "FLEETWATCH_DASHBOARD_INFLUX_TOKEN_FILE=$state_dir/dashboard/influx-read-token"
 )
 env "${dashboard_env[@]}" "$fw" migrate
+# The demo's people, with fresh passwords every run (printed below): demo-admin,
+# demo-operator and demo-viewer. A real deployment adds its first admin with
+#   fleetwatch users add NAME --email ADDRESS --role admin
+demo_users="$("$fw" users demo)"
 # The device types the simulated telemetry devices are of (they register themselves).
 "$fw" device-types load --demo
 
@@ -57,7 +64,7 @@ if "$fw" dashboard --help >/dev/null 2>&1; then
   # Without the service's credentials, so nothing but the read-only ones can be used.
   env -u FLEETWATCH_DATABASE_URL -u FLEETWATCH_INFLUX_TOKEN -u FLEETWATCH_DASHBOARD_INFLUX_TOKEN \
     "${dashboard_env[@]}" "$fw" dashboard & pids+=($!)
-  dashboard="http://127.0.0.1:${FLEETWATCH_DASHBOARD_PORT:-8501}  (reads as fleetwatch_dashboard, InfluxDB read token)"
+  dashboard="http://127.0.0.1:${FLEETWATCH_DASHBOARD_PORT:-8501}  (reads as fleetwatch_dashboard, acts as fleetwatch_actions)"
 fi
 
 cat <<MSG
@@ -65,6 +72,8 @@ cat <<MSG
 fleetwatch is running with a simulated fleet of $devices panels, $telemetry telemetry devices
 and $robots robots:
   dashboard       $dashboard
+                  sign in as one of (username, password; new ones each run):
+$(sed 's/^/                    /' <<<"$demo_users")
   InfluxDB        $FLEETWATCH_INFLUX_URL  (org $FLEETWATCH_INFLUX_ORG, user fleetwatch, password fleetwatch-admin, token $FLEETWATCH_INFLUX_TOKEN;
                   the locally built influxd has no web UI: query with 'fleetwatch flux query')
   ingest health   http://127.0.0.1:9108/readyz  and  /metrics

@@ -7,7 +7,7 @@ from typing import Final
 import streamlit as st
 
 from analytics import commands
-from dashboards import data, filters
+from dashboards import data, filters, operate, session
 from dashboards.widgets import count, daily_bars, percent, seconds, table
 
 _OUTCOMES: Final = ["completed", "failed", "timeout", "cancelled", "in_flight"]
@@ -60,6 +60,17 @@ def main() -> None:
         table(commands.command_success(log, "device"), "commands_by_device", selection)
     with daily:
         table(by_day, "commands_by_day", selection)
+
+    who = session.person()
+    st.subheader("Send a command")
+    operate.flash()
+    with data.shown_errors():
+        directory = data.directory(data.sources())
+    operate.command_form(who, directory["hostname"].to_list(), key="commands")
+    st.subheader("Cancel commands")
+    with data.shown_errors():
+        waiting = data.open_commands(data.sources())
+    operate.cancel_form(who, waiting, key="commands")
 
 
 main()

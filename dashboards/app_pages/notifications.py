@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from access import Permission, actions
 from analytics.alerts import delivery_outcomes
-from dashboards import alerting_data, data, filters
+from dashboards import alerting_data, data, filters, operate, session
 from dashboards.widgets import count, table
-from stores.postgres import alerting_store as store
 
 _STATUSES = ["all", "pending", "held", "sent", "failed", "cancelled"]
 
@@ -33,12 +33,13 @@ def main() -> None:
     failed = everything.filter(status="failed")
     if failed.height:
         st.subheader("Send a failed delivery again")
+        who = session.person()
+        denied = None if who.may(Permission.EDIT_RULES) else f"Your role ({who.role}) may not."
         with st.form("retry"):
             picked = st.selectbox("Delivery", failed["id"].to_list())
-            go = st.form_submit_button("Retry now")
-        if go and picked is not None:
-            with data.shown_errors():
-                alerting_data.act(src, lambda c: store.retry_delivery(c, int(picked)))
+            go = st.form_submit_button("Retry now", help=denied)
+        retry = go and picked is not None
+        if retry and operate.run(lambda c: actions.retry_delivery(c, who, int(picked))):
             st.success(f"Delivery {picked} is queued again.")
             st.rerun()
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import streamlit as st
 
+from access import Permission, actions
 from alerting.backtest import backtest
 from alerting.book import rule_from_row
 from alerting.errors import AlertingError
-from alerting.manage import save_rule, watchable
+from alerting.manage import watchable
 from alerting.rules import Action, Rule, RuleOperator, RuleScope
-from dashboards import alerting_data, data
-from stores.errors import StoreError
+from dashboards import alerting_data, data, operate, session
 from stores.postgres import alerting_store as store
 
 _OPERATORS = [op.value for op in RuleOperator]
@@ -49,12 +49,14 @@ def main() -> None:
     with edit:
         _form(src, {row["name"]: row for row in rows})
     with toggle:
-        _toggle(src, {row["name"]: row for row in rows})
+        _toggle({row["name"]: row for row in rows})
     with test:
         _test(src, names)
 
 
 def _form(src: data.Sources, rows: dict[str, dict[str, Any]]) -> None:
+    who = session.person()
+    denied = None if who.may(Permission.EDIT_RULES) else f"Your role ({who.role}) may not."
     choice = st.selectbox("Rule", ["(a new rule)", *rows], key="rule_edit")
     current = rows.get(choice or "")
     rule = rule_from_row(current) if current else None
@@ -90,12 +92,8 @@ def _form(src: data.Sources, rows: dict[str, dict[str, Any]]) -> None:
             "Notify with templates", templates,
             default=[a.template for a in rule.actions if not a.escalation] if rule else [],
         )  # fmt: skip
-        by = st.text_input("Your name", key="rule_by")
-        saved = st.form_submit_button("Save")
+        saved = st.form_submit_button("Save", help=denied)
     if not saved:
-        return
-    if not by.strip():
-        st.error("Say who you are: the change is recorded with your name.")
         return
     kind, _, metric = str(watched).partition(".")
     try:
@@ -116,29 +114,27 @@ def _form(src: data.Sources, rows: dict[str, dict[str, Any]]) -> None:
                 *(a for a in (rule.actions if rule else ()) if a.escalation),
             ),
         )
-        alerting_data.act(
-            src, lambda c: save_rule(c, edited, by, previous=rule.name if rule else None)
-        )
-    except (AlertingError, StoreError, ValueError) as exc:
+    except (AlertingError, ValueError) as exc:
         st.error(str(exc))
+        return
+    previous = rule.name if rule else None
+    if operate.run(lambda c: actions.save_rule(c, who, edited, previous=previous)) is None:
         return
     st.session_state["rules_flash"] = f"Saved: {edited.name} ({edited.describe()})"
     st.rerun()
 
 
-def _toggle(src: data.Sources, rows: dict[str, dict[str, Any]]) -> None:
+def _toggle(rows: dict[str, dict[str, Any]]) -> None:
+    who = session.person()
+    denied = None if who.may(Permission.EDIT_RULES) else f"Your role ({who.role}) may not."
     with st.form("rule_toggle"):
         name = st.selectbox("Rule", list(rows), key="toggle_rule")
-        by = st.text_input("Your name", key="toggle_by")
         cols = st.columns(2)
-        enable = cols[0].form_submit_button("Enable")
-        disable = cols[1].form_submit_button("Disable")
+        enable = cols[0].form_submit_button("Enable", help=denied)
+        disable = cols[1].form_submit_button("Disable", help=denied)
     if (enable or disable) and name:
-        if not by.strip():
-            st.error("Say who you are: the change is recorded with your name.")
+        if not operate.run(lambda c: actions.set_rule_enabled(c, who, name, enabled=enable)):
             return
-        with data.shown_errors():
-            alerting_data.act(src, lambda c: store.update_rule(c, name, {"is_enabled": enable}, by))
         st.session_state["rules_flash"] = f"{name} {'enabled' if enable else 'disabled'}"
         st.rerun()
 

@@ -3,25 +3,36 @@
 The series comes from ``analytics.load.load_trend``: raw points for picked devices over up to
 two days, their hourly downsample beyond, and the per-zone hourly rollup for a whole fleet,
 zone or country (unless it is only a few hundred device-hours), so that no page reads every
-device's points. An expander shows the exact Flux, editable and runnable, and the ready-made
-queries of the Flux library can be run with their parameters.
+device's points. A history younger than an hour (a fleet that has just started) is drawn over
+its own span, at minute windows, rather than as one point of the period's coarse windows. An
+expander shows the exact Flux, editable and runnable, and the ready-made queries of the Flux
+library can be run with their parameters; both run within the dashboard's time and row limits.
 """
 
 from __future__ import annotations
 
 import zlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import polars as pl
 import streamlit as st
 
+from access import Permission
 from analytics import trends
 from analytics.load import DEVICE_TAGS
-from dashboards import data, filters
+from dashboards import data, filters, session
 from dashboards.data import Sources
 from dashboards.filters import Selection
-from dashboards.trend_view import WINDOWS, editable_flux, headline, window_choice
+from dashboards.trend_view import (
+    WINDOWS,
+    drawn_period,
+    editable_flux,
+    flux_result,
+    headline,
+    window_choice,
+    window_picker,
+)
 from dashboards.widgets import table
 from ingest.kinds.panel import PANEL
 from stores.influx.flux_library import ParamValue, flux_time, list_queries, load_query
@@ -45,20 +56,24 @@ _MAX_DEVICE_LINES: Final = 50
 def main() -> None:
     """Pick a field, window and grouping; chart the trend; show and run its Flux."""
     selection = filters.current()
-    period = selection.period
     st.title("Trends")
     st.caption(
         f"{selection.label}: pick devices or a zone in the sidebar. Each window's value is "
         "the time-weighted mean of the stored step function (offline time counts for nothing)."
     )
+    cols = st.columns(3)
+    field_label = cols[0].selectbox("Field", list(_FIELDS), key="trend_field")
+    field = _FIELDS[field_label]
+    with data.shown_errors():
+        src = data.sources()
+        since = data.history_start(src, field, selection.period, selection.filters)
+    period = drawn_period(selection.period, since, datetime.now(UTC))
     source = trends.choose_source(period.start, period.end, fleet_devices=selection.fleet_devices)
     windows = {
         k: v for k, v in WINDOWS.items() if source == "raw" or v % timedelta(hours=1) == timedelta()
     }
     fitting, default = window_choice(period, windows)
-    cols = st.columns(3)
-    field_label = cols[0].selectbox("Field", list(_FIELDS), key="trend_field")
-    window_label = cols[1].selectbox("Window", fitting, index=default, key="trend_window")
+    window_label = window_picker(cols[1], fitting, default, key="trend_window")
     series = cols[2].selectbox(
         "Series",
         list(_SERIES),
@@ -72,10 +87,9 @@ def main() -> None:
             f"{_MAX_DEVICE_LINES}); showing one line for the selection."
         )
         by = ()
-    field, window = _FIELDS[field_label], WINDOWS[window_label]
+    window = WINDOWS[window_label]
 
     with data.shown_errors():
-        src = data.sources()
         query = data.trend_query(
             src,
             field=field,
@@ -96,6 +110,11 @@ def main() -> None:
             "The selection is read from the hourly per-zone rollup up to the last hour the "
             f"downsampling task has written, {latest}."
         )
+    if period != selection.period:
+        st.caption(
+            f"The selection's stored history starts at {period.start:%Y-%m-%d %H:%M} UTC: "
+            "the chart covers it alone."
+        )
     headline(trend, "Source", _SOURCES[query.source])
     if trend.height:
         labelled = trend.with_columns(series=_label(by))
@@ -106,6 +125,12 @@ def main() -> None:
         st.info("No stored points for this selection and period.")
     table(trend, f"trend_{field}", selection)
 
+    if not session.person().may(Permission.QUERY_FLUX):
+        # Reading the Flux is harmless; running one's own is an engineer's (operator, admin).
+        with st.expander("The Flux behind this chart"):
+            st.caption("Running your own Flux is for operators and admins.")
+            st.code(query.flux, language="javascript")
+        return
     with st.expander("The Flux behind this chart"):
         st.caption(f"Library query `{query.name}` ({_SOURCES[query.source]}). Edit and run it.")
         editable_flux(src, query.flux, selection, prefix="flux", run_key="run_trend_flux")
@@ -148,10 +173,7 @@ def _library(src: Sources, selection: Selection) -> None:
         flux = load_query(name).render(values)
     st.code(flux, language="javascript")
     if st.button("Run", key=f"run_library_{name}", icon=":material/play_arrow:"):
-        with data.shown_errors():
-            result = data.run_query(src, flux)
-        st.caption(f"{result.height} rows")
-        table(result, f"flux_{name}", selection)
+        flux_result(src, flux, selection, f"flux_{name}")
 
 
 def _suggested(src: Sources, selection: Selection) -> dict[str, str]:

@@ -16,30 +16,39 @@ escaped, and durations and times must parse as such (a relative time such as ``-
 an absolute one, so a rendered query means the same when run again). Files without a
 ``Parameters:`` block (``hourly_stats.flux``, a library of functions the downsampling task
 calls) are not queries and are not listed.
+
+:func:`run_bounded_flux` runs an engineer's own Flux within a time limit and a row limit, so
+that a query typed on a dashboard cannot hold InfluxDB or the page's memory for long.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal, TypeAlias, get_args
 
 import polars as pl
-from influxdb_client.client.flux_table import FluxTable
+from influxdb_client.client.flux_table import FluxRecord, FluxTable
 from influxdb_client.client.influxdb_client import InfluxDBClient
+from urllib3.exceptions import ReadTimeoutError
 
-from stores.influx.client import api_errors
+from fleetwatch.settings import InfluxSettings
+from stores.influx.client import api_errors, make_client
 
 __all__ = [
     "FLUX_DIR",
     "FluxLibraryError",
     "FluxParam",
     "FluxQuery",
+    "FluxResult",
+    "FluxTimeoutError",
     "ParamType",
     "ParamValue",
     "flux_duration",
@@ -47,6 +56,7 @@ __all__ = [
     "flux_time",
     "list_queries",
     "load_query",
+    "run_bounded_flux",
     "run_flux",
     "tables_to_frame",
 ]
@@ -77,7 +87,33 @@ _INT64: Final = 2**63
 
 
 class FluxLibraryError(ValueError):
-    """An unknown query, a malformed query file, or a parameter value that does not fit."""
+    """An unknown query, a malformed query file, a parameter value that does not fit, or an
+    engineer's query past its limits."""
+
+
+class FluxTimeoutError(FluxLibraryError):
+    """An engineer's query ran past its time limit and was cancelled.
+
+    Attributes:
+        timeout_s: the limit, in seconds.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"the query ran past {timeout_s:g} s; narrow its range")
+        self.timeout_s = timeout_s
+
+
+@dataclass(frozen=True, slots=True)
+class FluxResult:
+    """What :func:`run_bounded_flux` read of a query's answer.
+
+    Attributes:
+        frame: the rows read, in the order InfluxDB sent them.
+        truncated: True when the answer had more rows than the limit, which were not read.
+    """
+
+    frame: pl.DataFrame
+    truncated: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +235,72 @@ def run_flux(client: InfluxDBClient, query: str, *, org: str | None = None) -> p
     with api_errors(client, "running a Flux query"):
         tables = client.query_api().query(query, org=org or client.org)
     return tables_to_frame(tables)
+
+
+def run_bounded_flux(
+    settings: InfluxSettings, query: str, *, timeout_s: float, max_rows: int
+) -> FluxResult:
+    """Run an engineer's ``query`` within limits: the first ``max_rows`` rows, or
+    FluxTimeoutError once it has run ``timeout_s`` seconds.
+
+    The query runs on a client of its own (``settings``' URL, token and org) whose requests
+    time out after ``timeout_s``, so a query that computes for longer before answering is cut
+    off; one that keeps sending rows is stopped by the clock. Rows are read one at a time and
+    the response is closed after ``max_rows`` (InfluxDB cancels a query whose client has
+    gone), so neither the page's memory nor the server's work grows with the answer.
+
+    Columns are typed from the values as :func:`run_flux` types them (``unsignedLong`` reads
+    as Int64, and a column without any value as Null). Raises FluxLibraryError for a limit
+    that is not positive, FluxTimeoutError, or StoreError and StoreUnavailableError as
+    :func:`run_flux` does.
+    """
+    if not (math.isfinite(timeout_s) and timeout_s > 0) or max_rows < 1:
+        raise FluxLibraryError(
+            f"limits must be positive, got timeout_s={timeout_s}, max_rows={max_rows}"
+        )
+    deadline = time.monotonic() + timeout_s
+    timeout_ms = max(1, math.ceil(timeout_s * 1000))
+    with (
+        make_client(settings, timeout_ms=timeout_ms) as client,
+        api_errors(client, "running a Flux query"),
+    ):
+        try:
+            records = client.query_api().query_stream(query, org=settings.influx_org)
+            try:
+                rows = _read(records, max_rows + 1, deadline)
+            finally:
+                records.close()  # closes the response: InfluxDB stops the query
+        except ReadTimeoutError as exc:
+            raise FluxTimeoutError(timeout_s) from exc
+        if rows is None:
+            raise FluxTimeoutError(timeout_s)
+    return FluxResult(_records_frame(rows[:max_rows]), truncated=len(rows) > max_rows)
+
+
+def _read(records: Iterator[FluxRecord], limit: int, deadline: float) -> list[FluxRecord] | None:
+    """Up to ``limit`` records, or None when the clock passes ``deadline`` first."""
+    rows = []
+    for record in itertools.islice(records, limit):
+        if time.monotonic() > deadline:
+            return None
+        rows.append(record)
+    return rows
+
+
+def _records_frame(records: Sequence[FluxRecord]) -> pl.DataFrame:
+    """Streamed records as one frame, typed from their values; ``result`` and ``table``
+    dropped, tables of different columns stacked with nulls where a column is missing."""
+    frames = []
+    # Consecutive records with the same columns come from tables of one shape.
+    for _, group in itertools.groupby(records, key=lambda record: tuple(record.values)):
+        rows = list(group)
+        columns = [c for c in rows[0].values if c not in ("result", "table")]
+        frames.append(
+            pl.DataFrame({c: [row.values[c] for row in rows] for c in columns}, strict=False)
+        )
+    if not frames:
+        return pl.DataFrame()
+    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def tables_to_frame(tables: Sequence[FluxTable]) -> pl.DataFrame:

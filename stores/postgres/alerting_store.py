@@ -569,9 +569,7 @@ def acknowledge_alarm(
     return True
 
 
-def resolve_alarm(
-    conn: psycopg.Connection[Any], alarm_id: int, by: str, note: str | None
-) -> bool:
+def resolve_alarm(conn: psycopg.Connection[Any], alarm_id: int, by: str, note: str | None) -> bool:
     """Close an open panel alarm by hand (a panel replaced, an alarm stuck open), marking it
     acknowledged as well; False if it was closed already. A later report opens a new one."""
     return (

@@ -36,6 +36,7 @@ __all__ = [
     "signed_in",
     "throttle_of",
     "update_user",
+    "user_by_email",
     "user_by_id",
     "user_by_name",
 ]
@@ -95,6 +96,11 @@ def add_user(conn: psycopg.Connection[Any], user: Mapping[str, object]) -> Row:
 def user_by_name(conn: psycopg.Connection[Any], username: str) -> Row | None:
     """A user by username (case-insensitive), with the password hash."""
     return _one(conn, "SELECT * FROM users WHERE lower(username) = lower(%s)", (username,))
+
+
+def user_by_email(conn: psycopg.Connection[Any], email: str) -> Row | None:
+    """A user by email (case-insensitive), with the password hash."""
+    return _one(conn, "SELECT * FROM users WHERE lower(email) = lower(%s)", (email,))
 
 
 def user_by_id(conn: psycopg.Connection[Any], user_id: UUID) -> Row | None:

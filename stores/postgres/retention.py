@@ -111,6 +111,9 @@ def rules(settings: RetentionSettings) -> tuple[RetentionRule, ...]:
             (schema.heartbeat_counts_daily.c.day,),
             settings.retention_heartbeat_daily_days,
         ),
+        RetentionRule(
+            schema.system_logs, (schema.system_logs.c.timestamp,), settings.retention_audit_days
+        ),
     )
 
 

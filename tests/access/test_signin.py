@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from access import Identity, LockedOutError, SignInError, ThrottlePolicy, UserRole
-from access.signin import identify_token, sign_in
+from access.signin import identify_email, identify_token, sign_in
 from access.users import create_token, revoke_token, set_active
 from tests.access.conftest import PASSWORDS
 
@@ -143,3 +143,21 @@ def test_secrets_are_kept_only_as_hashes_and_never_logged(
         assert secret not in logged
     hashes = [row[0] for row in conn.execute("SELECT password_hash FROM users").fetchall()]
     assert all(h.startswith("$argon2id$") for h in hashes)
+
+
+def test_provider_email_names_an_active_person(
+    conn: psycopg.Connection[Any], people: dict[str, Identity]
+) -> None:
+    """A single sign-on email maps to its user and role; an unknown or disabled one is
+    refused and recorded."""
+    who = identify_email(conn, "OSCAR@example.com", source="10.0.0.3")
+    assert (who.username, who.role, who.via) == ("oscar", UserRole.OPERATOR, "oidc")
+    with pytest.raises(SignInError, match="no active fleetwatch user has this email"):
+        identify_email(conn, "mallory@example.com", source="10.0.0.3")
+    assert _audit(conn)[-1] == (
+        "WARNING", "auth", "sign-in refused: no active user with the provider's email",
+        "mallory@example.com", "10.0.0.3",
+    )  # fmt: skip
+    set_active(conn, people["ada"], "oscar", active=False)
+    with pytest.raises(SignInError):
+        identify_email(conn, "oscar@example.com", source=None)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 import streamlit as st
 from sqlalchemy import text
@@ -17,10 +18,11 @@ from stores.influx.auth import read_authorizations
 from stores.influx.buckets import find_bucket
 from stores.postgres import make_engine
 from stores.postgres.migrate import upgrade
-from stores.postgres.roles import ensure_readonly_role
+from stores.postgres.roles import ensure_actions_role, ensure_readonly_role
 from tests.conftest import unique_name
 from tests.dashboards.dataset import fill_alerting, fill_influx, fill_postgres
 from tests.support.dashboard_server import serve_dashboard
+from tests.support.people import add_people
 
 
 @pytest.fixture(autouse=True)
@@ -46,11 +48,15 @@ def dashboard_env(
     upgrade(pg_settings)
     engine = make_engine(pg_settings, pool_size=1)
     role, password = unique_name("ro"), unique_name("pw")
+    writer = unique_name("act")
     hourly = unique_name("hourly")
     try:
         fill_postgres(engine, now)
         fill_alerting(str(pg_settings.database_url), now)
+        with psycopg.connect(str(pg_settings.database_url), autocommit=True) as conn:
+            add_people(conn)
         ensure_readonly_role(engine, role, password)
+        ensure_actions_role(engine, writer, password)
         with make_client(influx_settings) as client:
             fill_influx(client, influx_settings.influx_bucket, now)
             org = influx_settings.influx_org
@@ -61,6 +67,10 @@ def dashboard_env(
         env = {
             "FLEETWATCH_DASHBOARD_DATABASE_URL": (
                 f"postgresql://{role}:{password}@{host['host']}:{host['port']}/{database}"
+            ),
+            # Sign-in, audit rows and operator actions go through a role of their own.
+            "FLEETWATCH_DASHBOARD_ACTIONS_DATABASE_URL": (
+                f"postgresql://{writer}:{password}@{host['host']}:{host['port']}/{database}"
             ),
             "FLEETWATCH_INFLUX_URL": influx_settings.influx_url,
             "FLEETWATCH_INFLUX_TOKEN": influx_settings.influx_token.get_secret_value(),
@@ -84,8 +94,9 @@ def dashboard_env(
             if bucket is not None:
                 client.buckets_api().delete_bucket(bucket)
         with engine.begin() as conn:
-            conn.execute(text(f'DROP OWNED BY "{role}"'))
-            conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+            for name in (role, writer):
+                conn.execute(text(f'DROP OWNED BY "{name}"'))
+                conn.execute(text(f'DROP ROLE IF EXISTS "{name}"'))
         engine.dispose()
 
 

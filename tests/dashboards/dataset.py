@@ -12,6 +12,11 @@ with two hours of readings at a steady 2.0 and 4.0 mm/s. Two robots, both online
 (battery 85 %, servos at most 45 °C, a job 40 % done) and tonypi_02 (battery 15 %: low; a servo
 at 72 °C: warning), which completed one job and failed another.
 
+The panels are placed (Madrid, Barcelona, Lisbon); the telemetry devices and robots have no
+position. The connection log has ESG_ALARM_0002 dropping and reconnecting 90 minutes ago and
+ESG_ALARM_0003 timing out 5 hours ago. Two dead letters: an undecodable heartbeat of
+ESG_ALARM_0002 and a status of an unregistered UNKNOWN_0099.
+
 Alerting (``fill_alerting``): the built-in rules, two open events and a resolved one, three
 deliveries of which one failed; yesterday's daily report, emailed.
 """
@@ -34,7 +39,9 @@ from stores.postgres import device_types, reports_store
 from stores.postgres.schema import (
     alarm_events,
     command_log,
+    dead_letters,
     device_cdc_state,
+    device_connection_log,
     device_status,
     devices,
     heartbeat_counts,
@@ -47,6 +54,11 @@ from tests.support.telemetry import VIBRATION
 S = timedelta(seconds=1)
 TEMPERATURES = {1: 20.0, 2: 24.0}
 VIBRATIONS = {"VIB-T001": 2.0, "VIB-T002": 4.0}
+# The telemetry devices' ids in the test's fresh database (after the three panels): their
+# readings are tagged with them, as ingest tags them.
+TELEMETRY_IDS = {"VIB-T001": 4, "VIB-T002": 5}
+PLACES = {1: (40.4168, -3.7038), 2: (41.3874, 2.1686), 3: (38.7223, -9.1393)}
+"""Latitude and longitude of each panel."""
 
 
 def _insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -66,6 +78,8 @@ def fill_postgres(engine: Engine, now: datetime) -> None:
                     hostname=f"ESG_ALARM_{n:04d}",
                     zone=zone,
                     country=country,
+                    latitude=PLACES[n][0],
+                    longitude=PLACES[n][1],
                 )
                 .returning(devices.c.id)
             ).scalar_one()
@@ -155,6 +169,36 @@ def fill_postgres(engine: Engine, now: datetime) -> None:
                 {**command, "device_id": c, "request_id": uuid.uuid4(), "status": "PENDING"},
             ],
         )
+        dropped = now - timedelta(minutes=90)
+        _insert(
+            conn,
+            device_connection_log,
+            [
+                {"device_id": b, "event": "disconnected", "timestamp": dropped},
+                {"device_id": b, "event": "connected", "timestamp": dropped + 30 * S},
+                {"device_id": c, "event": "timeout", "timestamp": now - timedelta(hours=5)},
+            ],
+        )
+        _insert(
+            conn,
+            dead_letters,
+            [
+                {
+                    "topic": "fleet/ESG_ALARM_0002/heartbeat",
+                    "payload": b"\x08\x96\x01\xff",
+                    "reason": "undecodable",
+                    "detail": "protobuf: truncated message",
+                    "received_at": now - timedelta(minutes=30),
+                },
+                {
+                    "topic": "fleet/UNKNOWN_0099/status",
+                    "payload": b"{}",
+                    "reason": "unregistered",
+                    "detail": "no device UNKNOWN_0099",
+                    "received_at": now - timedelta(minutes=20),
+                },
+            ],
+        )
         hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
         _insert(
             conn,
@@ -172,6 +216,7 @@ def fill_postgres(engine: Engine, now: datetime) -> None:
         type_id = device_types.create(driver, to_row(VIBRATION))
         for serial in VIBRATIONS:
             device_id = device_types.add_device(driver, KIND, serial, type_id)
+            assert device_id == TELEMETRY_IDS[serial], "the readings' device_id tags are wrong"
             driver.execute(
                 "UPDATE device_status SET (is_online, last_seen) = (true, %s) WHERE device_id = %s",
                 [now, device_id],
@@ -257,7 +302,11 @@ def fill_influx(client: InfluxDBClient, bucket: str, now: datetime) -> None:
             metric_line(
                 MetricPoint(
                     measurement=TELEMETRY,
-                    tags={"device_id": str(n), "hostname": serial, "device_type": VIBRATION.name},
+                    tags={
+                        "device_id": str(TELEMETRY_IDS[serial]),
+                        "hostname": serial,
+                        "device_type": VIBRATION.name,
+                    },
                     time=start + k * timedelta(minutes=5),
                     values={"vibration": value, "temperature": 40.0, "running": True},
                     is_online=True,
@@ -266,7 +315,7 @@ def fill_influx(client: InfluxDBClient, bucket: str, now: datetime) -> None:
                     device_time=None,
                 )
             )
-            for n, (serial, value) in enumerate(VIBRATIONS.items(), start=11)
+            for serial, value in VIBRATIONS.items()
             for k in range(25)
         ),
     )

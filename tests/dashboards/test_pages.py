@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from fleetwatch.dashboard_cli import APP
+from fleetwatch.settings import InfluxSettings
+from stores.influx import make_client
+from tests.dashboards.signin import signed_in_app
+from tests.support.history import heartbeat, tags, write
 
 TIMEOUT_S = 60
 
@@ -18,7 +23,7 @@ def _metrics(at: AppTest) -> dict[str, str]:
 
 def _open(page: str | None = None) -> AppTest:
     """The app after its first run, switched to ``page`` (the Fleet page when None)."""
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S).run()
+    at = signed_in_app()
     if page is not None:
         at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, at.exception
@@ -219,6 +224,67 @@ def test_trends_page_runs_a_library_query() -> None:
     assert result["points"].sum() == 50
 
 
+@pytest.mark.usefixtures("dashboard_env")
+def test_trends_page_draws_a_young_history_at_minute_windows(
+    influx_settings: InfluxSettings,
+) -> None:
+    """A device whose points are only ten minutes old is drawn over those minutes, a point a
+    minute, not as one point of the day's 15 minute windows."""
+    now = datetime.now(UTC)
+    with make_client(influx_settings) as client:
+        write(
+            client,
+            influx_settings.influx_bucket,
+            (
+                heartbeat(tags(3, zone=5, country="PT"), now - (10 - k) * timedelta(minutes=1))
+                for k in range(10)
+            ),
+        )
+    at = _open("trends")
+    assert at.selectbox(key="trend_window").value == "15 minutes"  # devices 1 and 2: 2 hours
+    at.sidebar.multiselect(key="filter_devices").select("ESG_ALARM_0003").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="trend_window").value == "1 minute"
+    metrics = _metrics(at)
+    assert metrics["Source"] == "Raw points"
+    assert metrics["Mean over the period"] == "21.00"
+    assert any("stored history starts" in c.value for c in at.caption)
+    assert len(at.dataframe[0].value) >= 9  # a window a minute
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_trends_page_shows_the_first_rows_of_a_long_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With FLEETWATCH_DASHBOARD_FLUX_MAX_ROWS=3 the chart's Flux shows three rows and says
+    they are only the first."""
+    monkeypatch.setenv("FLEETWATCH_DASHBOARD_FLUX_MAX_ROWS", "3")
+    at = _open("trends")
+    assert len(at.dataframe[0].value) > 3  # the chart's own windows
+    at.button(key="run_trend_flux").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert any("showing the first 3 rows" in w.value for w in at.warning)
+    assert len(at.dataframe[1].value) == 3
+
+
+@pytest.mark.usefixtures("dashboard_env")
+def test_trends_page_cancels_a_slow_flux(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edited query computing for tens of seconds stops at FLEETWATCH_DASHBOARD_FLUX_TIMEOUT_S
+    with an error saying what to do."""
+    monkeypatch.setenv("FLEETWATCH_DASHBOARD_FLUX_TIMEOUT_S", "1")
+    at = _open("trends")
+    at.text_area[0].set_value(
+        'import "generate"\n'
+        "generate.from(count: 20000000, fn: (n) => n, start: 2021-01-01T00:00:00Z, "
+        "stop: 2021-01-02T00:00:00Z)\n"
+        '  |> map(fn: (r) => ({r with x: float(v: r._value) * 2.0})) |> sum(column: "x")'
+    ).run()
+    at.button(key="run_trend_flux").click().run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == [
+        "the query ran past 1 s; narrow its range or raise FLEETWATCH_DASHBOARD_FLUX_TIMEOUT_S"
+    ]
+
+
 def test_app_file_is_where_the_command_looks() -> None:
     """The CLI starts the app file that exists, next to its pages."""
     assert APP.is_file()
@@ -242,11 +308,10 @@ def test_events_page_lists_what_needs_attention_and_acknowledges() -> None:
     todo = at.dataframe[0].value
     assert list(todo["origin"]) == ["alarm", "rule", "rule"]  # PANIC2 is the oldest critical
     assert list(todo["severity"]) == ["critical", "critical", "warning"]
-    alarm = next(label for label in at.selectbox[0].options if label.startswith("alarm"))
-    at.selectbox[0].set_value(alarm)
-    at.text_input(key="event_by").input("bo")
-    at.text_input(key="event_note").input("patrol sent")
-    at.button[0].click().run()
+    item = at.selectbox(key="events_item")
+    item.set_value(next(label for label in item.options if label.startswith("alarm")))
+    at.text_input(key="events_note").input("patrol sent")
+    at.button(key="FormSubmitter:events_attention-Acknowledge").click().run()
     assert not at.exception, at.exception
     todo = at.dataframe[0].value
     assert todo[todo["origin"] == "alarm"]["status"].tolist() == ["acknowledged"]
@@ -263,7 +328,6 @@ def test_rules_page_refuses_a_rule_that_cannot_work_and_saves_one_that_can() -> 
     at.selectbox[1].set_value("panel.siren")
     at.selectbox[2].set_value("gt")
     at.text_input[1].input("1")
-    at.text_input(key="rule_by").input("ana")
     at.button[0].click().run()
     assert any("siren is a flag" in e.value for e in at.error)
     at.selectbox[1].set_value("panel.temperature")
@@ -275,3 +339,5 @@ def test_rules_page_refuses_a_rule_that_cannot_work_and_saves_one_that_can() -> 
     assert any("Saved: zone 3 hot" in s.value for s in at.success)
     listed = at.dataframe[0].value
     assert "zone 3 hot" in list(listed["name"])
+    saved = listed[listed["name"] == "zone 3 hot"]
+    assert saved["changed by"].tolist() == ["ada"]  # the person signed in, not a typed name

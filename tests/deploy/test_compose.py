@@ -59,6 +59,7 @@ SECRET_FILE_NAME = re.compile(r"_FILE$")
 DATABASE_PASSWORD_VARIABLES = {
     "FLEETWATCH_DATABASE_URL": "POSTGRES_PASSWORD",
     "FLEETWATCH_DASHBOARD_DATABASE_URL": "DASHBOARD_POSTGRES_PASSWORD",
+    "FLEETWATCH_DASHBOARD_ACTIONS_DATABASE_URL": "ACTIONS_POSTGRES_PASSWORD",
 }
 # The settings that hand the service's own credentials out; the dashboard never gets them.
 SERVICE_CREDENTIALS = ("FLEETWATCH_DATABASE_URL", "FLEETWATCH_INFLUX_TOKEN")
@@ -349,6 +350,9 @@ def test_dashboard_reads_with_the_credentials_migrate_makes(
     assert "FLEETWATCH_DASHBOARD_INFLUX_TOKEN" not in dashboard, "the token comes from the file"
     url = "FLEETWATCH_DASHBOARD_DATABASE_URL"
     assert dashboard[url] == migrate[url], "migrate must create the role the dashboard uses"
+    actions = "FLEETWATCH_DASHBOARD_ACTIONS_DATABASE_URL"
+    assert dashboard[actions] == migrate[actions], "migrate must grant the actions role"
+    assert dashboard[actions] != dashboard[url], "reading and acting are two roles"
     env = read_env_file()
     role, owner = (
         _resolve(value, env).split("://")[1].split(":")[0]

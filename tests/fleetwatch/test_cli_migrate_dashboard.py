@@ -41,7 +41,17 @@ def influx_env(
 @pytest.fixture
 def dashboard_url(pg_env: PostgresSettings) -> Iterator[PostgresDsn]:
     """A URL of a role of the test's own on its database; the role is dropped after."""
-    role = unique_name("dash")
+    yield from _own_role_url(pg_env, "dash")
+
+
+@pytest.fixture
+def actions_url(pg_env: PostgresSettings) -> Iterator[PostgresDsn]:
+    """A URL of another role of the test's own (the dashboard's write path)."""
+    yield from _own_role_url(pg_env, "act")
+
+
+def _own_role_url(pg_env: PostgresSettings, kind: str) -> Iterator[PostgresDsn]:
+    role = unique_name(kind)
     host = pg_env.database_url.hosts()[0]
     database = (pg_env.database_url.path or "").lstrip("/")
     url = f"postgresql://{role}:pa%40ss-w0rd@{host['host']}:{host['port']}/{database}"
@@ -97,6 +107,36 @@ def test_migrate_provisions_the_dashboard_credentials(
     assert len(read_authorizations(influx_env.client, influx_env.org, buckets)) == 1
 
 
+def test_migrate_provisions_the_actions_role_apart(
+    pg_env: PostgresSettings,
+    dashboard_url: PostgresDsn,
+    actions_url: PostgresDsn,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With both URLs, the reader only reads and the actions role may write an audit row but
+    no device; one role for both is refused."""
+    monkeypatch.setenv("FLEETWATCH_DASHBOARD_DATABASE_URL", str(dashboard_url))
+    monkeypatch.setenv("FLEETWATCH_DASHBOARD_ACTIONS_DATABASE_URL", str(actions_url))
+    monkeypatch.delenv("FLEETWATCH_DASHBOARD_INFLUX_TOKEN_FILE", raising=False)
+    assert main(["migrate"]) == 0
+    role = actions_url.hosts()[0]["username"]
+    assert f"postgresql: dashboard role {role}: people's actions only" in capsys.readouterr().out
+    audit = "INSERT INTO system_logs (level, category, message) VALUES ('INFO', 'auth', 'x')"
+    with psycopg.connect(str(actions_url), autocommit=True) as conn:
+        conn.execute(audit)
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO devices (mac_address) VALUES ('aa:bb:cc:00:00:09')")
+    with (
+        psycopg.connect(str(dashboard_url), autocommit=True) as conn,
+        pytest.raises(errors.InsufficientPrivilege),
+    ):
+        conn.execute(audit)
+    monkeypatch.setenv("FLEETWATCH_DASHBOARD_ACTIONS_DATABASE_URL", str(dashboard_url))
+    assert main(["migrate"]) == 2
+    assert "must name two roles" in capsys.readouterr().err
+
+
 def test_migrate_without_dashboard_settings_makes_no_credentials(
     pg_env: PostgresSettings,
     influx_env: InfluxEnv,
@@ -105,6 +145,7 @@ def test_migrate_without_dashboard_settings_makes_no_credentials(
 ) -> None:
     """Unset, migrate neither creates a role nor a token, and says nothing about them."""
     monkeypatch.delenv("FLEETWATCH_DASHBOARD_DATABASE_URL", raising=False)
+    monkeypatch.delenv("FLEETWATCH_DASHBOARD_ACTIONS_DATABASE_URL", raising=False)
     monkeypatch.delenv("FLEETWATCH_DASHBOARD_INFLUX_TOKEN_FILE", raising=False)
     assert main(["migrate"]) == 0
     assert "dashboard" not in capsys.readouterr().out

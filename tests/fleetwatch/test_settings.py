@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from fleetwatch.cli import main
-from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings, SettingsError, load
+from fleetwatch.settings import (
+    DashboardSettings,
+    InfluxSettings,
+    MqttSettings,
+    PostgresSettings,
+    SettingsError,
+    load,
+)
 
 
 def test_defaults_point_at_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,3 +58,19 @@ def test_cli_config_masks_secrets(
     out = capsys.readouterr().out
     assert "s3cret-token-value" not in out
     assert "FLEETWATCH_INFLUX_TOKEN=********" in out
+
+
+def test_dashboard_flux_limits_default_and_must_be_positive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An engineer's Flux gets 30 s and 100,000 rows unless set; zero is refused by name."""
+    for name in ("FLEETWATCH_DASHBOARD_FLUX_TIMEOUT_S", "FLEETWATCH_DASHBOARD_FLUX_MAX_ROWS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load(DashboardSettings)
+    assert (settings.dashboard_flux_timeout_s, settings.dashboard_flux_max_rows) == (30, 100_000)
+    monkeypatch.setenv("FLEETWATCH_DASHBOARD_FLUX_TIMEOUT_S", "0")
+    monkeypatch.setenv("FLEETWATCH_DASHBOARD_FLUX_MAX_ROWS", "0")
+    with pytest.raises(SettingsError) as refused:
+        load(DashboardSettings)
+    assert "FLEETWATCH_DASHBOARD_FLUX_TIMEOUT_S" in str(refused.value)
+    assert "FLEETWATCH_DASHBOARD_FLUX_MAX_ROWS" in str(refused.value)

@@ -29,9 +29,11 @@ M = timedelta(minutes=1)
 QUERIES = (
     "alarm_points",
     "cdc_points_per_day",
+    "device_metric_series",
     "device_series",
     "fleet_hourly",
     "group_trend",
+    "history_start",
     "metric_hourly_trend",
     "sensor_trend",
     "stored_points_per_day",
@@ -205,6 +207,7 @@ def test_every_query_runs_on_an_empty_bucket(client: InfluxDBClient, bucket: str
     """Each query compiles and runs with its defaults; an empty bucket gives no rows."""
     for query in list_queries():
         required = {"device_series": {"hostname": "ESG_ALARM_0001"}}
+        required["device_metric_series"] = {"device_id": "1"}
         required["metric_hourly_trend"] = {"metric": "vibration"}
         values = required.get(query.name, {})
         target = "bucket" if any(p.name == "bucket" for p in query.params) else "hourly_bucket"

@@ -1,5 +1,5 @@
-"""The dashboard's role reads every table, now and after a migration, and changes nothing
-but what the alerting pages' operator actions change."""
+"""The dashboard's roles: the reader reads every table but the secrets, now and after a
+migration, and writes nothing; the actions role writes what people's actions write, only."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from fleetwatch.settings import PostgresSettings
 from stores.errors import StoreError
 from stores.postgres import make_engine
 from stores.postgres.migrate import upgrade
-from stores.postgres.roles import ensure_readonly_role
+from stores.postgres.roles import ensure_actions_role, ensure_readonly_role
 from tests.conftest import unique_name
 
 
@@ -97,17 +97,34 @@ def test_readonly_role_rejects_bad_input(owner: Engine, name: str, password: str
         ensure_readonly_role(owner, name, password)
 
 
-def test_readonly_role_takes_the_operator_actions_only(
+def test_readonly_role_writes_nothing_and_sees_no_secret(
     owner: Engine, pg_settings: PostgresSettings, role: str
 ) -> None:
-    """It may acknowledge and resolve events, edit rules and templates, retry a delivery;
-    never a device's row nor an event's value."""
-    from alerting import builtin
-    from alerting.book import template_to_row
-    from stores.postgres import alerting_store as store
-
+    """It cannot acknowledge an event nor add an audit row; it reads users without their
+    password hashes, and neither tokens nor sign-in throttling."""
+    _fill(pg_settings)
     ensure_readonly_role(owner, role, "pass")
-    with psycopg.connect(str(pg_settings.database_url), autocommit=True) as conn:
+    with _connect(pg_settings, role, "pass") as conn:
+        assert conn.execute("SELECT username, role FROM users").fetchall() == [("ada", "admin")]
+        for statement in (
+            "UPDATE events SET status = 'acknowledged'",
+            "UPDATE alarm_events SET acknowledged = true",
+            "INSERT INTO system_logs (level, category, message) VALUES ('INFO', 'x', 'y')",
+            "SELECT password_hash FROM users",
+            "SELECT * FROM users",
+            "SELECT * FROM api_tokens",
+            "SELECT * FROM sign_in_throttle",
+        ):
+            with pytest.raises(errors.InsufficientPrivilege):
+                conn.execute(statement)
+
+
+def _fill(settings: PostgresSettings) -> None:
+    """The built-in rules, one event on them, an admin with a token."""
+    from alerting import builtin
+    from tests.support.people import add_people
+
+    with psycopg.connect(str(settings.database_url), autocommit=True) as conn:
         builtin.install(conn)
         rule_id = conn.execute("SELECT id FROM rules LIMIT 1").fetchone()
         assert rule_id is not None
@@ -116,13 +133,50 @@ def test_readonly_role_takes_the_operator_actions_only(
             "VALUES (%s, '1', 'warning', 'x')",
             [rule_id[0]],
         )
+        conn.execute(
+            "INSERT INTO device_status (device_id, is_online) SELECT id, true FROM devices"
+        )
+        add_people(conn)
+        conn.execute("DELETE FROM users WHERE username <> 'ada'")
+
+
+def test_actions_role_takes_peoples_actions_only(
+    owner: Engine, pg_settings: PostgresSettings, role: str
+) -> None:
+    """It signs people in, acknowledges and resolves, edits rules and templates, sends and
+    cancels commands, writes audit rows; never a device's row, an event's value, a token
+    or the audit trail's past."""
+    from access import actions
+    from access.signin import sign_in
+    from alerting import builtin
+    from alerting.book import template_to_row
+    from ingest.commands import CommandSpec
+    from stores.postgres.commands_store import TargetFilter
+    from tests.support.people import password_of
+
+    _fill(pg_settings)
+    ensure_actions_role(owner, role, "pass")
     with _connect(pg_settings, role, "pass") as conn:
-        assert store.acknowledge_event(conn, 1, "ana", "seen")
-        with conn.transaction():
-            assert store.resolve_by_person(conn, 1, "ana", None)
-        store.update_rule(conn, "Device offline", {"is_enabled": False}, "ana")
+        ada = sign_in(conn, "ada", password_of("ada"), source="test")
+        assert actions.acknowledge_event(conn, ada, 1, "seen")
+        assert actions.resolve_event(conn, ada, 1, None)
+        assert actions.set_rule_enabled(conn, ada, "Device offline", enabled=False)
         template = template_to_row(builtin.OPERATORS) | {"name": "ops-2"}
-        store.save_template(conn, template, "ana", replace=False)
-        for statement in ("UPDATE events SET value = 1", "UPDATE devices SET hostname = 'X'"):
+        actions.save_template(conn, ada, template, replace=False)
+        (sent,) = actions.send_command(
+            conn, ada, CommandSpec("reboot", {}), TargetFilter(hostnames=["D1"])
+        )
+        assert actions.cancel_commands(conn, ada, [str(sent.request_id)]) == [str(sent.request_id)]
+        for statement in (
+            "UPDATE events SET value = 1",
+            "UPDATE devices SET hostname = 'X'",
+            "DELETE FROM system_logs",
+            "UPDATE system_logs SET message = 'nothing happened'",
+            "SELECT * FROM api_tokens",
+            "DELETE FROM command_log",
+        ):
             with pytest.raises(errors.InsufficientPrivilege):
                 conn.execute(statement)
+    with owner.connect() as conn:
+        audited = conn.execute(text("SELECT count(*) FROM system_logs WHERE username = 'ada'"))
+        assert audited.scalar_one() >= 7  # signed in (twice), six actions

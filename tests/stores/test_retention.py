@@ -94,6 +94,7 @@ def _rows_for(table: Table, device_id: int, when: datetime, n: int) -> dict[str,
             "received": 9,
             "written": 1,
         },
+        "system_logs": {"timestamp": when, "level": "INFO", "category": "auth", "message": "x"},
     }
     return rows[table.name]
 
