@@ -7,7 +7,7 @@ given connection (which must not be in one already), together with its audit row
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -51,48 +51,56 @@ def _hostname(conn: psycopg.Connection[Any], table: str, row_id: int) -> str | N
     return str(found[0]) if found else None
 
 
+def _attend(
+    conn: psycopg.Connection[Any],
+    who: Identity,
+    what: tuple[str, str, str],
+    row_id: int,
+    note: str | None,
+    *,
+    step: Callable[[psycopg.Connection[Any], int, str, str | None], bool],
+) -> bool:
+    """Acknowledge or resolve one alarm or event: ``what`` is (verb, category, table)."""
+    verb, category, table = what
+    device = _hostname(conn, table, row_id)
+    message = f"{verb} {category} {row_id}"
+    with acting(
+        conn, who, Permission.ACKNOWLEDGE, message, category=category, device=device
+    ) as act:
+        act.details = {"note": note}
+        return step(conn, row_id, who.username, note)
+
+
 def acknowledge_alarm(
     conn: psycopg.Connection[Any], who: Identity, alarm_id: int, note: str | None
 ) -> bool:
-    """Acknowledge an open panel alarm; False if it was acknowledged already."""
-    device = _hostname(conn, "alarm_events", alarm_id)
-    what = f"acknowledge alarm {alarm_id}"
-    with acting(conn, who, Permission.ACKNOWLEDGE, what, category="alarm", device=device) as act:
-        act.details = {"note": note}
-        return alerting_store.acknowledge_alarm(conn, alarm_id, who.username, note)
+    """Acknowledge a panel alarm (open, or over but unacknowledged); False if it was."""
+    what = ("acknowledge", "alarm", "alarm_events")
+    return _attend(conn, who, what, alarm_id, note, step=alerting_store.acknowledge_alarm)
 
 
 def resolve_alarm(
     conn: psycopg.Connection[Any], who: Identity, alarm_id: int, note: str | None
 ) -> bool:
     """Close an open panel alarm by hand; False if it was closed already."""
-    device = _hostname(conn, "alarm_events", alarm_id)
-    what = f"resolve alarm {alarm_id}"
-    with acting(conn, who, Permission.ACKNOWLEDGE, what, category="alarm", device=device) as act:
-        act.details = {"note": note}
-        return alerting_store.resolve_alarm(conn, alarm_id, who.username, note)
+    what = ("resolve", "alarm", "alarm_events")
+    return _attend(conn, who, what, alarm_id, note, step=alerting_store.resolve_alarm)
 
 
 def acknowledge_event(
     conn: psycopg.Connection[Any], who: Identity, event_id: int, note: str | None
 ) -> bool:
     """Acknowledge a new rule event (its escalation stops); False if it was not new."""
-    device = _hostname(conn, "events", event_id)
-    what = f"acknowledge event {event_id}"
-    with acting(conn, who, Permission.ACKNOWLEDGE, what, category="event", device=device) as act:
-        act.details = {"note": note}
-        return alerting_store.acknowledge_event(conn, event_id, who.username, note)
+    what = ("acknowledge", "event", "events")
+    return _attend(conn, who, what, event_id, note, step=alerting_store.acknowledge_event)
 
 
 def resolve_event(
     conn: psycopg.Connection[Any], who: Identity, event_id: int, note: str | None
 ) -> bool:
     """Resolve a rule event by hand; False if it was resolved already."""
-    device = _hostname(conn, "events", event_id)
-    what = f"resolve event {event_id}"
-    with acting(conn, who, Permission.ACKNOWLEDGE, what, category="event", device=device) as act:
-        act.details = {"note": note}
-        return alerting_store.resolve_by_person(conn, event_id, who.username, note)
+    what = ("resolve", "event", "events")
+    return _attend(conn, who, what, event_id, note, step=alerting_store.resolve_by_person)
 
 
 def _command_permission(command_type: str) -> Permission:
@@ -173,12 +181,13 @@ def save_rule(
 
 
 def set_rule_enabled(
-    conn: psycopg.Connection[Any], who: Identity, name: str, enabled: bool
-) -> None:
-    """Enable or disable a rule."""
+    conn: psycopg.Connection[Any], who: Identity, name: str, *, enabled: bool
+) -> bool:
+    """Enable or disable a rule; True (NotFoundError when there is none)."""
     what = f"{'enable' if enabled else 'disable'} rule {name}"
     with acting(conn, who, Permission.EDIT_RULES, what, category="rule"):
         alerting_store.update_rule(conn, name, {"is_enabled": enabled}, who.username)
+    return True
 
 
 def save_template(

@@ -61,7 +61,8 @@ def _done(message: str) -> None:
     st.rerun()
 
 
-def _denied(who: Identity, permission: Permission) -> str | None:
+def not_yours(who: Identity, permission: Permission) -> str | None:
+    """What a control says to a role that may not use it (None: it may)."""
     return None if who.may(permission) else f"Your role ({who.role}) may not do this: refused."
 
 
@@ -71,7 +72,7 @@ def attention_form(who: Identity, todo: pl.DataFrame, *, key: str) -> None:
         f"{row['origin']} {row['id']}: {row['what']} ({row['hostname'] or '-'})": row
         for row in todo.iter_rows(named=True)
     }
-    denied = _denied(who, Permission.ACKNOWLEDGE)
+    denied = not_yours(who, Permission.ACKNOWLEDGE)
     with st.form(f"{key}_attention"):
         picked = st.selectbox("Item", list(labels), key=f"{key}_item")
         note = st.text_input("Note", key=f"{key}_note")
@@ -98,7 +99,7 @@ def attention_form(who: Identity, todo: pl.DataFrame, *, key: str) -> None:
 def command_form(who: Identity, hostnames: Sequence[str], *, key: str, fixed: bool = False) -> None:
     """Send a command to the devices picked (or, ``fixed``, to ``hostnames``) or matching a
     filter; SYSTEM and OTA commands need a confirmation."""
-    denied = _denied(who, Permission.COMMAND)
+    denied = not_yours(who, Permission.COMMAND)
     allowed = [k for k in PAYLOAD_TYPES if may_command(who.role, PAYLOAD_TYPES[k])]
     with st.form(f"{key}_command"):
         kind = st.selectbox(
@@ -154,7 +155,7 @@ def cancel_form(who: Identity, open_commands: Sequence[CommandRow], *, key: str)
     if not open_commands:
         st.caption("No command is waiting to finish.")
         return
-    denied = _denied(who, Permission.COMMAND)
+    denied = not_yours(who, Permission.COMMAND)
     labels = {
         f"{row.hostname} {row.command_type} {row.status} ({row.request_id})": str(row.request_id)
         for row in open_commands

@@ -34,7 +34,7 @@ def main() -> None:
     if failed.height:
         st.subheader("Send a failed delivery again")
         who = session.person()
-        denied = None if who.may(Permission.EDIT_RULES) else f"Your role ({who.role}) may not."
+        denied = operate.not_yours(who, Permission.EDIT_RULES)
         with st.form("retry"):
             picked = st.selectbox("Delivery", failed["id"].to_list())
             go = st.form_submit_button("Retry now", help=denied)

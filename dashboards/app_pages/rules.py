@@ -56,7 +56,7 @@ def main() -> None:
 
 def _form(src: data.Sources, rows: dict[str, dict[str, Any]]) -> None:
     who = session.person()
-    denied = None if who.may(Permission.EDIT_RULES) else f"Your role ({who.role}) may not."
+    denied = operate.not_yours(who, Permission.EDIT_RULES)
     choice = st.selectbox("Rule", ["(a new rule)", *rows], key="rule_edit")
     current = rows.get(choice or "")
     rule = rule_from_row(current) if current else None
@@ -126,7 +126,7 @@ def _form(src: data.Sources, rows: dict[str, dict[str, Any]]) -> None:
 
 def _toggle(rows: dict[str, dict[str, Any]]) -> None:
     who = session.person()
-    denied = None if who.may(Permission.EDIT_RULES) else f"Your role ({who.role}) may not."
+    denied = operate.not_yours(who, Permission.EDIT_RULES)
     with st.form("rule_toggle"):
         name = st.selectbox("Rule", list(rows), key="toggle_rule")
         cols = st.columns(2)

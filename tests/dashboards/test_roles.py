@@ -283,3 +283,20 @@ def test_own_flux_is_for_engineers(db: psycopg.Connection[Any]) -> None:
     operator.button(key="run_trend_flux").click().run()
     assert not _errors(operator)
     assert any(c.value.endswith("rows") for c in operator.caption)
+
+
+def test_rules_are_an_operators_to_switch(db: psycopg.Connection[Any]) -> None:
+    """A viewer's Disable is refused and recorded; an operator's disables the rule, says so
+    and records who."""
+    at = _page(signed_in_app("vic"), "rules")
+    at.selectbox(key="toggle_rule").set_value("Device offline")
+    _refused_click(at, "FormSubmitter:rule_toggle-Disable")
+    assert any("vic is a viewer and may not disable rule Device offline" in e for e in _errors(at))
+    at = _page(signed_in_app("bo"), "rules")
+    at.selectbox(key="toggle_rule").set_value("Device offline")
+    at.button(key="FormSubmitter:rule_toggle-Disable").click().run()
+    assert any("Device offline disabled" in s.value for s in at.success)
+    assert db.execute(
+        "SELECT is_enabled, updated_by FROM rules WHERE name = 'Device offline'"
+    ).fetchone() == (False, "bo")
+    assert _last_audit(db) == ("INFO", "bo", "rule", "disable rule Device offline")
