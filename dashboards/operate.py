@@ -96,9 +96,17 @@ def attention_form(who: Identity, todo: pl.DataFrame, *, key: str) -> None:
         st.warning("Nothing changed: it was acknowledged or resolved already.")
 
 
-def command_form(who: Identity, hostnames: Sequence[str], *, key: str, fixed: bool = False) -> None:
+def command_form(
+    who: Identity,
+    hostnames: Sequence[str],
+    *,
+    key: str,
+    fixed: bool = False,
+    countries: Sequence[str] = (),
+) -> None:
     """Send a command to the devices picked (or, ``fixed``, to ``hostnames``) or matching a
-    filter; SYSTEM and OTA commands need a confirmation."""
+    filter (zone, country, firmware, online now, or every device); SYSTEM and OTA commands
+    need a confirmation."""
     denied = not_yours(who, Permission.COMMAND)
     allowed = [k for k in PAYLOAD_TYPES if may_command(who.role, PAYLOAD_TYPES[k])]
     with st.form(f"{key}_command"):
@@ -115,14 +123,19 @@ def command_form(who: Identity, hostnames: Sequence[str], *, key: str, fixed: bo
             help="; ".join(f"{k}: {json.dumps(v)}" for k, v in _EXAMPLES.items()),
         )
         if fixed:
-            picked, zone, online, everyone = list(hostnames), 0, False, False
+            picked, zone, country, firmware = list(hostnames), 0, None, ""
+            online = everyone = False
             st.caption(f"To {', '.join(hostnames)}")
         else:
             picked = st.multiselect("Devices", list(hostnames), key=f"{key}_devices")
-            cols = st.columns(3)
+            cols = st.columns(5)
             zone = int(cols[0].number_input("Zone (0: any)", 0, 10_000, 0, key=f"{key}_zone"))
-            online = cols[1].checkbox("Only devices online now", key=f"{key}_online")
-            everyone = cols[2].checkbox("Every active device", key=f"{key}_all")
+            country = cols[1].selectbox(
+                "Country", list(countries), index=None, key=f"{key}_country"
+            )
+            firmware = cols[2].text_input("Firmware", key=f"{key}_firmware")
+            online = cols[3].checkbox("Only online now", key=f"{key}_online")
+            everyone = cols[4].checkbox("Every active device", key=f"{key}_all")
         confirm = st.checkbox(
             "I confirm this SYSTEM or OTA command (reboot, re-identify, re-flash)",
             key=f"{key}_confirm",
@@ -136,6 +149,8 @@ def command_form(who: Identity, hostnames: Sequence[str], *, key: str, fixed: bo
         target = TargetFilter(
             hostnames=picked,
             zone=zone or None,
+            country=country or None,
+            firmware=firmware.strip() or None,
             online=True if online else None,
             every_device=everyone,
         )

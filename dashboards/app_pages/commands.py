@@ -66,7 +66,8 @@ def main() -> None:
     operate.flash()
     with data.shown_errors():
         directory = data.directory(data.sources())
-    operate.command_form(who, directory["hostname"].to_list(), key="commands")
+    countries = sorted(c for c in directory["country"].unique().to_list() if c)
+    operate.command_form(who, directory["hostname"].to_list(), key="commands", countries=countries)
     st.subheader("Cancel commands")
     with data.shown_errors():
         waiting = data.open_commands(data.sources())

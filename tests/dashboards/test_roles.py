@@ -300,3 +300,20 @@ def test_rules_are_an_operators_to_switch(db: psycopg.Connection[Any]) -> None:
         "SELECT is_enabled, updated_by FROM rules WHERE name = 'Device offline'"
     ).fetchone() == (False, "bo")
     assert _last_audit(db) == ("INFO", "bo", "rule", "disable rule Device offline")
+
+
+def test_commands_target_a_country_like_the_cli(db: psycopg.Connection[Any]) -> None:
+    """A command to a country reaches exactly that country's active devices."""
+    at = _page(signed_in_app("ana"), "commands")
+    at.selectbox(key="commands_kind").set_value("diagnostic")
+    at.text_area(key="commands_payload").input('{"action": "ping"}')
+    at.selectbox(key="commands_country").set_value("PT")
+    at.button(key="FormSubmitter:commands_command-Send").click().run()
+    assert not _errors(at)
+    sent = db.execute(
+        "SELECT DISTINCT d.country FROM command_log c JOIN devices d ON d.id = c.device_id "
+        "WHERE c.initiated_by = 'ana'"
+    ).fetchall()
+    expected = db.execute("SELECT count(*) FROM devices WHERE country = 'PT' AND active").fetchone()
+    count = db.execute("SELECT count(*) FROM command_log WHERE initiated_by = 'ana'").fetchone()
+    assert (sent, count) == ([("PT",)], expected)
