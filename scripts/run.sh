@@ -78,7 +78,7 @@ $(sed 's/^/                    /' <<<"$demo_users")
                   the locally built influxd has no web UI: query with 'fleetwatch flux query')
   ingest health   http://127.0.0.1:9108/readyz  and  /metrics
   notifications   fleetwatch notify is running; add recipients to the built-in rules' template:
-                  .venv/bin/fleetwatch templates edit operators --recipient email:you@example.com
+                  .venv/bin/fleetwatch templates edit operators --recipient email:you@example.com --as demo-operator
   PostgreSQL      $FLEETWATCH_DATABASE_URL
   MQTT            mqtt://$FLEETWATCH_MQTT_HOST:$FLEETWATCH_MQTT_PORT (topics under fleet/)
 Ctrl-C stops it. In another shell:  eval "\$(scripts/services.sh env)"; .venv/bin/fleetwatch command list

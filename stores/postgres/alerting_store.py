@@ -497,9 +497,10 @@ def event(conn: psycopg.Connection[Any], event_id: int) -> Row:
 def acknowledge_event(
     conn: psycopg.Connection[Any], event_id: int, by: str, note: str | None
 ) -> bool:
-    """Acknowledge a new event (who, when, why); False if it was not new."""
+    """Acknowledge a new event (who, when, why), and the panel alarm an input alarm rule
+    raised it for (so it is not asked for again once over); False if it was not new."""
     event(conn, event_id)
-    return (
+    done = (
         conn.execute(
             "UPDATE events SET status = 'acknowledged', acknowledged_by = %s, "
             "acknowledged_at = now(), acknowledge_note = %s WHERE id = %s AND status = 'new'",
@@ -507,6 +508,21 @@ def acknowledge_event(
         ).rowcount
         == 1
     )
+    if done:
+        # The alarm behind it: same panel and type, raised by the event's time, still open
+        # then; its type is the rule's metric without "alarm_" (alarm_panic1 -> PANIC1).
+        conn.execute(
+            "UPDATE alarm_events a SET acknowledged = true, acknowledged_by = %s, "
+            "acknowledged_at = now(), notes = coalesce(%s, a.notes) "
+            "FROM events e JOIN rules r ON r.id = e.rule_id "
+            "WHERE e.id = %s AND r.kind = 'panel' AND r.metric LIKE 'alarm\\_%%' "
+            "AND a.device_id = e.device_id "
+            "AND a.alarm_type::text = upper(substr(r.metric, 7)) AND NOT a.acknowledged "
+            "AND a.timestamp <= e.timestamp "
+            "AND (a.resolved_at IS NULL OR a.resolved_at >= e.timestamp)",
+            [by, note, event_id],
+        )
+    return done
 
 
 def resolve_by_person(

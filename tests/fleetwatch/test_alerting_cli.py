@@ -227,3 +227,41 @@ def test_silences_and_mute_timings_from_the_command_line(
     silence_id = out.splitlines()[1].split()[0]
     assert run(capsys, "silences", "end", silence_id, "--by", "bo")[0] == 0
     assert run(capsys, "silences", "end", silence_id)[0] == 1
+
+
+def test_acknowledging_a_panic_event_acknowledges_its_alarm(
+    migrated: PostgresSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The event an input alarm rule raised and the panel alarm behind it are acknowledged
+    together, so the alarm is not asked for again once the panel reports it over; another
+    panel's alarm is left alone."""
+    with psycopg.connect(str(migrated.database_url), autocommit=True) as conn:
+        ids = [
+            conn.execute(
+                "INSERT INTO devices (mac_address, hostname) VALUES (%s, %s) RETURNING id",
+                [f"aa:bb:cc:00:00:0{n}", f"ESG_ALARM_000{n}"],
+            ).fetchone()[0]  # type: ignore[index]
+            for n in (1, 2)
+        ]
+        for device_id in ids:
+            conn.execute(
+                "INSERT INTO alarm_events (device_id, alarm_type, event_state, priority, "
+                "timestamp) VALUES (%s, 'PANIC1', 'ACTIVE', 'CRITICAL', now() - interval '1 min')",
+                [device_id],
+            )
+        row: Any = conn.execute(
+            "INSERT INTO events (rule_id, device_id, subject, timestamp, severity, message) "
+            "SELECT id, %s, %s, now() - interval '1 min', 'critical', 'panic' FROM rules "
+            "WHERE name = 'Panel alarm PANIC1' RETURNING id",
+            [ids[0], str(ids[0])],
+        ).fetchone()
+    assert run(capsys, "events", "ack", str(row[0]), "--note", "on it")[0] == 0
+    with psycopg.connect(str(migrated.database_url)) as conn:
+        acked = conn.execute(
+            "SELECT d.hostname, a.acknowledged, a.acknowledged_by, a.notes FROM alarm_events a "
+            "JOIN devices d ON d.id = a.device_id ORDER BY d.hostname"
+        ).fetchall()
+    assert acked == [
+        ("ESG_ALARM_0001", True, "ana", "on it"),
+        ("ESG_ALARM_0002", False, None, None),
+    ]
