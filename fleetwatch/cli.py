@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings
 from fleetwatch import (
     __version__,
     alerting_cli,
+    api_cli,
     command_cli,
     dashboard_cli,
     device_types_cli,
@@ -502,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard_cli.register(sub)
     alerting_cli.register(sub)
     users_cli.register(sub)
+    api_cli.register(sub)
     ingest = parsers["ingest"]
     ingest.add_argument("--batch-size", type=int, default=2000, help="messages per transaction")
     ingest.add_argument(

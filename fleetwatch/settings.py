@@ -314,6 +314,22 @@ class DashboardSettings(BaseSettings):
         return SecretStr(token)
 
 
+class ApiSettings(BaseSettings):
+    """How the HTTP API (``fleetwatch api``) runs, and what it lets one caller do."""
+
+    model_config = _config()
+
+    api_host: str = Field(default="127.0.0.1", min_length=1, description="address it listens on")
+    api_port: int = Field(default=8600, ge=1, le=65535, description="HTTP port")
+    api_rate_per_minute: int = Field(
+        default=600, ge=1, description="requests one token may make per minute (then 429)"
+    )
+    api_max_body_bytes: int = Field(
+        default=65_536, ge=1024, description="largest request body accepted (then 413)"
+    )
+    api_pool_size: int = Field(default=8, ge=1, description="PostgreSQL connections it keeps")
+
+
 class LogSettings(BaseSettings):
     """How the services log."""
 
@@ -335,6 +351,7 @@ SETTINGS_GROUPS: tuple[type[BaseSettings], ...] = (
     IngestSettings,
     AlertSettings,
     DashboardSettings,
+    ApiSettings,
     LogSettings,
 )
 

@@ -1,0 +1,109 @@
+"""One error body for every failure: ``{"error": {"status", "code", "message"}}``.
+
+Library and domain errors are turned into it at the boundary, so an integrator never sees a
+traceback, and a 500 means a defect.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from access import ForbiddenError, SignInError, UserError
+from ingest.commands import CommandError
+from stores.errors import StoreUnavailableError
+from stores.postgres.alerting_store import NotFoundError
+
+__all__ = ["ApiError", "ErrorBody", "ErrorResponse", "error_response", "install"]
+
+logger = logging.getLogger(__name__)
+
+_CODES: Final = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 413: "too_large", 422: "invalid", 429: "rate_limited",
+    503: "unavailable",
+}  # fmt: skip
+
+
+class ErrorBody(BaseModel):
+    """What went wrong."""
+
+    status: int
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorBody
+
+
+class ApiError(Exception):
+    """An error this API answers with ``status`` (extra ``headers`` such as Retry-After)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The JSON error response of ``status``."""
+    body = ErrorResponse(
+        error=ErrorBody(status=status, code=_CODES.get(status, "error"), message=message)
+    )
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """Answer every known failure with the error body."""
+
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, str(exc), exc.headers)
+
+    @app.exception_handler(SignInError)
+    async def _signin(_: Request, exc: SignInError) -> JSONResponse:
+        return error_response(401, str(exc), {"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(ForbiddenError)
+    async def _forbidden(_: Request, exc: ForbiddenError) -> JSONResponse:
+        return error_response(403, str(exc))
+
+    @app.exception_handler(NotFoundError)
+    async def _missing(_: Request, exc: NotFoundError) -> JSONResponse:
+        return error_response(404, str(exc))
+
+    @app.exception_handler(UserError)
+    async def _user(_: Request, exc: UserError) -> JSONResponse:
+        return error_response(422, str(exc))
+
+    @app.exception_handler(CommandError)
+    async def _command(_: Request, exc: CommandError) -> JSONResponse:
+        return error_response(422, str(exc))
+
+    @app.exception_handler(StoreUnavailableError)
+    async def _store(_: Request, exc: StoreUnavailableError) -> JSONResponse:
+        logger.warning("store unavailable: %s", exc)
+        return error_response(503, "the database is unreachable; try again shortly")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+            for e in exc.errors()
+        ]
+        return error_response(422, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
