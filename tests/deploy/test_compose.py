@@ -37,7 +37,8 @@ from tests.deploy.files import (
 )
 
 SERVICES = {
-    "postgres", "influxdb", "mosquitto", "migrate", "ingest", "notify", "dashboard", "simulator",
+    "postgres", "influxdb", "mosquitto", "migrate", "ingest", "notify", "api", "dashboard",
+    "simulator",
 }  # fmt: skip
 ONE_SHOT = {"migrate"}
 # The variables each official image reads (its documentation), by service.
@@ -161,7 +162,7 @@ def test_compose_file_has_the_expected_services(services: dict[str, dict[str, An
     """compose.yaml parses, names every service, and only the simulator needs the demo profile."""
     assert set(services) == SERVICES
     assert set(_fleetwatch_services(services)) == {
-        "migrate", "ingest", "notify", "dashboard", "simulator",
+        "migrate", "ingest", "notify", "api", "dashboard", "simulator",
     }  # fmt: skip
     profiles = {name: spec.get("profiles") for name, spec in services.items()}
     assert profiles.pop("simulator") == ["demo"]
@@ -171,6 +172,7 @@ def test_compose_file_has_the_expected_services(services: dict[str, dict[str, An
         "migrate": "migrate",
         "ingest": "ingest",
         "notify": "notify",
+        "api": "api",
         "dashboard": "dashboard",
         "simulator": "simulate",
     }
