@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -90,6 +91,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(CommandError)
     async def _command(_: Request, exc: CommandError) -> JSONResponse:
         return error_response(422, str(exc))
+
+    @app.exception_handler(psycopg.DataError)
+    async def _data(_: Request, exc: psycopg.DataError) -> JSONResponse:
+        # A value PostgreSQL cannot take as given (a NUL character, a number out of range):
+        # the request's fault, said without the statement.
+        first = str(exc).splitlines()[0] if str(exc) else "invalid value"
+        return error_response(422, f"a value cannot be stored or compared: {first}")
 
     @app.exception_handler(StoreUnavailableError)
     async def _store(_: Request, exc: StoreUnavailableError) -> JSONResponse:

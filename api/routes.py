@@ -36,7 +36,7 @@ from stores.postgres.commands_store import TargetFilter
 __all__ = ["router"]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (401, 403, 404, 413, 422, 429, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 429, 503)
 }
 router = APIRouter(responses=_ERRORS)
 
