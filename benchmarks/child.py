@@ -32,7 +32,7 @@ from fleetwatch import logs
 from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
 from ingest.handling import Outcome
 from ingest.service import IngestOptions, IngestService
-from ingest.transport import Delivery
+from ingest.transports import Delivery
 
 logger = logging.getLogger(__name__)
 

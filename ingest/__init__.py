@@ -1,1 +1,1 @@
-"""Ingest: MQTT transport, decoding, handling and batching of device messages."""
+"""Ingest: transports (MQTT), decoding, handling and batching of device messages."""

@@ -1,7 +1,10 @@
-"""Bytes and topic in, validated message out: the only place that reads protobuf.
+"""Bytes and the address they arrived on in, validated message out: the only place that
+reads protobuf.
 
 Decoding is separate from handling so that another device kind (JSON telemetry) or another
-transport (WebSocket) only adds a decoder; the handlers see the same validated messages.
+transport (WebSocket) only adds a decoder; the handlers see the same validated messages. A
+decoder reads addresses with its transport's ``Addressing`` (MQTT: the topic scheme), which
+names the device and the message kind.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
-from ingest.contract import TopicError, TopicKind, TopicScheme, pb, telemetry_pb2
+from ingest.contract import TopicError, TopicKind, pb, telemetry_pb2
 from ingest.kinds import validate
 from ingest.kinds.robot import INSTANCE, MAX_INSTANCES, PARTS, Part
 from ingest.messages import (
@@ -36,6 +39,7 @@ from ingest.messages import (
     check_ip,
     normalise_mac,
 )
+from ingest.transports.base import Addressing
 
 NETWORK_TYPES = {0: "wifi", 1: "ethernet", 2: "none"}
 ETH_INTERFACES = {0: "wifi", 1: "ethernet"}
@@ -62,10 +66,10 @@ class DecodeLimits:
 
 
 class Decoder:
-    """Turns (topic, payload) from one topic scheme into validated device messages."""
+    """Turns (address, payload) of one transport's addressing into validated messages."""
 
-    def __init__(self, scheme: TopicScheme, limits: DecodeLimits | None = None) -> None:
-        self._scheme = scheme
+    def __init__(self, addressing: Addressing, limits: DecodeLimits | None = None) -> None:
+        self._addressing = addressing
         self._limits = limits or DecodeLimits()
         self._by_kind: dict[TopicKind, Callable[[bytes, _Context], DeviceMessage]] = {
             TopicKind.STATUS: _status,
@@ -78,13 +82,13 @@ class Decoder:
             TopicKind.JOB: _job,
         }
 
-    def decode(self, topic: str, payload: bytes, received_at: datetime) -> DeviceMessage | None:
+    def decode(self, address: str, payload: bytes, received_at: datetime) -> DeviceMessage | None:
         """The validated message, or None for fleetwatch's own commands seen on the wildcard.
 
         Raises Rejected with the reason the message must be dead-lettered.
         """
         try:
-            parsed = self._scheme.parse(topic)
+            parsed = self._addressing.parse(address)
         except TopicError as exc:
             raise Rejected(RejectReason.BAD_TOPIC, str(exc)) from exc
         handler = self._by_kind.get(parsed.kind)

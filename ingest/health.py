@@ -1,8 +1,8 @@
 """Liveness, readiness and metrics over HTTP for orchestrators and Prometheus.
 
-``/healthz``: the process and its loops are alive. ``/readyz``: connected to the broker,
-PostgreSQL and InfluxDB answer, the schema is current. ``/metrics``: Prometheus text.
-A tiny asyncio server: three fixed GET routes need no web framework.
+``/healthz``: the process and its loops are alive. ``/readyz``: every transport connected
+(the ``broker`` check), PostgreSQL and InfluxDB answer, the schema is current. ``/metrics``:
+Prometheus text. A tiny asyncio server: three fixed GET routes need no web framework.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The ingest service's background loops, kept alive and visible.
 
 Each loop is a ``tick`` run on an interval. A tick that raises never ends its loop: the
-error is logged (with its traceback unless it is a store or broker being unreachable, which
-is expected and retried), counted in ``fleetwatch_loop_errors_total``, and the next tick
+error is logged (with its traceback unless it is a store or a transport being unreachable,
+which is expected and retried), counted in ``fleetwatch_loop_errors_total``, and the next tick
 waits with exponential backoff. ``status()`` tells ``/readyz`` and ``/healthz`` whether every
 loop is still running, so a loop that ended anyway (cancelled, or a fault in this module)
 cannot go unnoticed.
@@ -15,17 +15,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import aiomqtt
-
 from ingest.metrics import IngestMetrics
+from ingest.transports import TransportError
 from stores.errors import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
 Tick = Callable[[], Awaitable[None]]
 
-# Failures that say a store or the broker cannot be reached right now: no traceback.
-TRANSIENT: tuple[type[Exception], ...] = (StoreUnavailableError, aiomqtt.MqttError)
+# Failures that say a store or a transport cannot be reached right now: no traceback.
+TRANSIENT: tuple[type[Exception], ...] = (StoreUnavailableError, TransportError)
 
 
 @dataclass(slots=True)

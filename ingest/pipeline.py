@@ -1,5 +1,9 @@
 """One batch through ingest: decode, handle in one PostgreSQL transaction, flush to InfluxDB.
 
+Deliveries of any transport go through the same steps: each is decoded by its transport's
+decoder (which reads that transport's addresses), and from there on nothing depends on how
+the message arrived.
+
 Blocking by design (psycopg, influxdb-client): the service runs it in a worker thread so the
 event loop keeps receiving. Points reach InfluxDB through the PostgreSQL outbox: they are
 committed with the batch, written after the commit and deleted once InfluxDB confirms them.
@@ -11,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -21,7 +25,7 @@ from ingest.decoding import Decoder
 from ingest.handling import BatchHandler, Item, Outcome
 from ingest.messages import Rejected, RejectReason
 from ingest.metrics import IngestMetrics, kind_of
-from ingest.transport import Delivery
+from ingest.transports import Delivery
 from stores.errors import StoreError, StoreUnavailableError
 from stores.influx.writer import LineWriter
 from stores.postgres.ingest_store import IngestStore
@@ -65,16 +69,19 @@ class Totals:
 
 
 class Pipeline:
-    """Decoder, handler and InfluxDB writer for one ingest process."""
+    """Decoders (one per transport, by its name), handler and InfluxDB writer for one ingest
+    process."""
 
     def __init__(
         self,
-        decoder: Decoder,
+        decoders: Mapping[str, Decoder],
         handler: BatchHandler,
         store: IngestStore,
         writer: LineWriter,
     ) -> None:
-        self._decoder = decoder
+        if not decoders:
+            raise ValueError("a pipeline needs the decoder of at least one transport")
+        self._decoders = dict(decoders)
         self._handler = handler
         self._store = store
         self._writer = writer
@@ -84,11 +91,13 @@ class Pipeline:
 
     def decode(self, delivery: Delivery) -> Item:
         """The decoded item, or the item carrying its rejection."""
+        # A delivery comes from one of the service's transports, each of which has a decoder.
+        decoder = self._decoders[delivery.transport]
         try:
-            message = self._decoder.decode(delivery.topic, delivery.payload, delivery.received_at)
+            message = decoder.decode(delivery.address, delivery.payload, delivery.received_at)
         except Rejected as exc:
-            return Item(delivery.topic, delivery.payload, delivery.received_at, None, exc)
-        return Item(delivery.topic, delivery.payload, delivery.received_at, message)
+            return Item(delivery.address, delivery.payload, delivery.received_at, None, exc)
+        return Item(delivery.address, delivery.payload, delivery.received_at, message)
 
     def process(self, deliveries: Sequence[Delivery]) -> Outcome:
         """Commit one batch, then try to flush its points; StoreUnavailableError = retry."""
@@ -127,7 +136,7 @@ class Pipeline:
             raise
         except psycopg.Error as exc:
             rejection = Rejected(RejectReason.STORE_REJECTED, str(exc).splitlines()[0][:300])
-            dead = Item(item.topic, item.payload, item.received_at, None, rejection)
+            dead = Item(item.address, item.payload, item.received_at, None, rejection)
             return self._handler.handle([dead])
 
     def _flush(self, ids: Sequence[int], lines: Sequence[str]) -> bool:

@@ -1,9 +1,12 @@
 """The ingest service: receive, batch, process in a worker thread, acknowledge, repeat.
 
-A batch is acknowledged to the broker only after its transaction committed. If PostgreSQL
-is unreachable the same batch is retried with backoff and nothing is acknowledged, so the
-broker keeps (and after a reconnect redelivers) everything not yet stored. If the broker
-connection drops, ingest reconnects with the same persistent session.
+The service holds its transports (``Transports``: MQTT, plus any given to it) and runs one
+receive loop per transport; every batch goes through the same pipeline, one at a time, and
+is acknowledged to the transport that delivered it only after its transaction committed. If
+PostgreSQL is unreachable the same batch is retried with backoff and nothing is
+acknowledged, so the sender keeps (and after a reconnect redelivers) everything not yet
+stored. If a transport's connection drops, ingest reconnects it (MQTT: with the same
+persistent session). Commands go out through the transport each device is on.
 """
 
 from __future__ import annotations
@@ -11,17 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import aiomqtt
 import psycopg
 
 from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings, RetentionSettings
 from ingest.cdc import CdcTracker
 from ingest.commands import CommandTiming
-from ingest.contract import TopicScheme
 from ingest.decoding import DecodeLimits, Decoder
 from ingest.dispatcher import CommandDispatcher
 from ingest.handling import BatchHandler, Outcome
@@ -29,7 +30,7 @@ from ingest.health import HealthServer, Reply, json_reply
 from ingest.kinds import DeviceKind
 from ingest.loops import Loops, wait_or_stop
 from ingest.pipeline import Pipeline
-from ingest.transport import Delivery, MqttTransport
+from ingest.transports import Delivery, MqttTransport, Transport, TransportError, Transports
 from stores.errors import StoreUnavailableError
 from stores.influx.client import make_client
 from stores.influx.writer import LineWriter
@@ -52,7 +53,7 @@ class IngestOptions:
     outbox_drain_interval_s: float = 5.0
     report_interval_s: float = 30.0
     # The outbox holds points while InfluxDB is down; past this many, ingest stops taking new
-    # messages (the broker keeps them) instead of growing PostgreSQL without limit.
+    # messages (their senders keep them) instead of growing PostgreSQL without limit.
     max_outbox_points: int = 5_000_000
     command_tick_s: float = 1.0
     liveness_interval_s: float = 10.0
@@ -79,7 +80,12 @@ class IngestOptions:
 
 
 class IngestService:
-    """Owns the pipeline and the loops around it; ``run`` until ``stop`` is set."""
+    """Owns the transports, the pipeline and the loops around them; ``run`` until ``stop``.
+
+    The MQTT transport is built from ``mqtt``; ``transports`` are served besides it (their
+    names must differ from ``mqtt``). MQTT comes first: it is the route of commands to
+    devices no other transport holds a connection to.
+    """
 
     def __init__(
         self,
@@ -88,21 +94,23 @@ class IngestService:
         influx: InfluxSettings,
         options: IngestOptions | None = None,
         retention: RetentionSettings | None = None,
+        *,
+        transports: Sequence[Transport] = (),
     ) -> None:
         self._pg = pg
         self._retention = retention
         self._mqtt = mqtt
         self._options = options or IngestOptions()
+        self.transports = Transports(
+            [MqttTransport(mqtt, client_id=self._options.client_id), *transports]
+        )
         self._store = IngestStore(str(pg.database_url))
         self._influx = make_client(influx)
         self._tracker = CdcTracker(self._options.kinds)
         self._handler = BatchHandler(
             self._store, self._tracker, self._options.timing, link=self._options.event_link
         )
-        self._dispatcher = CommandDispatcher(
-            str(pg.database_url), TopicScheme(mqtt.topic_prefix), self._options.timing
-        )
-        self._link: MqttTransport | None = None
+        self._dispatcher = CommandDispatcher(str(pg.database_url), self._options.timing)
         self._accepting = asyncio.Event()
         self._accepting.set()
         self.outbox_points = 0
@@ -111,13 +119,16 @@ class IngestService:
         if self._options.health_port is not None:
             routes = {"/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics}
             self.health = HealthServer(routes, self._options.health_host, self._options.health_port)
+        decoders = {t.name: Decoder(t.addressing, self._options.limits) for t in self.transports}
         self.pipeline = Pipeline(
-            Decoder(TopicScheme(mqtt.topic_prefix), self._options.limits),
+            decoders,
             self._handler,
             self._store,
             LineWriter(self._influx, influx.influx_bucket),
         )
-        self.connected = asyncio.Event()
+        self.connected = asyncio.Event()  # set while every transport is connected
+        # Batches of all transports share the pipeline: one is processed at a time.
+        self._processing = asyncio.Lock()
         self._progress = asyncio.Condition()
         self.failure: BaseException | None = None
         self.store_retries = 0
@@ -131,7 +142,7 @@ class IngestService:
 
     @property
     def topic_prefix(self) -> str:
-        """The topic root this service subscribes under."""
+        """The topic root the MQTT transport subscribes under."""
         return self._mqtt.topic_prefix
 
     def check_schema(self) -> None:
@@ -155,7 +166,7 @@ class IngestService:
         self.pipeline.influx_backlog = await asyncio.to_thread(self._store.outbox_size) > 0
         self._start_loops(stop)
         try:
-            await self._connect_loop(stop)
+            await self._serve(stop)
         except Exception as exc:
             self.failure = exc
             async with self._progress:
@@ -173,41 +184,70 @@ class IngestService:
         self._dispatcher.close()
         self._influx.close()  # type: ignore[no-untyped-call]
 
-    async def _connect_loop(self, stop: asyncio.Event) -> None:
+    async def _serve(self, stop: asyncio.Event) -> None:
+        """Run every transport's connection loop until ``stop``; the first to fail stops the
+        others (each finishes and acknowledges its batch in hand) and its error is raised."""
+        tasks = [
+            asyncio.create_task(self._connect_loop(t, stop), name=f"transport {t.name}")
+            for t in self.transports
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        except BaseException:  # cancelled: the loops must not outlive the service
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        stop.set()
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _connect_loop(self, transport: Transport, stop: asyncio.Event) -> None:
         delay = self._options.retry_initial_s
         while not stop.is_set():
             try:
-                async with MqttTransport(self._mqtt, client_id=self._options.client_id) as link:
-                    self._link = link
-                    self.connected.set()
+                async with transport:
+                    self._note_connection()
                     delay = self._options.retry_initial_s
-                    await self._consume(link, stop)
-            except aiomqtt.MqttError as exc:
-                logger.warning("broker connection lost (%s); reconnecting in %.1fs", exc, delay)
+                    await self._consume(transport, stop)
+            except TransportError as exc:
+                logger.warning(
+                    "%s connection lost (%s); reconnecting in %.1fs", transport.name, exc, delay
+                )
             finally:
-                self._link = None
-                self.connected.clear()
+                self._note_connection()
             if await wait_or_stop(stop, delay):
                 return
             delay = min(delay * 2, self._options.retry_max_s)
 
-    async def _consume(self, link: MqttTransport, stop: asyncio.Event) -> None:
+    def _note_connection(self) -> None:
+        """``connected`` is set while every transport is."""
+        if all(self.transports.connected().values()):
+            self.connected.set()
+        else:
+            self.connected.clear()
+
+    async def _consume(self, transport: Transport, stop: asyncio.Event) -> None:
         options = self._options
         while not stop.is_set():
             if not self._accepting.is_set() and await _first(self._accepting, stop) is stop:
                 return
-            fetch = asyncio.ensure_future(link.next_batch(options.batch_size, options.batch_wait_s))
+            fetch = asyncio.ensure_future(
+                transport.next_batch(options.batch_size, options.batch_wait_s)
+            )
             stopping = asyncio.ensure_future(stop.wait())
             done, _ = await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if fetch not in done:
-                fetch.cancel()  # unacknowledged: the broker redelivers it next time
+                fetch.cancel()  # unacknowledged: its sender delivers it again next time
                 await asyncio.gather(fetch, return_exceptions=True)
                 return
             stopping.cancel()
             batch = fetch.result()
-            if await self._process(batch, stop) is None:
-                return
-            link.ack(batch)
+            async with self._processing:
+                if await self._process(batch, stop) is None:
+                    return
+            transport.ack(batch)
             async with self._progress:
                 self._progress.notify_all()
 
@@ -277,12 +317,11 @@ class IngestService:
             self._accepting.set()
 
     async def _dispatch(self) -> None:
-        """Advance command timers and send due commands while the broker is connected."""
-        link = self._link
-        if link is None:
+        """Advance command timers and send due commands while a transport is connected."""
+        if not any(self.transports.connected().values()):
             return
         await asyncio.to_thread(self._dispatcher.advance_timers, datetime.now(UTC))
-        await self._dispatcher.send_due(link.publish)
+        await self._dispatcher.send_due(self.transports.send)
 
     async def _liveness(self) -> None:
         """Take devices that went silent offline (a device's last will does it at once)."""
@@ -302,14 +341,19 @@ class IngestService:
 
     async def _readyz(self) -> Reply:
         checks = {
-            "broker": self.connected.is_set(),
+            "broker": self.connected.is_set(),  # every transport connected
             "schema": self._schema_current,
             "postgresql": await asyncio.to_thread(self._postgres_answers),
             "influxdb": await asyncio.to_thread(self._influx_answers),
             "accepting": self.accepting,
             "loops": not self.loops.stopped(),
         }
-        return json_reply(all(checks.values()), {"checks": checks, "loops": self.loops.status()})
+        body = {
+            "checks": checks,
+            "loops": self.loops.status(),
+            "transports": self.transports.connected(),
+        }
+        return json_reply(all(checks.values()), body)
 
     def _postgres_answers(self) -> bool:
         try:
@@ -374,12 +418,11 @@ class IngestService:
 
     async def dispatch_now(self, now: datetime | None = None) -> int:
         """Advance timers and send due commands as of ``now``; returns commands sent."""
-        link = self._link
-        if link is None:
-            raise aiomqtt.MqttError("not connected to the broker")
+        if not any(self.transports.connected().values()):
+            raise TransportError("no transport is connected")
         when = now or datetime.now(UTC)
         await asyncio.to_thread(self._dispatcher.advance_timers, when)
-        sent: int = await self._dispatcher.send_due(link.publish, when)
+        sent: int = await self._dispatcher.send_due(self.transports.send, when)
         return sent
 
     async def _report(self) -> None:

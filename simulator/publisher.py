@@ -3,7 +3,7 @@
 aiomqtt's ``publish`` returns only once the broker's PUBACK arrived: one round trip per
 message, about 1,500 messages/s on a local broker, far below what a fleet of thousands of
 panels at a compressed clock produces. ``PipelinedPublisher`` hands messages to the paho
-client underneath aiomqtt (as ``ingest.transport`` does for manual acknowledgements) and
+client underneath aiomqtt (as ``ingest.transports`` does for manual acknowledgements) and
 counts the PUBACKs from paho's on_publish callback, chained after aiomqtt's own: up to
 ``window`` messages are on the wire unacknowledged, which keeps the socket busy and memory
 bounded. Callbacks run on the event loop (aiomqtt drives paho from it), so no locking.

@@ -56,9 +56,12 @@ DEFAULT_TIMING = CommandTiming()
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One received message after decoding: the message, or why it was rejected."""
+    """One received message after decoding: the message, or why it was rejected.
 
-    topic: str
+    ``address`` is where its transport received it (MQTT: the topic).
+    """
+
+    address: str
     payload: bytes
     received_at: datetime
     message: DeviceMessage | None
@@ -210,17 +213,18 @@ class Outcome:
 
 
 def reject(item: Item, reason: RejectReason, detail: str) -> DeadLetter:
-    """A dead letter for ``item``, logged with its topic and a short prefix of its payload."""
+    """A dead letter for ``item``, logged with its address (MQTT: topic) and a short prefix of
+    its payload."""
     logger.warning(
         "dead letter %s on %s: %s (payload %d bytes: %s)",
         reason.value,
-        item.topic[:120],
+        item.address[:120],
         detail[:200],
         len(item.payload),
         item.payload[:PAYLOAD_LOG_BYTES].hex(),
     )
     return DeadLetter(
-        topic=item.topic,
+        topic=item.address,
         payload=item.payload,
         reason=reason.value,
         detail=detail,

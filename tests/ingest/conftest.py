@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings, RetentionSettings
 from ingest.broker import make_client
 from ingest.service import IngestOptions, IngestService
+from ingest.transports import Transport
 from stores.postgres.migrate import upgrade
 from tests.support.devices import Publisher
 
@@ -38,11 +39,14 @@ async def start_ingest(
     influx: InfluxSettings,
     client_id: str,
     retention: RetentionSettings | None = None,
+    *,
+    transports: Sequence[Transport] = (),
     **options: Any,  # noqa: ANN401 - IngestOptions fields
 ) -> tuple[IngestService, asyncio.Event, asyncio.Task[None]]:
-    """Start an ingest service and wait until it is subscribed."""
+    """Start an ingest service (with ``transports`` besides MQTT) and wait until every
+    transport is connected."""
     opts = IngestOptions(client_id=client_id, **{"batch_wait_s": 0.02, **options})
-    service = IngestService(pg, mqtt, influx, opts, retention)
+    service = IngestService(pg, mqtt, influx, opts, retention, transports=transports)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     connected = asyncio.create_task(service.connected.wait())
