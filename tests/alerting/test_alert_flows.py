@@ -100,6 +100,9 @@ async def test_email_and_sms_reach_their_servers(
                     Recipient("email", "oncall@example.com", "On call"),
                     Recipient("sms", "+34600000001"),
                 ),
+                # A loaded machine's SMTP test server now and then drops a first connection:
+                # the delivery is then tried again after a second, as a real one would be.
+                retry_delay_minutes=0.02,
             ),
         )
         add_rule(db, Rule(name="panic", kind="panel", metric="alarm_panic1", operator="eq",  # type: ignore[arg-type]
