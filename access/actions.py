@@ -15,7 +15,7 @@ import psycopg
 
 from access.audit import acting
 from access.identity import Identity
-from access.roles import Permission, command_level, may_command
+from access.roles import Permission, command_level
 from alerting import manage
 from alerting.rules import Rule
 from ingest.command_api import queue_commands
@@ -163,11 +163,6 @@ def cancel_commands(
         done = commands_store.cancel(conn, list(request_ids), datetime.now(UTC), who.username)
         act.details = {"cancelled": done, "types": sorted(types)}
     return done
-
-
-def may_send(who: Identity, command_type: str) -> bool:
-    """Whether ``who`` may send (and cancel) commands of ``command_type``."""
-    return may_command(who.role, command_type)
 
 
 def save_rule(

@@ -6,6 +6,7 @@ Seed 003's paths are kept (``/devices``, ``/device-connection-history/{device}``
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -165,33 +166,26 @@ def send_command(conn: Conn, who: Caller, body: CommandRequest) -> CommandResult
     rows = actions.send_command(
         conn, who, spec, target, max_retries=body.max_retries, expires_in=expires
     )
-    logs = api_store.command_logs(conn, limit=len(rows)) if rows else []
-    mine = {str(r.request_id) for r in rows}
-    return CommandResult(
-        target_device_count=len(rows),
-        commands=[CommandLog(**r) for r in logs if r["request_id"] in mine],
-    )
+    queued = [str(r.request_id) for r in rows]
+    logs = api_store.command_logs(conn, request_ids=queued, limit=len(queued))
+    return CommandResult(target_device_count=len(rows), commands=[CommandLog(**r) for r in logs])
 
 
 @router.post("/commands/cancel", tags=["commands"])
 def cancel_commands(conn: Conn, who: Caller, body: CancelRequest) -> CancelResult:
     """Cancel commands not finished yet (the caller's role must allow their type)."""
-    known = (
-        commands_store.by_request_ids(conn, body.request_ids) if _uuids(body.request_ids) else {}
-    )
-    if len(known) != len(set(body.request_ids)):
-        raise ApiError(
-            404, "unknown request ids: " + ", ".join(sorted(set(body.request_ids) - set(known)))
-        )
+    _check_uuids(body.request_ids)
+    known = commands_store.by_request_ids(conn, body.request_ids)
+    unknown = sorted(set(body.request_ids) - set(known))
+    if unknown:
+        raise ApiError(404, "unknown request ids: " + ", ".join(unknown))
     return CancelResult(cancelled=actions.cancel_commands(conn, who, body.request_ids))
 
 
-def _uuids(values: list[str]) -> bool:
-    import uuid  # noqa: PLC0415
-
+def _check_uuids(values: list[str]) -> None:
+    """ApiError 422 unless every value is a UUID (a request id)."""
     try:
         for value in values:
             uuid.UUID(value)
     except ValueError as exc:
         raise ApiError(422, f"not a request id: {exc}") from exc
-    return True

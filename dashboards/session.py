@@ -23,7 +23,6 @@ import psycopg
 import streamlit as st
 
 from access import (
-    AccessError,
     ForbiddenError,
     Identity,
     Permission,
@@ -210,8 +209,3 @@ def require_page(who: Identity, permission: Permission, what: str) -> None:
         return
     refuse(who, permission, what, category="page")
     st.stop()
-
-
-def show_access_error(exc: AccessError) -> None:
-    """An action's refusal, as the page shows it."""
-    st.error(str(exc))

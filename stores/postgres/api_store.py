@@ -102,10 +102,11 @@ def command_logs(
     command_type: str | None = None,
     hostname: str | None = None,
     kind: str | None = None,
+    request_ids: list[str] | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Row]:
-    """Commands, newest first, filtered by status, type, device or device kind."""
+    """Commands, newest first, filtered by status, type, device, device kind or request id."""
     return _rows(
         conn,
         "SELECT c.request_id::text AS request_id, d.hostname, d.kind, "
@@ -117,7 +118,8 @@ def command_logs(
         "AND (%(type)s::text IS NULL OR c.command_type::text = %(type)s) "
         "AND (%(hostname)s::text IS NULL OR d.hostname = %(hostname)s) "
         "AND (%(kind)s::text IS NULL OR d.kind = %(kind)s) "
+        "AND (%(ids)s::uuid[] IS NULL OR c.request_id = ANY(%(ids)s::uuid[])) "
         "ORDER BY c.timestamp DESC, c.id DESC LIMIT %(limit)s OFFSET %(offset)s",
         {"status": status, "type": command_type, "hostname": hostname, "kind": kind,
-         "limit": limit, "offset": offset},
+         "ids": request_ids, "limit": limit, "offset": offset},
     )  # fmt: skip
