@@ -118,13 +118,16 @@ def _cmd_check(_: argparse.Namespace) -> int:
 
 
 def _install_builtin_rules(settings: PostgresSettings) -> None:
-    """Add the built-in notification template and rules that are missing (edits are kept)."""
+    """Add the built-in notification template, rules and device types that are missing
+    (edits are kept)."""
     import psycopg  # noqa: PLC0415
 
     from alerting import builtin  # noqa: PLC0415 - heavy imports
+    from ingest.kinds import builtin_types  # noqa: PLC0415
 
     with psycopg.connect(str(settings.database_url)) as conn:
         added = builtin.install(conn)
+        added += [f"device type {name}" for name in builtin_types.install(conn)]
     for name in added:
         sys.stdout.write(f"postgresql: built-in {name} installed\n")
 

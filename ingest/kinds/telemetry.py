@@ -29,7 +29,8 @@ from stores.postgres.device_types import DeviceTypeRow, MetricRow
 
 KIND: Final = "telemetry"
 MEASUREMENT: Final = TELEMETRY  # the readings' metric history
-TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+# Letters, digits, '_' and '-': seed 003's boards are called ESP32, ESP32-S3 and ESP32-CAM.
+TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
 MAX_METRICS: Final = 32
 
 
@@ -38,7 +39,7 @@ class DeviceType:
     """A type of telemetry device and the metrics its devices report.
 
     Attributes:
-        name: identifier, e.g. ``vibration_sensor``.
+        name: identifier, e.g. ``vibration_sensor`` or ``ESP32-CAM``.
         metrics: what a reading may carry, in display order.
         auto_register: an unknown serial whose payload names this type becomes a device of
             it; off by default, so a stray or mistyped serial is a dead letter.

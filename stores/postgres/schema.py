@@ -218,6 +218,13 @@ def _tstz(name: str, *, nullable: bool = True) -> Column[datetime]:
     return Column(name, DateTime(timezone=True), nullable=nullable)
 
 
+class DeviceTransport(enum.StrEnum):
+    """How a device reaches fleetwatch (``devices.transport``)."""
+
+    MQTT = "mqtt"
+    WEBSOCKET = "websocket"
+
+
 class DeviceRecordStatus(enum.StrEnum):
     """Whether a device's data is used (``devices.status``, seed 002's vocabulary)."""
 
@@ -308,6 +315,9 @@ devices = Table(
     ),
     Column("name", String(255)),
     Column("status", String(20), nullable=False, server_default=DeviceRecordStatus.ACTIVE.value),
+    # How the device reaches fleetwatch: the ingest process of that transport sends its
+    # commands and watches its liveness.
+    Column("transport", String(20), nullable=False, server_default=DeviceTransport.MQTT.value),
     UniqueConstraint("mac_address", name="uq_devices_mac_address"),
     UniqueConstraint("serial_number", name="uq_devices_serial_number"),
     CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude_range"),
@@ -319,6 +329,7 @@ devices = Table(
         name="telemetry_has_type",
     ),
     CheckConstraint(f"status IN ({_quoted(DeviceRecordStatus)})", name="status_known"),
+    CheckConstraint(f"transport IN ({_quoted(DeviceTransport)})", name="transport_known"),
     Index("ix_devices_hostname", "hostname"),
     Index("ix_devices_kind", "kind"),
     Index("ix_devices_device_type_id", "device_type_id"),
@@ -480,12 +491,15 @@ command_log = Table(
     Column("notes", Text),
     _created_at(),
     _updated_at(),
+    # The commands of one request to many devices share it (seed 003's command_id).
+    Column("fanout_id", UUID(as_uuid=True)),
     UniqueConstraint("request_id", name="uq_command_log_request_id"),
     CheckConstraint("auth_level BETWEEN 0 AND 2", name="auth_level_range"),
     Index("ix_command_log_device_timestamp", "device_id", text("timestamp DESC")),
     Index("ix_command_log_status", "status"),
     Index("ix_command_log_command_type", "command_type"),
     Index("ix_command_log_timestamp", text("timestamp DESC")),
+    Index("ix_command_log_fanout_id", "fanout_id", postgresql_where=text("fanout_id IS NOT NULL")),
     # The retry loop's work queue: only commands still in flight.
     Index(
         "ix_command_log_due",
@@ -1104,6 +1118,47 @@ system_logs = Table(
     Index("ix_system_logs_category", "category", text("timestamp DESC")),
     Index("ix_system_logs_username", "username", text("timestamp DESC")),
     Index("ix_system_logs_device", "device", text("timestamp DESC")),
+)
+
+# Per-device tokens of devices that authenticate themselves (WebSocket): SHA-256 digests, as
+# for api_tokens. A device token speaks as its device and can do nothing else.
+device_tokens = Table(
+    "device_tokens",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    _device_fk(),
+    Column("prefix", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("created_by", String(100)),
+    _created_at(),
+    _tstz("last_used_at"),
+    _tstz("revoked_at"),
+    UniqueConstraint("token_hash", name="uq_device_tokens_token_hash"),
+    Index("ix_device_tokens_device_id", "device_id"),
+)
+
+# Every ``status`` a WebSocket device sent, whole (seed 003).
+device_state_snapshots = Table(
+    "device_state_snapshots",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    _device_fk(),
+    Column("device_type", String(100), nullable=False),
+    Column("state_data", JSONB, nullable=False),
+    Column("timestamp", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_device_state_snapshots_device_timestamp", "device_id", text("timestamp DESC")),
+    Index("ix_device_state_snapshots_timestamp", "timestamp"),
+)
+
+# The ids of messages taken lately, by device: a message resent after its acknowledgement
+# was lost is recognised and not applied twice. Purged after a few days by housekeeping.
+device_message_ids = Table(
+    "device_message_ids",
+    metadata,
+    _device_fk(primary_key=True),
+    Column("message_id", String(64), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_device_message_ids_received_at", "received_at"),
 )
 
 TABLES_WITH_UPDATED_AT: Final = tuple(

@@ -98,6 +98,9 @@ def _child_row(table: Table, device_id: int, conn: Connection | None = None) -> 
         "heartbeat_counts": {"hour": T0},
         "heartbeat_counts_daily": {"day": T0},
         "alarm_sequences": {"sequence": 1, "digest": b"\x01"},
+        "device_tokens": {"prefix": "fwd_abc", "token_hash": f"{device_id:064d}"},
+        "device_state_snapshots": {"device_type": "ESP32", "state_data": {"battery": 80}},
+        "device_message_ids": {"message_id": "m-1"},
     }
     return {**rows[table.name], "device_id": device_id}
 
@@ -242,6 +245,9 @@ def test_deleting_a_device_cascades_to_every_child_table(engine: Engine) -> None
         "rules",
         "rule_states",
         "events",
+        "device_tokens",
+        "device_state_snapshots",
+        "device_message_ids",
     }
     with engine.begin() as conn:
         doomed, kept = _add_device(conn), _add_device(conn, "aa:bb:cc:dd:ee:02")
