@@ -138,6 +138,7 @@ def send_command(
         act.device = hosts[0] if len(hosts) == 1 else None
         act.details = {
             "payload": spec.as_json(),
+            "command_id": rows[0].fanout_id,
             "devices": len(rows),
             "hostnames": hosts[:50],
             "request_ids": [str(row.request_id) for row in rows[:50]],

@@ -8,6 +8,7 @@ needs no broker connection and a command survives any restart in between.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -100,7 +101,9 @@ def queue_commands(
     max_retries: int | None = None,
     expires_in: timedelta | None = None,
 ) -> list[CommandRow]:
-    """Queue ``spec`` for every matching device in ``conn``'s transaction; one row each.
+    """Queue ``spec`` for every matching device in ``conn``'s transaction; one row each,
+    all with one new ``fanout_id`` (seed 003's command_id), by which the request's progress
+    over its devices is read back.
 
     Raises CommandRefused if ``caller_level`` is too low, CommandError if no device matches.
     """
@@ -112,6 +115,7 @@ def queue_commands(
     device_ids = commands_store.select_targets(conn, target)
     if not device_ids:
         raise CommandError(f"no active device matches {target}")
+    fanout_id = uuid.uuid4()
     new = [
         NewCommand(
             device_id=device_id,
@@ -121,6 +125,7 @@ def queue_commands(
             initiated_by=initiated_by,
             max_retries=retries,
             expires_at=expires_at,
+            fanout_id=fanout_id,
         )
         for device_id in device_ids
     ]

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
@@ -39,7 +39,9 @@ from ingest.messages import (
     check_ip,
     normalise_mac,
 )
-from ingest.transports.base import Addressing
+
+if TYPE_CHECKING:  # the transports import their decoders from here
+    from ingest.transports.base import Addressing
 
 NETWORK_TYPES = {0: "wifi", 1: "ethernet", 2: "none"}
 ETH_INTERFACES = {0: "wifi", 1: "ethernet"}
@@ -71,7 +73,7 @@ class Decoder:
     def __init__(self, addressing: Addressing, limits: DecodeLimits | None = None) -> None:
         self._addressing = addressing
         self._limits = limits or DecodeLimits()
-        self._by_kind: dict[TopicKind, Callable[[bytes, _Context], DeviceMessage]] = {
+        self._by_kind: dict[TopicKind, Callable[[bytes, Context], DeviceMessage]] = {
             TopicKind.STATUS: _status,
             TopicKind.HEARTBEAT: _heartbeat,
             TopicKind.ALARM: _alarm,
@@ -99,12 +101,12 @@ class Decoder:
                 RejectReason.TOO_LARGE,
                 f"{len(payload)} bytes exceeds {self._limits.max_payload_bytes}",
             )
-        context = _Context(parsed.hostname, received_at, self._limits)
+        context = Context(parsed.hostname, received_at, self._limits)
         return handler(payload, context)
 
 
 @dataclass(frozen=True, slots=True)
-class _Context:
+class Context:
     hostname: str
     received_at: datetime
     limits: DecodeLimits
@@ -143,7 +145,7 @@ def _enum_name(enum: object, value: int, field: str) -> str:
         raise Rejected(RejectReason.OUT_OF_RANGE, f"{field}={value} is not a known value") from exc
 
 
-def _status(payload: bytes, ctx: _Context) -> StatusReport:
+def _status(payload: bytes, ctx: Context) -> StatusReport:
     msg = _parse(pb.StatusMessage, payload)
     ctx.check_hostname(msg.hostname)
     if msg.network not in NETWORK_TYPES:
@@ -193,7 +195,7 @@ def _status(payload: bytes, ctx: _Context) -> StatusReport:
     )
 
 
-def _heartbeat(payload: bytes, ctx: _Context) -> HeartbeatReport:
+def _heartbeat(payload: bytes, ctx: Context) -> HeartbeatReport:
     msg = _parse(pb.Heartbeat, payload)
     if msg.eth_interface not in ETH_INTERFACES:
         raise Rejected(RejectReason.OUT_OF_RANGE, f"eth_interface={msg.eth_interface} not 0/1")
@@ -217,7 +219,7 @@ def _heartbeat(payload: bytes, ctx: _Context) -> HeartbeatReport:
     )
 
 
-def _alarm(payload: bytes, ctx: _Context) -> AlarmReport:
+def _alarm(payload: bytes, ctx: Context) -> AlarmReport:
     msg = _parse(pb.AlarmEvent, payload)
     alarm_type = _enum_name(pb.AlarmEvent.AlarmType, msg.type, "type")
     if alarm_type == "UNKNOWN":
@@ -246,7 +248,7 @@ def _alarm(payload: bytes, ctx: _Context) -> AlarmReport:
     )
 
 
-def _response(payload: bytes, ctx: _Context) -> CommandReply:
+def _response(payload: bytes, ctx: Context) -> CommandReply:
     if payload[:1] == b"{":  # devices that speak JSON (robots) answer in JSON
         return _json_response(payload, ctx)
     msg = _parse(pb.CommandResponse, payload)
@@ -286,9 +288,9 @@ _RESPONSE_KEYS = frozenset(
 )
 
 
-def _json_response(payload: bytes, ctx: _Context) -> CommandReply:
+def _json_response(payload: bytes, ctx: Context) -> CommandReply:
     """A CommandResponse in JSON: the same fields, ``stage`` by name."""
-    body = _json_object(payload, _RESPONSE_KEYS)
+    body = json_object(payload, _RESPONSE_KEYS)
     request_id, stage = body.get("request_id"), body.get("stage")
     if not isinstance(request_id, str) or stage not in ("ACKNOWLEDGED", "COMPLETED"):
         raise Rejected(
@@ -319,7 +321,7 @@ def _json_response(payload: bytes, ctx: _Context) -> CommandReply:
     return CommandReply(
         hostname=ctx.hostname,
         received_at=ctx.received_at,
-        device_ts=_stamp(body, ctx),
+        device_ts=device_stamp(body, ctx),
         request_id=request_id,
         sequence=sequence,
         stage=str(stage),
@@ -330,16 +332,16 @@ def _json_response(payload: bytes, ctx: _Context) -> CommandReply:
     )
 
 
-def _last_will(_payload: bytes, ctx: _Context) -> LastWill:
+def _last_will(_payload: bytes, ctx: Context) -> LastWill:
     return LastWill(hostname=ctx.hostname, received_at=ctx.received_at, device_ts=None)
 
 
-def _telemetry(payload: bytes, ctx: _Context) -> TelemetryReport:
+def _telemetry(payload: bytes, ctx: Context) -> TelemetryReport:
     """Seed 002's JSON reading, or its protobuf form (``telemetry.proto``); the metrics'
     names and ranges are checked by the handler, which knows the device's type."""
     if payload[:1] != b"{":
         return _telemetry_protobuf(payload, ctx)
-    body = _json_object(payload, _TELEMETRY_KEYS)
+    body = json_object(payload, _TELEMETRY_KEYS)
     version, serial = body.get("version"), body.get("serial_number")
     if not isinstance(version, str) or not isinstance(serial, str):
         raise Rejected(RejectReason.MALFORMED_JSON, "version and serial_number must be strings")
@@ -371,7 +373,7 @@ def _telemetry(payload: bytes, ctx: _Context) -> TelemetryReport:
     )
 
 
-def _telemetry_protobuf(payload: bytes, ctx: _Context) -> TelemetryReport:
+def _telemetry_protobuf(payload: bytes, ctx: Context) -> TelemetryReport:
     msg = _parse(telemetry_pb2.TelemetryReading, payload)
     if msg.serial_number != ctx.hostname:
         raise Rejected(
@@ -413,7 +415,7 @@ _JOB_KEYS = frozenset(
 _LOCATION_KEYS = frozenset({"x", "y", "z", "heading"})
 
 
-def _json_object(payload: bytes, keys: frozenset[str]) -> dict[str, object]:
+def json_object(payload: bytes, keys: frozenset[str]) -> dict[str, object]:
     """The payload as a JSON object with only ``keys``; Rejected(malformed_json) otherwise."""
     try:
         body = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
@@ -429,7 +431,7 @@ def _json_object(payload: bytes, keys: frozenset[str]) -> dict[str, object]:
     return body
 
 
-def _own_id(body: dict[str, object], key: str, ctx: _Context) -> None:
+def _own_id(body: dict[str, object], key: str, ctx: Context) -> None:
     """The payload names the device of its topic (Rejected otherwise)."""
     claimed = body.get(key)
     if not isinstance(claimed, str):
@@ -441,16 +443,16 @@ def _own_id(body: dict[str, object], key: str, ctx: _Context) -> None:
         )
 
 
-def _stamp(body: dict[str, object], ctx: _Context) -> datetime | None:
+def device_stamp(body: dict[str, object], ctx: Context) -> datetime | None:
     stamp = body.get("timestamp", 0)
     if isinstance(stamp, bool) or not isinstance(stamp, int):
         raise Rejected(RejectReason.MALFORMED_JSON, "timestamp must be epoch milliseconds")
     return ctx.device_time(stamp)
 
 
-def _robot(payload: bytes, ctx: _Context) -> RobotReport:
+def _robot(payload: bytes, ctx: Context) -> RobotReport:
     """A robot's state: each section checked against its part's declaration."""
-    body = _json_object(payload, _ROBOT_KEYS)
+    body = json_object(payload, _ROBOT_KEYS)
     _own_id(body, "robot_id", ctx)
     parts: list[RobotPart] = []
     for section, part in PARTS.items():
@@ -466,7 +468,7 @@ def _robot(payload: bytes, ctx: _Context) -> RobotReport:
     return RobotReport(
         hostname=ctx.hostname,
         received_at=ctx.received_at,
-        device_ts=_stamp(body, ctx),
+        device_ts=device_stamp(body, ctx),
         parts=tuple(parts),
         status=status,
         location=_location(body.get("location")),
@@ -530,9 +532,9 @@ def _location(value: object) -> dict[str, float] | None:
     return out
 
 
-def _job(payload: bytes, ctx: _Context) -> JobReport:
+def _job(payload: bytes, ctx: Context) -> JobReport:
     """A robot's report on a job's progress."""
-    body = _json_object(payload, _JOB_KEYS)
+    body = json_object(payload, _JOB_KEYS)
     _own_id(body, "robot_id", ctx)
     key, status = body.get("job_id"), body.get("status", "active")
     if not isinstance(key, str) or not isinstance(status, str):
@@ -550,7 +552,7 @@ def _job(payload: bytes, ctx: _Context) -> JobReport:
     return JobReport(
         hostname=ctx.hostname,
         received_at=ctx.received_at,
-        device_ts=_stamp(body, ctx),
+        device_ts=device_stamp(body, ctx),
         job_key=key,
         items_total=total,
         items_done=done,

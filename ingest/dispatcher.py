@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,15 +36,25 @@ logger = logging.getLogger(__name__)
 # Sends one message of a kind to a device (by hostname): ``Transports.send``.
 Send = Callable[[str, TopicKind, bytes], Awaitable[None]]
 
-# Kinds that speak JSON on their command and response topics (panels speak protobuf).
-JSON_COMMAND_KINDS = frozenset({"robot"})
+# Kinds that speak JSON to take commands (panels speak protobuf): robots, and devices of
+# declared types (over WebSocket the transport reshapes the JSON into seed 003's frame).
+JSON_COMMAND_KINDS = frozenset({"robot", "telemetry"})
 
 
 class CommandDispatcher:
     """One PostgreSQL connection of its own, so a claim can stay open across the sends."""
 
-    def __init__(self, conninfo: str, timing: CommandTiming, batch: int = 500) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        timing: CommandTiming,
+        batch: int = 500,
+        *,
+        transports: Sequence[str] | None = None,
+    ) -> None:
         self._conninfo = conninfo
+        # Only commands to devices of these transports (``devices.transport``) are claimed.
+        self._transports = None if transports is None else list(transports)
         self._timing = timing
         self._batch = batch
         self._conn: psycopg.Connection[Any] | None = None
@@ -84,7 +94,9 @@ class CommandDispatcher:
         conn = await asyncio.to_thread(self._connection)
         await asyncio.to_thread(self._begin, conn)
         try:
-            rows = await asyncio.to_thread(commands_store.claim_sendable, conn, when, self._batch)
+            rows = await asyncio.to_thread(
+                commands_store.claim_sendable, conn, when, self._batch, self._transports
+            )
             messages, unsendable = self._encode(rows)
             sent, waiting, unaddressable = await self._send(send, messages)
             unsendable.update(unaddressable)

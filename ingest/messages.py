@@ -35,6 +35,7 @@ class RejectReason(StrEnum):
     UNKNOWN_SERIAL = "unknown_serial"
     UNKNOWN_METRIC = "unknown_metric"
     WRONG_TYPE = "wrong_type"
+    WRONG_DEVICE_TYPE = "wrong_device_type"
 
 
 class Rejected(ValueError):
@@ -119,6 +120,9 @@ class Received:
     hostname: str
     received_at: datetime  # server clock
     device_ts: datetime | None  # device clock, kept only when plausible
+    # The sender's id for the message, where its transport has one (WebSocket frames): a
+    # message resent under the same id is recognised and taken once.
+    message_id: str | None = None
 
     @property
     def event_time(self) -> datetime:
@@ -128,6 +132,8 @@ class Received:
     def __post_init__(self) -> None:
         if self.received_at.tzinfo is None:
             raise ValueError("received_at must be timezone-aware")
+        if self.message_id is not None:
+            check_length("message id", self.message_id, 64)
 
 
 _STATUS_INTS = (
@@ -284,7 +290,25 @@ class CommandReply(Received):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LastWill(Received):
-    """The broker's notice that a device's connection was lost."""
+    """Notice that a device's connection was lost: the broker's last will (MQTT), or the
+    server's own when a socket closed (``via`` what) or went silent (``timed_out``)."""
+
+    via: str = "last_will"
+    timed_out: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateSnapshot(Received):
+    """A device's whole state as it reported it (seed 003's ``status``), kept as sent; the
+    numbers and flags its device type declares among it are readings (``metrics``)."""
+
+    device_type: str
+    state: dict[str, object]
+    metrics: dict[str, bool | int | float]
+
+    def __post_init__(self) -> None:
+        Received.__post_init__(self)
+        check_length("device_type", self.device_type, 100)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -370,6 +394,7 @@ DeviceMessage = (
     | CommandReply
     | LastWill
     | TelemetryReport
+    | StateSnapshot
     | RobotReport
     | JobReport
 )

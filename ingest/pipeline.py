@@ -21,11 +21,10 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from ingest.decoding import Decoder
 from ingest.handling import BatchHandler, Item, Outcome
 from ingest.messages import Rejected, RejectReason
 from ingest.metrics import IngestMetrics, kind_of
-from ingest.transports import Delivery
+from ingest.transports import Delivery, MessageDecoder
 from stores.errors import StoreError, StoreUnavailableError
 from stores.influx.writer import LineWriter
 from stores.postgres.ingest_store import IngestStore
@@ -74,7 +73,7 @@ class Pipeline:
 
     def __init__(
         self,
-        decoders: Mapping[str, Decoder],
+        decoders: Mapping[str, MessageDecoder],
         handler: BatchHandler,
         store: IngestStore,
         writer: LineWriter,
@@ -111,9 +110,12 @@ class Pipeline:
             self._flush(outcome.point_ids, outcome.lines)
         return outcome
 
-    def sweep_silent(self, now: datetime, silence: timedelta) -> Outcome:
-        """Take silent devices offline, then flush their CONNECTION points."""
-        outcome = self._handler.sweep_silent(now, silence)
+    def sweep_silent(
+        self, now: datetime, silence: timedelta, transports: Sequence[str] | None = None
+    ) -> Outcome:
+        """Take silent devices (of ``transports``, or all) offline, then flush their
+        CONNECTION points."""
+        outcome = self._handler.sweep_silent(now, silence, transports=transports)
         if outcome.lines and not self.influx_backlog:
             self._flush(outcome.point_ids, outcome.lines)
         return outcome
@@ -193,4 +195,5 @@ def _merge(outcomes: Sequence[Outcome]) -> Outcome:
         ignored=sum(o.ignored for o in outcomes),
         heartbeats_received=sum(o.heartbeats_received for o in outcomes),
         heartbeat_points=sum(o.heartbeat_points for o in outcomes),
+        verdicts=tuple(v for o in outcomes for v in o.verdicts),
     )

@@ -23,7 +23,7 @@ import psycopg
 from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings, RetentionSettings
 from ingest.cdc import CdcTracker
 from ingest.commands import CommandTiming
-from ingest.decoding import DecodeLimits, Decoder
+from ingest.decoding import DecodeLimits
 from ingest.dispatcher import CommandDispatcher
 from ingest.handling import BatchHandler, Outcome
 from ingest.health import HealthServer, Reply, json_reply
@@ -71,6 +71,9 @@ class IngestOptions:
     job_silence: timedelta = timedelta(minutes=10)  # a job not reported on for this long fails
     rules_sweep_s: float = 5.0  # how often rules' pending and clear durations are checked
     event_link: str = ""  # the dashboard's Events page, for {link} in notifications
+    # The fleet-wide loops (housekeeping, jobs, rules' durations, gauges): off in a process
+    # that serves one transport beside the main ingest service (the API's WebSocket devices).
+    fleet_loops: bool = True
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.batch_wait_s < 0:
@@ -82,15 +85,17 @@ class IngestOptions:
 class IngestService:
     """Owns the transports, the pipeline and the loops around them; ``run`` until ``stop``.
 
-    The MQTT transport is built from ``mqtt``; ``transports`` are served besides it (their
-    names must differ from ``mqtt``). MQTT comes first: it is the route of commands to
-    devices no other transport holds a connection to.
+    The MQTT transport is built from ``mqtt`` (None: no MQTT); ``transports`` are served
+    besides it (their names must differ from ``mqtt``). MQTT comes first: it is the route of
+    commands to devices no other transport holds a connection to. A process sends the
+    commands of, and watches the liveness of, the devices of its transports only
+    (``devices.transport``).
     """
 
     def __init__(
         self,
         pg: PostgresSettings,
-        mqtt: MqttSettings,
+        mqtt: MqttSettings | None,
         influx: InfluxSettings,
         options: IngestOptions | None = None,
         retention: RetentionSettings | None = None,
@@ -101,16 +106,23 @@ class IngestService:
         self._retention = retention
         self._mqtt = mqtt
         self._options = options or IngestOptions()
-        self.transports = Transports(
-            [MqttTransport(mqtt, client_id=self._options.client_id), *transports]
+        mqtt_transport = (
+            [] if mqtt is None else [MqttTransport(mqtt, client_id=self._options.client_id)]
         )
+        self.transports = Transports([*mqtt_transport, *transports])
+        self._served = [t.name for t in self.transports]
+        # Liveness: the process with the fleet-wide loops watches every device (a device of
+        # a transport whose process is down still goes offline); others their own.
+        self._watched = None if self._options.fleet_loops else self._served
         self._store = IngestStore(str(pg.database_url))
         self._influx = make_client(influx)
         self._tracker = CdcTracker(self._options.kinds)
         self._handler = BatchHandler(
             self._store, self._tracker, self._options.timing, link=self._options.event_link
         )
-        self._dispatcher = CommandDispatcher(str(pg.database_url), self._options.timing)
+        self._dispatcher = CommandDispatcher(
+            str(pg.database_url), self._options.timing, transports=self._served
+        )
         self._accepting = asyncio.Event()
         self._accepting.set()
         self.outbox_points = 0
@@ -119,7 +131,7 @@ class IngestService:
         if self._options.health_port is not None:
             routes = {"/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics}
             self.health = HealthServer(routes, self._options.health_host, self._options.health_port)
-        decoders = {t.name: Decoder(t.addressing, self._options.limits) for t in self.transports}
+        decoders = {t.name: t.decoder(self._options.limits) for t in self.transports}
         self.pipeline = Pipeline(
             decoders,
             self._handler,
@@ -143,6 +155,8 @@ class IngestService:
     @property
     def topic_prefix(self) -> str:
         """The topic root the MQTT transport subscribes under."""
+        if self._mqtt is None:
+            raise AttributeError("this ingest service has no MQTT transport")
         return self._mqtt.topic_prefix
 
     def check_schema(self) -> None:
@@ -245,9 +259,10 @@ class IngestService:
             stopping.cancel()
             batch = fetch.result()
             async with self._processing:
-                if await self._process(batch, stop) is None:
+                outcome = await self._process(batch, stop)
+                if outcome is None:
                     return
-            transport.ack(batch)
+            transport.ack(batch, outcome.verdicts)
             async with self._progress:
                 self._progress.notify_all()
 
@@ -286,6 +301,8 @@ class IngestService:
         start("report", options.report_interval_s, self._report, stop, first_now=False)
         start("dispatch", options.command_tick_s, self._dispatch, stop, first_now=False)
         start("liveness", options.liveness_interval_s, self._liveness, stop, first_now=False)
+        if not options.fleet_loops:
+            return
         start("gauges", options.gauges_interval_s, self._gauges, stop, first_now=True)
         start("jobs", options.job_check_interval_s, self._jobs, stop, first_now=False)
         start("rules", options.rules_sweep_s, self._rules, stop, first_now=False)
@@ -326,7 +343,10 @@ class IngestService:
     async def _liveness(self) -> None:
         """Take devices that went silent offline (a device's last will does it at once)."""
         outcome = await asyncio.to_thread(
-            self.pipeline.sweep_silent, datetime.now(UTC), self._options.offline_after
+            self.pipeline.sweep_silent,
+            datetime.now(UTC),
+            self._options.offline_after,
+            self._watched,
         )
         if outcome.accepted or outcome.points_written:
             logger.info("%d device(s) went offline", outcome.points_written)
@@ -413,7 +433,10 @@ class IngestService:
     async def sweep_now(self, now: datetime | None = None) -> Outcome:
         """Run one liveness sweep immediately, as of ``now`` (tests, operators)."""
         return await asyncio.to_thread(
-            self.pipeline.sweep_silent, now or datetime.now(UTC), self._options.offline_after
+            self.pipeline.sweep_silent,
+            now or datetime.now(UTC),
+            self._options.offline_after,
+            self._watched,
         )
 
     async def dispatch_now(self, now: datetime | None = None) -> int:

@@ -21,10 +21,12 @@ from ingest.kinds.panel import PanelReading
 from ingest.messages import (
     AlarmReport,
     CommandReply,
+    DeviceMessage,
     HeartbeatReport,
     JobReport,
     LastWill,
     RobotReport,
+    StateSnapshot,
     StatusReport,
     TelemetryReport,
 )
@@ -78,10 +80,19 @@ class BatchHandler:
         """Write one batch; raises StoreUnavailableError (nothing written) to be retried."""
         return self._transaction(lambda tx: self._walk(tx, items))
 
-    def sweep_silent(self, now: datetime, silence: timedelta, limit: int = 10_000) -> Outcome:
-        """Mark devices silent for ``silence`` offline (timeout), with log rows and points."""
+    def sweep_silent(
+        self,
+        now: datetime,
+        silence: timedelta,
+        limit: int = 10_000,
+        transports: Sequence[str] | None = None,
+    ) -> Outcome:
+        """Mark devices (of ``transports``, or all) silent for ``silence`` offline (timeout),
+        with log rows and points."""
         return self._transaction(
-            lambda tx: self._silence(tx, cutoff=now - silence, now=now, limit=limit)
+            lambda tx: self._silence(
+                tx, cutoff=now - silence, now=now, limit=limit, transports=transports
+            )
         )
 
     def sweep_rules(self, now: datetime) -> alerting.Effects:
@@ -120,6 +131,7 @@ class BatchHandler:
             heartbeats_received=sum(n for k, n in plan.counts.items() if k[2] == "received"),
             heartbeat_points=sum(n for k, n in plan.counts.items() if k[2] == "written"),
             events_opened=len(effects.opened),
+            verdicts=tuple(plan.verdicts),
         )
 
     def _evaluate(self, tx: BatchTx, walk: Walk) -> alerting.Effects:
@@ -147,7 +159,9 @@ class BatchHandler:
         by_host = tx.find_by_hostname(wills) if wills else {}
         replies = {m.request_id for m in messages if isinstance(m, CommandReply)}
         commands = tx.commands(replies) if replies else {}
-        by_serial = self._typed_devices(tx, [m for m in messages if isinstance(m, TelemetryReport)])
+        by_serial = self._typed_devices(
+            tx, [m for m in messages if isinstance(m, TelemetryReport | StateSnapshot)]
+        )
         robots = tx.find_robots(
             {m.hostname for m in messages if isinstance(m, RobotReport | JobReport)}
         )
@@ -193,6 +207,7 @@ class BatchHandler:
             types=_types_of(tx, views),
             robots=robots,
             watched=book.watched,
+            taken=self._taken_ids(tx, messages),
         )
         walk.book = book
         for item in items:
@@ -200,7 +215,22 @@ class BatchHandler:
         return walk
 
     @staticmethod
-    def _typed_devices(tx: BatchTx, readings: Sequence[TelemetryReport]) -> dict[str, int]:
+    def _taken_ids(
+        tx: BatchTx, messages: Sequence[DeviceMessage]
+    ) -> tuple[dict[str, int], set[tuple[int, str]]]:
+        """For the messages that carry ids: their devices' ids by hostname, and which of
+        their (device, id) pairs were taken by an earlier batch."""
+        keyed = [m for m in messages if m.message_id is not None]
+        if not keyed:
+            return {}, set()
+        hosts = tx.find_by_hostname({m.hostname for m in keyed})
+        pairs = {(hosts[m.hostname], str(m.message_id)) for m in keyed if m.hostname in hosts}
+        return hosts, tx.taken_message_ids(pairs)
+
+    @staticmethod
+    def _typed_devices(
+        tx: BatchTx, readings: Sequence[TelemetryReport | StateSnapshot]
+    ) -> dict[str, int]:
         """Ids by serial of the devices these readings come from, registering the unknown
         serials whose announced type allows it."""
         if not readings:
@@ -223,8 +253,16 @@ class BatchHandler:
                 by_serial.update(tx.register_typed(telemetry_kind.KIND, new))
         return by_serial
 
-    def _silence(self, tx: BatchTx, *, cutoff: datetime, now: datetime, limit: int) -> Walk:
-        ids = tx.silent_devices(cutoff, limit)
+    def _silence(
+        self,
+        tx: BatchTx,
+        *,
+        cutoff: datetime,
+        now: datetime,
+        limit: int,
+        transports: Sequence[str] | None,
+    ) -> Walk:
+        ids = tx.silent_devices(cutoff, limit, transports)
         views = tx.lock_views(ids)
         devices = {i: _working(v, set()) for i, v in views.items()}
         book = self._rules.book(tx.connection)
@@ -248,6 +286,8 @@ class BatchHandler:
         tx.log_connections(plan.connections)
         tx.patch_robots(plan.robot_patches)
         tx.apply_jobs(plan.jobs)
+        tx.insert_snapshots(plan.snapshots)
+        tx.record_message_ids(plan.message_ids)
         states = self._tracker.snapshot(plan.cdc_devices)
         panels = {
             i: s

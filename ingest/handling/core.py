@@ -191,6 +191,12 @@ class Plan:
     jobs: list[JobChange] = field(default_factory=list)
     # Every received value, in order, for the rules (not only what the CDC writes).
     observations: list[Watched] = field(default_factory=list)
+    # seed 003 state snapshots: (device id, device type, state as JSON, time)
+    snapshots: list[tuple[int, str, str, datetime]] = field(default_factory=list)
+    # The ids of messages taken, by device: (device id, message id, received at).
+    message_ids: list[tuple[int, str, datetime]] = field(default_factory=list)
+    # One per item, in order: None when it was taken, else why it became a dead letter.
+    verdicts: list[str | None] = field(default_factory=list)
     duplicates: int = 0
     accepted: int = 0
     ignored: int = 0
@@ -210,6 +216,8 @@ class Outcome:
     heartbeats_received: int = 0
     heartbeat_points: int = 0
     events_opened: int = 0
+    # One per item of the batch, in order: None if taken, else its dead letter's reason.
+    verdicts: tuple[str | None, ...] = ()
 
 
 def reject(item: Item, reason: RejectReason, detail: str) -> DeadLetter:
@@ -264,8 +272,11 @@ class WalkCore:
         types: dict[int, DeviceType] | None = None,
         robots: dict[str, int] | None = None,
         watched: Mapping[str, frozenset[str]] | None = None,
+        taken: tuple[dict[str, int], set[tuple[int, str]]] | None = None,
     ) -> None:
         self._devices = devices
+        # For messages with ids: device ids by hostname, and the (device, id) pairs taken.
+        self._id_hosts, self._taken = taken or ({}, set())
         self._robots = robots or {}
         self._by_serial = serials or {}
         self._types = types or {}
@@ -423,12 +434,11 @@ class WalkCore:
             return
         dev.set("is_online", False)
         dev.set("device_state", "OFFLINE")
+        event = "timeout" if msg.timed_out else "disconnected"
         self.plan.connections.append(
-            ConnectionChange(
-                dev.device_id, "disconnected", msg.received_at, json.dumps({"via": "last_will"})
-            )
+            ConnectionChange(dev.device_id, event, msg.received_at, json.dumps({"via": msg.via}))
         )
-        self._observe(dev, DEVICE, msg.received_at, {"online": False}, context={"via": "last_will"})
+        self._observe(dev, DEVICE, msg.received_at, {"online": False}, context={"via": msg.via})
         self._connection_point(dev, msg.received_at, online=False)
         self._went_offline(dev)
 

@@ -3,6 +3,7 @@ against the device's type, and the persisted CDC references of metric-declared k
 
 from __future__ import annotations
 
+import json
 import logging
 
 from ingest.cdc import CdcState, Decision, MetricReading, StateKey
@@ -12,6 +13,7 @@ from ingest.kinds.telemetry import DeviceType, checked_values
 from ingest.messages import (
     Rejected,
     RejectReason,
+    StateSnapshot,
     TelemetryReport,
 )
 from stores.influx.points import (
@@ -40,9 +42,31 @@ class TelemetryHandlers(WalkCore):
             )
         return self._devices[device_id]
 
-    def _telemetry(self, dev: _Device, msg: TelemetryReport) -> None:
-        """A reading of a device of a declared type: checked against the type, then CDC."""
+    def _snapshot(self, dev: _Device, msg: StateSnapshot) -> None:
+        """A device's whole state (seed 003 ``status``): kept as sent, and the values its
+        type declares go through the CDC and the rules as a reading."""
         device_type = self._types[dev.device_id]
+        if msg.device_type and msg.device_type != device_type.name:
+            raise Rejected(
+                RejectReason.WRONG_DEVICE_TYPE,
+                f"status of a {msg.device_type[:40]!r} from a {device_type.name} device",
+            )
+        state = json.dumps(msg.state, separators=(",", ":"), allow_nan=False)
+        self.plan.snapshots.append((dev.device_id, device_type.name, state, msg.event_time))
+        declared = {m.name for m in device_type.metrics}
+        values = {name: v for name, v in msg.metrics.items() if name in declared}
+        self._telemetry(dev, replace_metrics(msg, values))
+
+    def _telemetry(self, dev: _Device, msg: TelemetryReport) -> None:
+        """A reading of a device of a declared type: checked against the type, then CDC.
+
+        A reading without metrics (a WebSocket heartbeat) only proves the device alive.
+        """
+        device_type = self._types[dev.device_id]
+        if not msg.metrics:
+            self._seen(dev, msg.received_at, "heartbeat")
+            self.plan.counts[(dev.device_id, _hour(msg.received_at), "received")] += 1
+            return
         values = checked_values(device_type, msg.metrics)
         state = self._tracker.snapshot([dev.device_id]).get(dev.device_id)
         # A metric the message left out keeps its stored value: a reading is a whole state.
@@ -123,3 +147,16 @@ def metric_state(row: MetricStateRow) -> CdcState:
 def state_key(row: MetricStateRow) -> StateKey:
     """The tracker's key of a persisted state."""
     return (row.device_id, row.stream) if row.stream else row.device_id
+
+
+def replace_metrics(msg: StateSnapshot, metrics: dict[str, bool | int | float]) -> TelemetryReport:
+    """The reading a snapshot's declared ``metrics`` make."""
+    return TelemetryReport(
+        hostname=msg.hostname,
+        received_at=msg.received_at,
+        device_ts=msg.device_ts,
+        message_id=msg.message_id,
+        version="",
+        metrics=metrics,
+        device_type=None,
+    )

@@ -7,7 +7,7 @@ transport its device is on. ``MqttTransport`` (``mqtt``) is today's; each transp
 its batches in an ``Inbox`` (``inbox``).
 """
 
-from ingest.transports.base import Addressing, Delivery, Origin, Transport
+from ingest.transports.base import Addressing, Delivery, MessageDecoder, Origin, Transport
 from ingest.transports.errors import AddressError, DeviceUnreachableError, TransportError
 from ingest.transports.inbox import Inbox
 from ingest.transports.mqtt import MqttReceipt, MqttTransport
@@ -19,6 +19,7 @@ __all__ = [
     "Delivery",
     "DeviceUnreachableError",
     "Inbox",
+    "MessageDecoder",
     "MqttReceipt",
     "MqttTransport",
     "Origin",

@@ -14,9 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 from ingest.contract import TopicKind
+
+if TYPE_CHECKING:
+    from ingest.decoding import DecodeLimits
+    from ingest.messages import DeviceMessage
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,6 +64,15 @@ class Addressing(Protocol):
         ...
 
 
+class MessageDecoder(Protocol):
+    """Turns one transport's deliveries into validated messages (MQTT: ``Decoder``)."""
+
+    def decode(self, address: str, payload: bytes, received_at: datetime) -> DeviceMessage | None:
+        """The validated message, or None for what is not input (ignored); raises
+        ``Rejected`` with the reason the delivery must be dead-lettered."""
+        ...
+
+
 class Transport(Protocol):
     """One way devices reach ingest (MQTT today; WebSocket next).
 
@@ -74,9 +87,8 @@ class Transport(Protocol):
         """Unique among a service's transports; deliveries carry it."""
         ...
 
-    @property
-    def addressing(self) -> Addressing:
-        """How the decoder reads this transport's delivery addresses."""
+    def decoder(self, limits: DecodeLimits) -> MessageDecoder:
+        """The decoder of this transport's deliveries (its addresses, its payloads)."""
         ...
 
     @property
@@ -98,10 +110,12 @@ class Transport(Protocol):
         ``TransportError`` once the connection ended."""
         ...
 
-    def ack(self, deliveries: Sequence[Delivery]) -> int:
+    def ack(self, deliveries: Sequence[Delivery], verdicts: Sequence[str | None] = ()) -> int:
         """Acknowledge committed deliveries to their senders; returns how many were.
 
-        Deliveries of an earlier connection are skipped: their sender delivers them again.
+        ``verdicts`` (when given, one per delivery) say which were dead-lettered and why, for
+        transports that can tell their sender. Deliveries of an earlier connection are
+        skipped: their sender delivers them again.
         """
         ...
 

@@ -27,6 +27,7 @@ import aiomqtt
 from fleetwatch.settings import MqttSettings
 from ingest.broker import make_client
 from ingest.contract import TopicError, TopicKind, TopicScheme
+from ingest.decoding import DecodeLimits, Decoder
 from ingest.transports.base import Delivery
 from ingest.transports.errors import AddressError, TransportError
 from ingest.transports.inbox import Inbox
@@ -134,8 +135,15 @@ class MqttTransport:
             raise TransportError("MQTT transport is not connected")
         return await self._inbox.next_batch(max_size, max_wait_s)
 
-    def ack(self, deliveries: Sequence[Delivery]) -> int:
-        """Acknowledge deliveries of the current connection, in order; returns how many."""
+    def decoder(self, limits: DecodeLimits) -> Decoder:
+        """The wire contract's decoder, reading this transport's topics."""
+        return Decoder(self.addressing, limits)
+
+    def ack(self, deliveries: Sequence[Delivery], verdicts: Sequence[str | None] = ()) -> int:
+        """Acknowledge deliveries of the current connection, in order; returns how many.
+
+        MQTT cannot tell a device its message was dead-lettered: ``verdicts`` are not used.
+        """
         if self._client is None:
             return 0
         paho = self._client._client

@@ -25,7 +25,8 @@ _ROW_COLUMNS = """
     c.timestamp, c.command_type::text AS command_type, c.command_data, c.auth_level,
     c.status::text AS status, c.sent_at, c.acknowledged_at, c.completed_at, c.failed_at,
     c.response_data, c.response_code, c.error_message, c.retry_count, c.max_retries,
-    c.next_retry_at, c.expires_at, c.initiated_by, c.notes, c.created_at, d.kind
+    c.next_retry_at, c.expires_at, c.initiated_by, c.notes, c.created_at, d.kind,
+    c.fanout_id::text AS fanout_id
 """
 
 
@@ -58,6 +59,7 @@ class CommandRow:
     notes: str | None
     created_at: datetime
     kind: str = "panel"  # the device's kind: how the command is encoded for it
+    fanout_id: str | None = None  # shared by the commands of one request (seed 003's command_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,7 @@ class NewCommand:
     initiated_by: str
     max_retries: int
     expires_at: datetime | None
+    fanout_id: uuid.UUID | None = None  # the request it belongs to, with its other devices'
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +85,7 @@ class TargetFilter:
     country: str | None = None
     firmware: str | None = None
     online: bool | None = None
+    device_type: str | None = None  # the name of the devices' declared type (ESP32, ...)
     every_device: bool = False
 
     def __post_init__(self) -> None:
@@ -89,7 +93,10 @@ class TargetFilter:
             raise ValueError("name devices, give a filter, or choose every device explicitly")
 
     def _has_filter(self) -> bool:
-        return any(v is not None for v in (self.zone, self.country, self.firmware, self.online))
+        return any(
+            v is not None
+            for v in (self.zone, self.country, self.firmware, self.online, self.device_type)
+        )
 
 
 def _rows(conn: psycopg.Connection[Any], query: str, params: Sequence[Any]) -> list[CommandRow]:
@@ -114,6 +121,11 @@ def select_targets(conn: psycopg.Connection[Any], target: TargetFilter) -> list[
         if value is not None:
             clauses.append(sql.SQL(column + " = %s"))
             params.append(value)
+    if target.device_type is not None:
+        clauses.append(
+            sql.SQL("d.device_type_id IN (SELECT id FROM device_types WHERE name = %s)")
+        )
+        params.append(target.device_type)
     query = sql.SQL(
         "SELECT d.id FROM devices d JOIN device_status s ON s.device_id = d.id "
         "WHERE {} ORDER BY d.id"
@@ -147,8 +159,8 @@ def create(
         last[command.device_id] = last.get(command.device_id, 0) + 1
         row = conn.execute(
             "INSERT INTO command_log (device_id, request_id, sequence, timestamp, command_type, "
-            "command_data, auth_level, status, max_retries, expires_at, initiated_by) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, 'PENDING', %s, %s, %s) RETURNING id",
+            "command_data, auth_level, status, max_retries, expires_at, initiated_by, fanout_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, 'PENDING', %s, %s, %s, %s) RETURNING id",
             [
                 command.device_id,
                 uuid.uuid4(),
@@ -160,6 +172,7 @@ def create(
                 command.max_retries,
                 command.expires_at,
                 command.initiated_by,
+                command.fanout_id,
             ],
         ).fetchone()
         assert row is not None
@@ -269,11 +282,18 @@ def expire_and_time_out(
     return counts
 
 
-def claim_sendable(conn: psycopg.Connection[Any], now: datetime, limit: int) -> list[CommandRow]:
-    """Lock commands due for (re)sending to online devices; commit after publishing them.
+def claim_sendable(
+    conn: psycopg.Connection[Any],
+    now: datetime,
+    limit: int,
+    transports: Sequence[str] | None = None,
+) -> list[CommandRow]:
+    """Lock commands due for (re)sending to online devices (of ``transports``, or any);
+    commit after publishing them.
 
     SKIP LOCKED: another ingest process holding some of them simply gets the others.
     """
+    wanted = None if transports is None else list(transports)
     return _rows(
         conn,
         f"SELECT {_ROW_COLUMNS} FROM command_log c "  # noqa: S608
@@ -281,8 +301,9 @@ def claim_sendable(conn: psycopg.Connection[Any], now: datetime, limit: int) -> 
         "JOIN device_status s ON s.device_id = c.device_id "
         "WHERE s.is_online AND (c.expires_at IS NULL OR c.expires_at > %s) AND ("
         "  c.status = 'PENDING' OR (c.status = 'TIMEOUT' AND c.next_retry_at <= %s)) "
+        "AND (%s::text[] IS NULL OR d.transport = ANY(%s::text[])) "
         "ORDER BY c.id LIMIT %s FOR UPDATE OF c SKIP LOCKED",
-        [now, now, limit],
+        [now, now, wanted, wanted, limit],
     )
 
 

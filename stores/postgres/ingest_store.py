@@ -442,6 +442,39 @@ class BatchTx:
                 ],
             )
 
+    def taken_message_ids(self, pairs: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
+        """Of (device id, message id) pairs, those already taken."""
+        wanted = sorted(set(pairs))
+        if not wanted:
+            return set()
+        rows = self._conn.execute(
+            "SELECT m.device_id, m.message_id FROM device_message_ids m "
+            "JOIN unnest(%s::int[], %s::text[]) AS w(device_id, message_id) "
+            "USING (device_id, message_id)",
+            [[d for d, _ in wanted], [m for _, m in wanted]],
+        ).fetchall()
+        return {(int(d), str(m)) for d, m in rows}
+
+    def record_message_ids(self, taken: Sequence[tuple[int, str, datetime]]) -> None:
+        """Remember the ids of messages taken in this batch."""
+        if taken:
+            self._conn.execute(
+                "INSERT INTO device_message_ids (device_id, message_id, received_at) "
+                "SELECT * FROM unnest(%s::int[], %s::text[], %s::timestamptz[]) "
+                "ON CONFLICT DO NOTHING",
+                [[t[0] for t in taken], [t[1] for t in taken], [t[2] for t in taken]],
+            )
+
+    def insert_snapshots(self, snapshots: Sequence[tuple[int, str, str, datetime]]) -> None:
+        """Keep the devices' state snapshots (device id, device type, JSON state, time)."""
+        if snapshots:
+            self._conn.execute(
+                "INSERT INTO device_state_snapshots (device_id, device_type, state_data, "
+                "timestamp) SELECT * FROM unnest(%s::int[], %s::text[], %s::jsonb[], "
+                "%s::timestamptz[])",
+                [[row[column] for row in snapshots] for column in range(4)],
+            )
+
     def log_connections(self, changes: Sequence[ConnectionChange]) -> None:
         """Append connected/disconnected/timeout events."""
         if changes:
@@ -516,12 +549,18 @@ class BatchTx:
         """Devices with a SET_DEVICE_ID command in flight."""
         return commands_store.open_sync_commands(self._conn, device_ids)
 
-    def silent_devices(self, cutoff: datetime, limit: int) -> list[int]:
-        """Online devices not heard from since ``cutoff``: one indexed statement, locked."""
+    def silent_devices(
+        self, cutoff: datetime, limit: int, transports: Sequence[str] | None = None
+    ) -> list[int]:
+        """Online devices not heard from since ``cutoff`` (of ``transports``, or all),
+        locked."""
+        wanted = None if transports is None else list(transports)
         rows = self._conn.execute(
-            "SELECT device_id FROM device_status WHERE is_online AND last_seen < %s "
-            "ORDER BY device_id LIMIT %s FOR UPDATE SKIP LOCKED",
-            [cutoff, limit],
+            "SELECT s.device_id FROM device_status s JOIN devices d ON d.id = s.device_id "
+            "WHERE s.is_online AND s.last_seen < %s "
+            "AND (%s::text[] IS NULL OR d.transport = ANY(%s::text[])) "
+            "ORDER BY s.device_id LIMIT %s FOR UPDATE OF s SKIP LOCKED",
+            [cutoff, wanted, wanted, limit],
         ).fetchall()
         return [row[0] for row in rows]
 

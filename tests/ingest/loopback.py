@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Self
 
 from ingest.contract import TopicError, TopicKind
+from ingest.decoding import DecodeLimits, Decoder
 from ingest.contract.topics import HOSTNAME_PATTERN
 from ingest.transports import (
     AddressError,
@@ -123,7 +124,11 @@ class LoopbackTransport:
             raise TransportError(f"{self.name} is not connected")
         return await self._inbox.next_batch(max_size, max_wait_s)
 
-    def ack(self, deliveries: Sequence[Delivery]) -> int:
+    def decoder(self, limits: DecodeLimits) -> Decoder:
+        """The wire contract's decoder over ``{hostname}/{kind}`` addresses."""
+        return Decoder(self.addressing, limits)
+
+    def ack(self, deliveries: Sequence[Delivery], verdicts: Sequence[str | None] = ()) -> int:
         acked = 0
         for delivery in deliveries:
             receipt = delivery.receipt
