@@ -81,7 +81,7 @@ def identify_device(
         _refuse(conn, claimed, source, "no live device token", {})
         raise DeviceRefused(4401, "send the device's token: Authorization: Bearer fwd_...")
     if found.hostname != claimed:
-        details: dict[str, object] = {"token_of": found.hostname}
+        details: dict[str, object] = {"credentials_of": found.hostname}
         _refuse(conn, claimed, source, f"{found.hostname}'s token used as {claimed}", details)
         raise DeviceRefused(4403, "this token belongs to another device")
     if not found.active or found.transport != "websocket" or found.device_type is None:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
 from api import errors
+from api.devices import DeviceIngest, device_socket, running_ingest
 from api.limits import BodyLimit, RateLimiter
 from api.routes import router
 from fleetwatch import __version__
@@ -18,8 +19,11 @@ from fleetwatch.settings import ApiSettings, PostgresSettings
 __all__ = ["create_app"]
 
 
-def create_app(pg: PostgresSettings, settings: ApiSettings) -> FastAPI:
-    """The API over ``pg``'s database, with ``settings``' limits."""
+def create_app(
+    pg: PostgresSettings, settings: ApiSettings, devices: DeviceIngest | None = None
+) -> FastAPI:
+    """The API over ``pg``'s database, with ``settings``' limits; with ``devices``, also the
+    WebSocket devices' endpoint and their ingest."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -33,7 +37,11 @@ def create_app(pg: PostgresSettings, settings: ApiSettings) -> FastAPI:
         pool.open()
         app.state.pool = pool
         try:
-            yield
+            if devices is None:
+                yield
+            else:
+                async with running_ingest(app, pg, devices):
+                    yield
         finally:
             pool.close()
 
@@ -51,5 +59,7 @@ def create_app(pg: PostgresSettings, settings: ApiSettings) -> FastAPI:
     app.state.limiter = RateLimiter(settings.api_rate_per_minute)
     errors.install(app)
     app.include_router(router)
+    if devices is not None:
+        app.add_api_websocket_route("/ws/{device_id}", device_socket)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     return app

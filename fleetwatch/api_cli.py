@@ -6,9 +6,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fleetwatch.settings import ApiSettings, PostgresSettings, load
+from fleetwatch.settings import (
+    AlertSettings,
+    ApiSettings,
+    InfluxSettings,
+    IngestSettings,
+    PostgresSettings,
+    load,
+)
+
+if TYPE_CHECKING:
+    from api.devices import DeviceIngest
 
 
 def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type
@@ -52,12 +62,41 @@ def _api(args: argparse.Namespace) -> int:
     from api import create_app  # noqa: PLC0415
 
     settings = load(ApiSettings)
-    app = create_app(load(PostgresSettings), settings)
+    devices = device_ingest(settings) if settings.api_websocket_devices else None
+    app = create_app(load(PostgresSettings), settings, devices)
     uvicorn.run(
         app,
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
         log_config=None,  # fleetwatch's own logging
         server_header=False,
+        ws_max_size=settings.ws_hard_max_bytes,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
     )
     return 0
+
+
+def device_ingest(settings: ApiSettings) -> DeviceIngest:
+    """How the API runs its WebSocket devices' ingest, from the settings."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    from api.devices import DeviceIngest  # noqa: PLC0415
+    from ingest.decoding import DecodeLimits  # noqa: PLC0415
+    from ingest.service import IngestOptions  # noqa: PLC0415
+    from ingest.transports.websocket import WebSocketOptions  # noqa: PLC0415
+
+    ingest, alerts = load(IngestSettings), load(AlertSettings)
+    options = IngestOptions(
+        fleet_loops=False,  # the ingest service runs them
+        client_id=None,
+        event_link=alerts.public_url,
+        offline_after=timedelta(seconds=ingest.offline_after_s),
+        limits=DecodeLimits(max_payload_bytes=settings.ws_max_frame_bytes),
+    )
+    sockets = WebSocketOptions(
+        idle_timeout_s=settings.ws_idle_timeout_s,
+        rate_per_s=settings.ws_rate_per_s,
+        burst=settings.ws_burst,
+    )
+    return DeviceIngest(load(InfluxSettings), options, sockets)

@@ -328,6 +328,22 @@ class ApiSettings(BaseSettings):
         default=65_536, ge=1024, description="largest request body accepted (then 413)"
     )
     api_pool_size: int = Field(default=8, ge=1, description="PostgreSQL connections it keeps")
+    api_websocket_devices: bool = Field(
+        default=True, description="serve WebSocket devices at /ws/{device_id} (seed 003)"
+    )
+    ws_idle_timeout_s: float = Field(
+        default=90.0, gt=0, description="a device socket silent this long is closed (timeout)"
+    )
+    ws_rate_per_s: float = Field(
+        default=20.0, gt=0, description="frames one device may send per second on average"
+    )
+    ws_burst: int = Field(default=200, ge=1, description="frames one device may send at once")
+    ws_max_frame_bytes: int = Field(
+        default=16_384, ge=256, description="larger frames are kept as dead letters"
+    )
+    ws_hard_max_bytes: int = Field(
+        default=1_048_576, ge=1024, description="larger frames close the socket (1009)"
+    )
 
 
 class LogSettings(BaseSettings):

@@ -15,6 +15,7 @@ import uvicorn
 
 from alerting import builtin
 from api import create_app
+from api.devices import DeviceIngest
 from fleetwatch.settings import ApiSettings, PostgresSettings
 from stores.postgres.migrate import upgrade
 from tests.support.dashboard_server import free_port
@@ -59,12 +60,20 @@ def _fill(conn: psycopg.Connection[Any]) -> None:
     )
 
 
-def serve(pg: PostgresSettings, settings: ApiSettings) -> Iterator[str]:
-    """Run the API in a thread until the caller is done; yields its base URL."""
+def serve(
+    pg: PostgresSettings, settings: ApiSettings, devices: DeviceIngest | None = None
+) -> Iterator[str]:
+    """Run the API (with ``devices``: and its WebSocket devices' ingest) in a thread until
+    the caller is done; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(pg, settings), host="127.0.0.1", port=port, log_config=None)
+    config = uvicorn.Config(
+        create_app(pg, settings, devices),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        ws_max_size=settings.ws_hard_max_bytes,
     )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
