@@ -22,7 +22,14 @@ from access.roles import Permission
 from stores.postgres import device_tokens_store
 from stores.postgres.schema import LogLevel
 
-__all__ = ["DEVICE_PREFIX", "ConnectingDevice", "DeviceRefused", "identify_device", "issue_token"]
+__all__ = [
+    "DEVICE_PREFIX",
+    "ConnectingDevice",
+    "DeviceRefused",
+    "identify_device",
+    "issue_token",
+    "revoke_tokens",
+]
 
 DEVICE_PREFIX: Final = "fwd_"
 _CATEGORY: Final = "device"
@@ -64,6 +71,16 @@ def issue_token(conn: psycopg.Connection[Any], who: Identity, hostname: str) -> 
     with acting(conn, who, Permission.CONFIGURE, what, category=_CATEGORY, device=hostname):
         device_tokens_store.add(conn, device.device_id, secret[:12], _digest(secret), who.username)
     return secret
+
+
+def revoke_tokens(conn: psycopg.Connection[Any], who: Identity, hostname: str) -> int:
+    """Revoke every live token of the device ``hostname``; how many. Admins, audited."""
+    device = device_tokens_store.websocket_device(conn, hostname)
+    if device is None:
+        raise LookupError(f"no device called {hostname!r}")
+    what = f"revoke the device tokens of {hostname}"
+    with acting(conn, who, Permission.CONFIGURE, what, category=_CATEGORY, device=hostname):
+        return device_tokens_store.revoke(conn, device.device_id, datetime.now(UTC))
 
 
 def identify_device(

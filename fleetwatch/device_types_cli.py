@@ -10,12 +10,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import yaml
 
+from fleetwatch.acting import acts, add_identity
 from fleetwatch.settings import PostgresSettings, load
+
+if TYPE_CHECKING:
+    from access import Identity
 
 
 def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type
@@ -62,6 +66,16 @@ def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers 
     list_devices = device_actions.add_parser("list", help="devices of declared types")
     list_devices.add_argument("--type", dest="device_type")
     list_devices.set_defaults(handler=_list_devices)
+    token = device_actions.add_parser(
+        "token",
+        help="issue a device's WebSocket token (admins; printed once)",
+        description="The device then connects to /ws/SERIAL with it; earlier tokens stay "
+        "live until revoked.",
+    )
+    token.add_argument("serial")
+    token.add_argument("--revoke", action="store_true", help="revoke its tokens instead")
+    add_identity(token)
+    token.set_defaults(handler=acts(_device_token))
 
 
 def _type_options(parser: argparse.ArgumentParser, *, metrics_required: bool) -> None:
@@ -265,4 +279,20 @@ def _list_devices(args: argparse.Namespace) -> int:
         sys.stdout.write(
             f"{d.serial_number:<24} {d.device_type:<24} {d.status:<9} {online:<7} {seen}\n"
         )
+    return 0
+
+
+def _device_token(args: argparse.Namespace, conn: psycopg.Connection[Any], who: Identity) -> int:
+    from access.devices import issue_token, revoke_tokens  # noqa: PLC0415
+
+    try:
+        if args.revoke:
+            revoked = revoke_tokens(conn, who, args.serial)
+            sys.stdout.write(f"{revoked} token(s) of {args.serial} revoked\n")
+            return 0
+        secret = issue_token(conn, who, args.serial)
+    except LookupError as exc:
+        return _fail(str(exc).strip("'\""))
+    sys.stderr.write(f"device token of {args.serial}; it is shown this once:\n")
+    sys.stdout.write(f"{secret}\n")
     return 0

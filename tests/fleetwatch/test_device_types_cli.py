@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
 
+from access.devices import DeviceRefused, identify_device
 from fleetwatch.cli import main
 from fleetwatch.settings import PostgresSettings
+from ingest.kinds import builtin_types
 from stores.postgres.migrate import upgrade
+from tests.support.people import add_people
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,3 +160,40 @@ def test_a_broken_file_is_refused_whole(
     assert code == 1
     assert "colour" in err
     assert "ok" not in run(capsys, "device-types", "list")[1].split()
+
+
+def test_device_tokens_are_issued_and_revoked_by_admins_only(
+    migrated: PostgresSettings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An admin issues a WebSocket device's token (shown once, stored as a digest, the device
+    now reached over WebSocket); an operator is refused; revoking ends every live one."""
+    with psycopg.connect(str(migrated.database_url), autocommit=True) as conn:
+        builtin_types.install(conn)
+        tokens = add_people(conn)
+    assert run(capsys, "devices", "add", "cam-7", "--type", "ESP32-CAM")[0] == 0
+    monkeypatch.setenv("FLEETWATCH_TOKEN", tokens["ana"])
+    code, out, err = run(capsys, "devices", "token", "cam-7")
+    assert (code, out) == (3, "")
+    assert "refused" in err
+    monkeypatch.setenv("FLEETWATCH_TOKEN", tokens["ada"])
+    code, out, _ = run(capsys, "devices", "token", "cam-7")
+    secret = out.strip()
+    assert code == 0
+    assert secret.startswith("fwd_")
+    with psycopg.connect(str(migrated.database_url), autocommit=True) as conn:
+        assert identify_device(conn, "cam-7", secret, source="test").device_type == "ESP32-CAM"
+        stored = conn.execute("SELECT token_hash FROM device_tokens").fetchone()
+        assert stored is not None
+        assert secret not in stored[0]
+    assert run(capsys, "devices", "token", "no-such")[0] == 1
+    assert run(capsys, "devices", "token", "cam-7", "--revoke")[:2] == (
+        0,
+        "1 token(s) of cam-7 revoked\n",
+    )
+    with (
+        psycopg.connect(str(migrated.database_url), autocommit=True) as conn,
+        pytest.raises(DeviceRefused),
+    ):
+        identify_device(conn, "cam-7", secret, source="test")
