@@ -193,6 +193,8 @@ async def test_a_reconnecting_device_resends_what_was_not_acknowledged(fleet: Fl
     del cam.acks[first]
     await cam.send_raw(again)
     await cam.wait_acked([first])
+    assert fleet.one("SELECT count(*) FROM device_state_snapshots") == 4
+    assert fleet.one("SELECT count(*) FROM device_message_ids") == 4
     # Whether the first send was committed before the cut or not: each is stored once.
     temperatures = [
         row[0]
