@@ -133,8 +133,10 @@ async def test_kill_9_mid_stream_loses_and_duplicates_nothing(
                 await players
         assert killed_at < len(DEVICES) * FRAMES  # the kill came mid-stream
         assert stored(db) == [(name, FRAMES, FRAMES) for name in DEVICES]
-        # Each device's socket ended twice at most (the kill, its own close at the end).
-        events = db.execute(
-            "SELECT event::text, count(*)::int FROM device_connection_log GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-        assert dict(events)["connected"] >= len(DEVICES)
+        # Every device came online (it stayed online across the kill, which sent no close).
+        events: dict[str, int] = dict(
+            db.execute(
+                "SELECT event::text, count(*)::int FROM device_connection_log GROUP BY 1"
+            ).fetchall()
+        )
+        assert events["connected"] >= len(DEVICES)
