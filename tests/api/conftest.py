@@ -93,3 +93,7 @@ def api(pg_settings: PostgresSettings) -> Iterator[Api]:
         tokens = add_people(conn)
         for url in serve(pg_settings, ApiSettings(api_rate_per_minute=600)):
             yield Api(url, tokens, conn)
+
+
+# The WebSocket devices' fixtures live beside their helpers.
+from tests.api.ws_fleet import cam, fleet  # noqa: E402, F401
