@@ -122,6 +122,14 @@ class RetentionSettings(BaseSettings):
     retention_audit_days: int = Field(
         default=365, ge=1, description="days an audit row (system_logs) is kept"
     )
+    retention_state_snapshots_days: int = Field(
+        default=90, ge=1, description="days a WebSocket device's state snapshot is kept"
+    )
+    retention_message_ids_days: int = Field(
+        default=7,
+        ge=1,
+        description="days a WebSocket frame's id is kept to recognise its resending",
+    )
     influx_raw_retention_days: int = Field(
         default=30, ge=1, description="retention of the raw heartbeat bucket in InfluxDB (days)"
     )

@@ -114,6 +114,16 @@ def rules(settings: RetentionSettings) -> tuple[RetentionRule, ...]:
         RetentionRule(
             schema.system_logs, (schema.system_logs.c.timestamp,), settings.retention_audit_days
         ),
+        RetentionRule(
+            schema.device_state_snapshots,
+            (schema.device_state_snapshots.c.timestamp,),
+            settings.retention_state_snapshots_days,
+        ),
+        RetentionRule(
+            schema.device_message_ids,
+            (schema.device_message_ids.c.received_at,),
+            settings.retention_message_ids_days,
+        ),
     )
 
 

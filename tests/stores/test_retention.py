@@ -95,6 +95,13 @@ def _rows_for(table: Table, device_id: int, when: datetime, n: int) -> dict[str,
             "written": 1,
         },
         "system_logs": {"timestamp": when, "level": "INFO", "category": "auth", "message": "x"},
+        "device_state_snapshots": {
+            "device_id": device_id,
+            "device_type": "ESP32",
+            "state_data": {"n": n},
+            "timestamp": when,
+        },
+        "device_message_ids": {"device_id": device_id, "message_id": f"m{n}", "received_at": when},
     }
     return rows[table.name]
 
