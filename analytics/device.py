@@ -22,6 +22,7 @@ __all__ = [
     "DEAD_LETTERS_SCHEMA",
     "INSTANCE_COLUMNS",
     "SERIES_SCHEMA",
+    "SNAPSHOTS_SCHEMA",
     "device_alarms",
     "history_series",
     "status_fields",
@@ -39,6 +40,17 @@ CONNECTIONS_SCHEMA: Final = pl.Schema(
 )
 """Rows of ``device_connection_log``: ``event`` is connected, disconnected or timeout;
 ``details`` the JSON the ingest recorded with it."""
+
+SNAPSHOTS_SCHEMA: Final = pl.Schema(
+    {
+        "id": pl.Int64(),
+        "device_type": pl.String(),
+        "timestamp": UTC_TIME,
+        "state_data": pl.String(),
+    }
+)
+"""Rows of ``device_state_snapshots`` (seed 003): the whole state a WebSocket device
+reported in a ``status``, as JSON."""
 
 DEAD_LETTERS_SCHEMA: Final = pl.Schema(
     {

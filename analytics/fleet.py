@@ -51,13 +51,15 @@ DEVICES_SCHEMA: Final = pl.Schema(
         "disconnects": pl.Int64(),
         "kind": pl.String(),
         "device_type": pl.String(),
+        "transport": pl.String(),
     }
 )
 """One row per device. ``boot_count``, ``wifi_disconnects``, ``mqtt_disconnects`` and
 ``error_count`` are the device's lifetime counters; ``disconnects`` counts the period's
 ``disconnected`` and ``timeout`` rows of the connection log; ``kind`` is the declared kind
 (``panel``, ``telemetry``) and ``device_type`` the type of a telemetry device (null for
-panels). Panel-only columns are null for other kinds."""
+panels); ``transport`` how it connects (``mqtt``, ``websocket``). Panel-only columns are
+null for other kinds."""
 
 WEAK_RSSI_DBM: Final = -80
 """A WiFi signal below this (dBm) is weak."""
@@ -65,7 +67,7 @@ STALE_AFTER: Final = timedelta(hours=1)
 """A device not heard from for this long is stale."""
 
 FleetDimension: TypeAlias = Literal[
-    "kind", "device_type", "device_state", "zone", "country", "firmware_version"
+    "kind", "device_type", "transport", "device_state", "zone", "country", "firmware_version"
 ]
 ID_SYNC_KINDS: Final = frozenset({"panel"})
 """The kinds whose devices take a database id from fleetwatch (SET_DEVICE_ID)."""

@@ -59,6 +59,7 @@ from stores.postgres.schema import (
     dead_letters,
     device_cdc_state,
     device_connection_log,
+    device_state_snapshots,
     device_status,
     device_type_metrics,
     device_types,
@@ -159,6 +160,7 @@ def load_devices(
             func.coalesce(dropped.c.disconnects, 0),
             d.kind,
             device_types.c.name,
+            d.transport,
         )
         .select_from(
             devices.outerjoin(device_status, s.device_id == d.id)
@@ -583,6 +585,23 @@ def load_connection_log(
     )
     return _frame(engine, statement, device.CONNECTIONS_SCHEMA, "loading the connection log")
 
+
+def load_state_snapshots(engine: Engine, period: Period, hostname: str) -> pl.DataFrame:
+    """The states a WebSocket device reported in the period, newest first
+    (:data:`analytics.device.SNAPSHOTS_SCHEMA`)."""
+    snap, d = device_state_snapshots.c, devices.c
+    statement = (
+        select(snap.id, snap.device_type, snap.timestamp, cast(snap.state_data, Text))
+        .select_from(device_state_snapshots.join(devices, d.id == snap.device_id))
+        .where(d.hostname == hostname, snap.timestamp >= period.start, snap.timestamp < period.end)
+        .order_by(snap.timestamp.desc(), snap.id.desc())
+        .limit(_SNAPSHOTS_SHOWN)
+    )
+    return _frame(engine, statement, device.SNAPSHOTS_SCHEMA, "loading state snapshots")
+
+
+_SNAPSHOTS_SHOWN: Final = 5_000
+"""The most snapshots a page loads (a device reporting every minute makes 1,440 a day)."""
 
 _PAYLOAD_START: Final = 120
 """How many payload bytes a dead-letter row shows."""

@@ -253,6 +253,12 @@ def connection_log(src: Sources, period: Period, filters: ReportFilter) -> pl.Da
     return load.load_connection_log(_pg(src), period, filters)
 
 
+@st.cache_data(ttl=TTL, show_spinner="Loading state snapshots…")
+def state_snapshots(src: Sources, period: Period, hostname: str) -> pl.DataFrame:
+    """A WebSocket device's reported states in the period (``analytics.device``)."""
+    return load.load_state_snapshots(_pg(src), period, hostname)
+
+
 @st.cache_data(ttl=TTL, show_spinner="Loading dead letters…")
 def dead_letters(src: Sources, period: Period, hostnames: tuple[str, ...]) -> pl.DataFrame:
     """The period's dead letters from ``hostnames`` (all when empty; ``analytics.device``)."""

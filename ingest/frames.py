@@ -16,10 +16,11 @@ Every frame may carry an ``id`` (up to 64 characters, unique per device): the se
 acknowledges the frame under that id once it is committed, and a frame resent under an id
 already taken is recognised as a duplicate. ``timestamp`` is epoch milliseconds.
 
-Frames arrive addressed ``ws/{device_id}`` (``frame_address``): the socket they came on names
-the device, which authenticated with its own token, so a frame cannot speak for another. The
-server's own notice that a socket ended comes under ``ws-server/{device_id}``
-(``notice_address``), which no device can send to.
+Frames arrive addressed ``ws/{device_id}/frame`` (``frame_address``; the device is the last
+but one level, as in an MQTT topic, so dead letters are found by device the same way): the
+socket they came on names the device, which authenticated with its own token, so a frame
+cannot speak for another. The server's own notice that a socket ended comes under
+``ws-server/{device_id}/notice`` (``notice_address``), which no device can send to.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ __all__ = [
 
 ADDRESS_PREFIX: Final = "ws/"
 NOTICE_PREFIX: Final = "ws-server/"
+_FRAME: Final = "/frame"
+_NOTICE: Final = "/notice"
 # The device's own frame types; "disconnect" is the server's, written when a socket ends.
 FRAME_TYPES: Final = frozenset({"hello", "status", "heartbeat", "telemetry", "command_ack"})
 _DISCONNECT: Final = "disconnect"
@@ -73,12 +76,20 @@ _KEYS: Final[Mapping[str, frozenset[str]]] = {
 
 def frame_address(device: str) -> str:
     """The address frames of ``device`` are delivered under (and dead letters kept under)."""
-    return ADDRESS_PREFIX + device
+    return ADDRESS_PREFIX + device + _FRAME
 
 
 def notice_address(device: str) -> str:
     """The address of the server's notices about ``device``'s socket."""
-    return NOTICE_PREFIX + device
+    return NOTICE_PREFIX + device + _NOTICE
+
+
+def _device_of(address: str, prefix: str, suffix: str) -> str | None:
+    """The device an address of ``prefix``{device}``suffix`` names, if it is one."""
+    if not (address.startswith(prefix) and address.endswith(suffix)):
+        return None
+    device = address[len(prefix) : len(address) - len(suffix)]
+    return device if device and "/" not in device else None
 
 
 class FrameHead:
@@ -123,7 +134,7 @@ def _id_text(value: object) -> str | None:
 
 
 class FrameDecoder:
-    """Turns (``ws/{device}``, frame) into validated messages (the WebSocket transport's
+    """Turns (``ws/{device}/frame``, frame) into validated messages (the WebSocket transport's
     decoder; ``ingest.decoding.Decoder`` is MQTT's)."""
 
     def __init__(self, limits: DecodeLimits | None = None) -> None:
@@ -141,18 +152,18 @@ class FrameDecoder:
 
         Raises Rejected with the reason the frame must be dead-lettered.
         """
-        if address.startswith(NOTICE_PREFIX):
-            device = address[len(NOTICE_PREFIX) :]
+        noticed = _device_of(address, NOTICE_PREFIX, _NOTICE)
+        if noticed is not None:
             body = json_object(payload, _KEYS[_DISCONNECT])
-            return _disconnect(body, Context(device, received_at, self._limits))
-        if not address.startswith(ADDRESS_PREFIX) or len(address) == len(ADDRESS_PREFIX):
-            raise Rejected(RejectReason.BAD_TOPIC, f"{address[:80]!r} is not ws/<device_id>")
+            return _disconnect(body, Context(noticed, received_at, self._limits))
+        device = _device_of(address, ADDRESS_PREFIX, _FRAME)
+        if device is None:
+            raise Rejected(RejectReason.BAD_TOPIC, f"{address[:80]!r} is not ws/<device>/frame")
         if len(payload) > self._limits.max_payload_bytes:
             raise Rejected(
                 RejectReason.TOO_LARGE,
                 f"{len(payload)} bytes exceeds {self._limits.max_payload_bytes}",
             )
-        device = address[len(ADDRESS_PREFIX) :]
         kind = read_head(payload).kind
         if kind not in self._by_type:
             detail = f"unknown frame type {kind[:40]!r}" if kind else "a frame needs a type"

@@ -19,6 +19,7 @@ from analytics import device
 from analytics.alerts import attention
 from analytics.selection import Period, ReportFilter
 from dashboards import alerting_data, data, filters, operate, session
+from dashboards.filters import Selection
 from dashboards.widgets import DEVICE_KEY, count, seconds, table
 from ingest.kinds import all_kinds
 from ingest.kinds.telemetry import KIND as TELEMETRY
@@ -100,6 +101,17 @@ def main() -> None:
         table(points.drop("hostname", strict=False), "device_points", selection)
     with tabs[7]:
         _act(src, hostname)
+    if row["transport"] == "websocket":
+        _snapshots(src, period, hostname, selection)
+
+
+def _snapshots(src: data.Sources, period: Period, hostname: str, selection: Selection) -> None:
+    """A WebSocket device's reported states (seed 003's state history)."""
+    st.subheader("Reported states")
+    st.caption("Every status the device sent over its WebSocket, whole (newest first).")
+    with data.shown_errors():
+        snapshots = data.state_snapshots(src, period, hostname)
+    table(snapshots, "device_state_snapshots", selection)
 
 
 def _headline(

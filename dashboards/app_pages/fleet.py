@@ -15,6 +15,7 @@ from dashboards.widgets import count, percent, table
 _DIMENSIONS: Final[dict[str, fleet.FleetDimension]] = {
     "Kind": "kind",
     "Type": "device_type",
+    "Transport": "transport",
     "State": "device_state",
     "Zone": "zone",
     "Country": "country",

@@ -24,7 +24,7 @@ __all__ = ["ACTION_GRANTS", "PUBLIC_USER_COLUMNS", "ensure_actions_role", "ensur
 
 _ROLE_NAME: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
-SECRET_TABLES: Final = ("users", "api_tokens", "sign_in_throttle")
+SECRET_TABLES: Final = ("users", "api_tokens", "sign_in_throttle", "device_tokens")
 """Tables the read-only role may not read whole."""
 PUBLIC_USER_COLUMNS: Final = (
     "id", "username", "email", "role", "is_active", "created_at", "updated_at",
@@ -146,7 +146,7 @@ def ensure_actions_role(
     engine: Engine, name: str, password: str, *, schema: str = "public"
 ) -> None:
     """Create (or update) the login role ``name`` of the dashboard's write path: it reads
-    ``schema`` (token digests aside) and writes only :data:`ACTION_GRANTS`.
+    ``schema`` (token digests, personal and devices', aside) and writes only :data:`ACTION_GRANTS`.
 
     Raises:
         StoreError: a bad name or empty password, or the server refused.
@@ -155,7 +155,8 @@ def ensure_actions_role(
     _check(name, password)
     role, where = sql.Identifier(name), sql.Identifier(schema)
     grants: list[sql.Composed] = [
-        sql.SQL("REVOKE ALL ON {}.{} FROM {}").format(where, sql.Identifier("api_tokens"), role)
+        sql.SQL("REVOKE ALL ON {}.{} FROM {}").format(where, sql.Identifier(table), role)
+        for table in ("api_tokens", "device_tokens")
     ]
     grants += [
         sql.SQL("GRANT {} ON {}.{} TO {}").format(

@@ -45,6 +45,7 @@ def device_frame(*rows: dict[str, object]) -> pl.DataFrame:
         "disconnects": 0,
         "kind": "panel",
         "device_type": None,
+        "transport": "mqtt",
     }
     return _frame(DEVICES_SCHEMA, defaults, list(rows))
 

@@ -161,10 +161,10 @@ async def test_bad_frames_are_dead_lettered_and_the_other_devices_go_on(fleet: F
     assert cam.errors[0]["error"].startswith("dead-lettered: malformed_json")
     letters = fleet.rows("SELECT topic, reason FROM dead_letters ORDER BY id")
     assert letters == [
-        ("ws/cam-1", "malformed_json"),
-        ("ws/cam-1", "malformed_json"),
-        ("ws/cam-1", "too_large"),
-        ("ws/cam-1", "unknown_metric"),
+        ("ws/cam-1/frame", "malformed_json"),
+        ("ws/cam-1/frame", "malformed_json"),
+        ("ws/cam-1/frame", "too_large"),
+        ("ws/cam-1/frame", "unknown_metric"),
     ]
     # A flood: far past the rate, the excess is refused (not taken, to be resent) ...
     flood = [await cam.heartbeat() for _ in range(150)]

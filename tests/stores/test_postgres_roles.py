@@ -114,6 +114,7 @@ def test_readonly_role_writes_nothing_and_sees_no_secret(
             "SELECT * FROM users",
             "SELECT * FROM api_tokens",
             "SELECT * FROM sign_in_throttle",
+            "SELECT * FROM device_tokens",
         ):
             with pytest.raises(errors.InsufficientPrivilege):
                 conn.execute(statement)
@@ -173,6 +174,7 @@ def test_actions_role_takes_peoples_actions_only(
             "DELETE FROM system_logs",
             "UPDATE system_logs SET message = 'nothing happened'",
             "SELECT * FROM api_tokens",
+            "SELECT token_hash FROM device_tokens",
             "DELETE FROM command_log",
         ):
             with pytest.raises(errors.InsufficientPrivilege):
