@@ -38,6 +38,19 @@ def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers 
         help="write the OpenAPI document (to FILE, or stdout) and stop",
     )
     api.set_defaults(handler=_api)
+    boards = sub.add_parser(
+        "simulate-ws",
+        help="play seed 003 boards over WebSocket (the demo's ESP32s and ESP32-CAMs)",
+        description="Each board holds its socket to the API, reports its state and readings, "
+        "answers commands and reconnects when the server goes away.",
+    )
+    boards.add_argument(
+        "--tokens", type=Path, required=True, help="a file of lines SERIAL DEVICE_TYPE TOKEN"
+    )
+    boards.add_argument(
+        "--api", default="", help="the API's URL (default: FLEETWATCH_API_HOST/_PORT)"
+    )
+    boards.set_defaults(handler=_simulate_ws)
 
 
 def document() -> dict[str, Any]:
@@ -100,3 +113,29 @@ def device_ingest(settings: ApiSettings) -> DeviceIngest:
         burst=settings.ws_burst,
     )
     return DeviceIngest(load(InfluxSettings), options, sockets)
+
+
+def _simulate_ws(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    from simulator.errors import SimulatorConfigError  # noqa: PLC0415
+    from simulator.ws_fleet import read_boards, run_boards  # noqa: PLC0415
+
+    try:
+        boards = read_boards(args.tokens)
+    except (OSError, SimulatorConfigError) as exc:
+        sys.stderr.write(f"fleetwatch simulate-ws: {exc}\n")
+        return 2
+    settings = load(ApiSettings)
+    url = args.api or f"http://{settings.api_host}:{settings.api_port}"
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_boards(boards, url, stop)
+
+    asyncio.run(run())
+    return 0

@@ -57,6 +57,21 @@ for _ in $(seq 1 120); do
 done
 # Notifications of events (email, SMS, webhook) and the daily and weekly reports.
 "$fw" notify & pids+=($!)
+# The HTTP API, which also serves the WebSocket boards (seed 003) at /ws/{device_id}.
+"$fw" api & pids+=($!)
+# Four boards over WebSocket, with tokens demo-admin issues (kept 0600 beside the services'
+# state): two ESP32-CAMs, an ESP32 and an ESP32-S3.
+mkdir -p "$state_dir"
+boards_file="$state_dir/demo-ws-boards"
+(umask 077 && : >"$boards_file")
+admin_password="$(awk '$1 == "demo-admin" {print $2}' <<<"$demo_users")"
+for board in cam-01:ESP32-CAM cam-02:ESP32-CAM board-01:ESP32 board-02:ESP32-S3; do
+  serial="${board%%:*}" type="${board#*:}"
+  "$fw" devices add "$serial" --type "$type" >/dev/null 2>&1 || true  # kept from an earlier run
+  token="$(printf '%s\n' "$admin_password" | "$fw" devices token "$serial" --as demo-admin 2>/dev/null)"
+  echo "$serial $type $token" >>"$boards_file"
+done
+"$fw" simulate-ws --tokens "$boards_file" & pids+=($!)
 "$fw" simulate --kind "panel=$devices" --kind "telemetry=$telemetry" --kind "robot=$robots" \
   --speed 1 & pids+=($!)
 dashboard="(not part of this version)"
@@ -69,14 +84,16 @@ fi
 
 cat <<MSG
 
-fleetwatch is running with a simulated fleet of $devices panels, $telemetry telemetry devices
-and $robots robots:
+fleetwatch is running with a simulated fleet of $devices panels, $telemetry telemetry devices,
+$robots robots and 4 WebSocket boards (2 ESP32-CAM, ESP32, ESP32-S3):
   dashboard       $dashboard
                   sign in as one of (username, password; new ones each run):
 $(sed 's/^/                    /' <<<"$demo_users")
   InfluxDB        $FLEETWATCH_INFLUX_URL  (org $FLEETWATCH_INFLUX_ORG, user fleetwatch, password fleetwatch-admin, token $FLEETWATCH_INFLUX_TOKEN;
                   the locally built influxd has no web UI: query with 'fleetwatch flux query')
   ingest health   http://127.0.0.1:9108/readyz  and  /metrics
+  HTTP API        http://127.0.0.1:${FLEETWATCH_API_PORT:-8600}/docs  (a person's token: fleetwatch users token create NAME --as demo-operator);
+                  WebSocket boards at ws://127.0.0.1:${FLEETWATCH_API_PORT:-8600}/ws/{device_id}
   notifications   fleetwatch notify is running; add recipients to the built-in rules' template:
                   .venv/bin/fleetwatch templates edit operators --recipient email:you@example.com --as demo-operator
   PostgreSQL      $FLEETWATCH_DATABASE_URL
