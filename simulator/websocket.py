@@ -97,10 +97,10 @@ class WsDevice:
             raise RuntimeError(f"{self.device_id} is not connected")
         await self._socket.send(frame)
 
-    async def status(self, state: dict[str, object]) -> str:
-        """Report the device's state (a snapshot)."""
+    async def status(self, state: dict[str, object], *, at_ms: int | None = None) -> str:
+        """Report the device's state (a snapshot), as of ``at_ms`` (default now)."""
         return await self.send(
-            "status", device_type=self.device_type, state_data=state, timestamp=_now_ms()
+            "status", device_type=self.device_type, state_data=state, timestamp=at_ms or _now_ms()
         )
 
     async def heartbeat(self, **metrics: float | bool) -> str:
