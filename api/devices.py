@@ -52,6 +52,7 @@ async def running_ingest(
     service = IngestService(pg, None, devices.influx, devices.options, transports=[transport])
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop), name="websocket ingest")
+    task.add_done_callback(_report_end)
     app.state.devices = transport
     app.state.ingest = service
     # Serve requests once devices can be taken (or after a while without: sockets are then
@@ -65,10 +66,18 @@ async def running_ingest(
         yield service
     finally:
         stop.set()
-        try:
+        with contextlib.suppress(Exception):  # reported when it ended
             await task
-        except Exception:
-            logger.exception("the WebSocket devices' ingest failed")
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    """Say at once when the devices' ingest ends on its own: sockets are refused (1013)
+    from then on, while the HTTP API goes on."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error(
+            "the WebSocket devices' ingest stopped; devices are refused until a restart",
+            exc_info=task.exception(),
+        )
 
 
 class _Peer:
