@@ -1,19 +1,28 @@
-"""What every route depends on: a pooled database connection and the person calling."""
+"""What routes depend on: a pooled database connection and the person calling; for the
+reports of ``analytics``, an SQLAlchemy engine on the same database and an InfluxDB client."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import psycopg
 from fastapi import Depends, Header, Request
+from influxdb_client.client.influxdb_client import InfluxDBClient
 from psycopg_pool import ConnectionPool, PoolTimeout
+from sqlalchemy import Engine
 
 from access import Identity, SignInError, identify_token
+from analytics.load import InfluxBuckets
 from api.limits import RateLimiter
+from fleetwatch.settings import InfluxSettings, PostgresSettings, RetentionSettings, load
 from stores.errors import StoreUnavailableError
+from stores.influx import make_client
+from stores.postgres import make_engine
 
-__all__ = ["Caller", "Conn", "connection", "person"]
+__all__ = ["Caller", "Conn", "Influx", "Reports", "connection", "engine", "influx", "person"]
 
 
 def connection(request: Request) -> Iterator[psycopg.Connection[Any]]:
@@ -51,3 +60,43 @@ def person(
 
 
 Caller = Annotated[Identity, Depends(person)]
+
+
+@functools.lru_cache(maxsize=8)
+def _engine(conninfo: str) -> Engine:
+    # Without a pool of its own: the API's connections are the psycopg pool's, and an engine
+    # that keeps none needs no disposing when the app stops.
+    return make_engine(PostgresSettings.model_validate({"database_url": conninfo}), pooled=False)
+
+
+def engine(request: Request) -> Engine:
+    """An SQLAlchemy engine on the API's database, which the ``analytics.load`` loaders take."""
+    pool: ConnectionPool[psycopg.Connection[Any]] = request.app.state.pool
+    return _engine(pool.conninfo)
+
+
+Reports = Annotated[Engine, Depends(engine)]
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxSource:
+    """Where the heartbeat and telemetry history is: a client, its buckets and org."""
+
+    client: InfluxDBClient
+    buckets: InfluxBuckets
+    org: str
+
+
+def influx() -> Iterator[InfluxSource]:
+    """A client on InfluxDB as configured now (FLEETWATCH_INFLUX_*, the hourly bucket from
+    FLEETWATCH_INFLUX_HOURLY_BUCKET), closed after the request; SettingsError when the
+    settings are bad."""
+    settings = load(InfluxSettings)
+    buckets = InfluxBuckets(
+        raw=settings.influx_bucket, hourly=load(RetentionSettings).influx_hourly_bucket
+    )
+    with make_client(settings) as client:
+        yield InfluxSource(client, buckets, settings.influx_org)
+
+
+Influx = Annotated[InfluxSource, Depends(influx)]

@@ -17,9 +17,13 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from access import ForbiddenError, SignInError, UserError
+from alerting import AlertingError
+from analytics.selection import AnalyticsError
+from fleetwatch.settings import SettingsError
 from ingest.commands import CommandError
-from stores.errors import StoreUnavailableError
-from stores.postgres.alerting_store import NotFoundError
+from stores.errors import StoreError, StoreUnavailableError
+from stores.influx.flux_library import FluxLibraryError
+from stores.postgres.alerting_store import NameTakenError, NotFoundError
 
 __all__ = ["ApiError", "ErrorBody", "ErrorResponse", "error_response", "install"]
 
@@ -27,8 +31,8 @@ logger = logging.getLogger(__name__)
 
 _CODES: Final = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 413: "too_large", 422: "invalid", 429: "rate_limited",
-    503: "unavailable",
+    405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "invalid",
+    429: "rate_limited", 502: "bad_gateway", 503: "unavailable",
 }  # fmt: skip
 
 
@@ -92,12 +96,38 @@ def install(app: FastAPI) -> None:
     async def _command(_: Request, exc: CommandError) -> JSONResponse:
         return error_response(422, str(exc))
 
+    @app.exception_handler(NameTakenError)
+    async def _taken(_: Request, exc: NameTakenError) -> JSONResponse:
+        return error_response(409, str(exc))
+
+    async def _unworkable(_: Request, exc: Exception) -> JSONResponse:
+        return error_response(422, str(exc))
+
+    # A rule, recipient, report period or trend that cannot work as asked.
+    for unworkable in (AlertingError, AnalyticsError, FluxLibraryError):
+        app.add_exception_handler(unworkable, _unworkable)
+
+    @app.exception_handler(SettingsError)
+    async def _settings(_: Request, exc: SettingsError) -> JSONResponse:
+        logger.error("settings: %s", exc)
+        return error_response(503, "a store this needs is not configured; see the server log")
+
     @app.exception_handler(psycopg.DataError)
     async def _data(_: Request, exc: psycopg.DataError) -> JSONResponse:
         # A value PostgreSQL cannot take as given (a NUL character, a number out of range):
         # the request's fault, said without the statement.
         first = str(exc).splitlines()[0] if str(exc) else "invalid value"
         return error_response(422, f"a value cannot be stored or compared: {first}")
+
+    @app.exception_handler(StoreError)
+    async def _refusal(request: Request, exc: StoreError) -> JSONResponse:
+        cause = exc.__cause__
+        driver = getattr(cause, "orig", cause)  # SQLAlchemy wraps the driver's error
+        if isinstance(driver, psycopg.DataError):  # a report's filter PostgreSQL cannot take
+            return await _data(request, driver)
+        # Reachable, but it refused (InfluxDB without the bucket, say): the server's set-up.
+        logger.error("store refused: %s", exc)
+        return error_response(502, "a store refused the query; see the server log")
 
     @app.exception_handler(StoreUnavailableError)
     async def _store(_: Request, exc: StoreUnavailableError) -> JSONResponse:

@@ -1,48 +1,47 @@
 """The API's endpoints: reads for every signed-in person, actions through ``access.actions``.
 
 Seed 003's paths are kept (``/devices``, ``/device-connection-history/{device}``,
-``/command-logs``, ``POST /command``); a device is named by its hostname.
+``/state-history/{device}``, ``/command-logs``, ``POST /command``); a device is named by its
+hostname. Rules and silences are :mod:`api.alerting_routes`', trends and storage savings
+:mod:`api.analytics_routes`'; this router includes them.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from access import actions
+from api import alerting_routes, analytics_routes
 from api.deps import Caller, Conn
-from api.errors import ApiError, ErrorResponse
+from api.errors import ApiError
 from api.models import (
-    MAX_PAGE,
     Alarm,
     CancelRequest,
     CancelResult,
     CommandLog,
     CommandRequest,
     CommandResult,
+    CommandSummary,
     ConnectionEvent,
     Device,
     Event,
     Note,
     Page,
+    StateSnapshot,
     Toggle,
 )
+from api.params import ERRORS, Limit, Offset
 from ingest.commands import CommandSpec
 from stores.postgres import alerting_store, api_store, commands_store
 from stores.postgres.commands_store import TargetFilter
 
 __all__ = ["router"]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 429, 503)
-}
-router = APIRouter(responses=_ERRORS)
-
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+router = APIRouter(responses=ERRORS)
 
 
 @router.get("/devices", tags=["fleet"])
@@ -133,6 +132,17 @@ def resolve_event(conn: Conn, who: Caller, event_id: int, body: Note) -> Toggle:
     return Toggle(changed=actions.resolve_event(conn, who, event_id, body.note))
 
 
+@router.get("/state-history/{hostname}", tags=["fleet"])
+def state_history(
+    conn: Conn, _: Caller, hostname: str, limit: Limit = 100, offset: Offset = 0
+) -> list[StateSnapshot]:
+    """A device's state snapshots (every ``status`` a WebSocket device sent), newest first."""
+    if not api_store.known_device(conn, hostname):
+        raise ApiError(404, f"no device {hostname!r}")
+    rows = api_store.state_history(conn, hostname, limit=limit, offset=offset)
+    return [StateSnapshot(**r) for r in rows]
+
+
 @router.get("/command-logs", tags=["commands"])
 def command_logs(
     *,
@@ -141,13 +151,23 @@ def command_logs(
     status: Annotated[str | None, Query(max_length=20)] = None,
     command_type: Annotated[str | None, Query(max_length=20)] = None,
     hostname: str | None = None,
-    device_type: Annotated[str | None, Query(max_length=20, description="device kind")] = None,
+    device_type: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="the name of the device's declared type (ESP32) or its kind "
+            "(panel, telemetry, robot): a device matching either is included",
+        ),
+    ] = None,
+    command_id: Annotated[uuid.UUID | None, Query(description="one request's commands")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[CommandLog]:
-    """Commands, newest first, by status, type, device or kind of device."""
+    """Commands to one device each, newest first, by status, type, device, device type or
+    kind, or request."""
     rows = api_store.command_logs(
-        conn, status=status, command_type=command_type, hostname=hostname, kind=device_type,
+        conn, status=status, command_type=command_type, hostname=hostname,
+        device_type=device_type, command_id=str(command_id) if command_id else None,
         limit=limit, offset=offset,
     )  # fmt: skip
     return Page[CommandLog](items=[CommandLog(**r) for r in rows], limit=limit, offset=offset)
@@ -155,8 +175,10 @@ def command_logs(
 
 @router.post("/command", tags=["commands"], status_code=201)
 def send_command(conn: Conn, who: Caller, body: CommandRequest) -> CommandResult:
-    """Queue a command for every device the target matches, at the level of the caller's
-    role: operators DIAGNOSTIC, OUTPUT and CONFIG; admins SYSTEM and OTA too."""
+    """Queue a command for every device the target matches (``device_type`` and
+    ``online: true``: every connected device of that type), at the level of the caller's
+    role: operators DIAGNOSTIC, OUTPUT and CONFIG; admins SYSTEM and OTA too. The answer's
+    ``command_id`` follows the request over all its devices (``GET /commands/{id}``)."""
     try:
         spec = CommandSpec(body.kind, body.payload)
         target = TargetFilter(**body.target.model_dump())
@@ -168,7 +190,25 @@ def send_command(conn: Conn, who: Caller, body: CommandRequest) -> CommandResult
     )
     queued = [str(r.request_id) for r in rows]
     logs = api_store.command_logs(conn, request_ids=queued, limit=len(queued))
-    return CommandResult(target_device_count=len(rows), commands=[CommandLog(**r) for r in logs])
+    return CommandResult(
+        command_id=str(rows[0].fanout_id),
+        target_device_count=len(rows),
+        commands=[CommandLog(**r) for r in logs],
+    )
+
+
+@router.get("/commands/{command_id}", tags=["commands"])
+def get_command(
+    conn: Conn, _: Caller, command_id: uuid.UUID, limit: Limit = 100, offset: Offset = 0
+) -> CommandSummary:
+    """One request over all its devices (seed 003's command log), with a page of its
+    commands to each device."""
+    summary = api_store.command_summary(conn, str(command_id))
+    if summary is None:
+        raise ApiError(404, f"no command {command_id}")
+    rows = api_store.command_logs(conn, command_id=str(command_id), limit=limit, offset=offset)
+    page = Page[CommandLog](items=[CommandLog(**r) for r in rows], limit=limit, offset=offset)
+    return CommandSummary(**summary, commands=page)
 
 
 @router.post("/commands/cancel", tags=["commands"])
@@ -189,3 +229,7 @@ def _check_uuids(values: list[str]) -> None:
             uuid.UUID(value)
     except ValueError as exc:
         raise ApiError(422, f"not a request id: {exc}") from exc
+
+
+router.include_router(alerting_routes.router)
+router.include_router(analytics_routes.router)

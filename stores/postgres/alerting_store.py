@@ -666,15 +666,28 @@ def add_silence(conn: psycopg.Connection[Any], row: Mapping[str, Any]) -> int:
     return int(found[0])
 
 
-def list_silences(conn: psycopg.Connection[Any], *, current_only: bool = True) -> list[Row]:
-    """Silences not over yet (or every one), soonest ending first, with what they hold."""
+def list_silences(
+    conn: psycopg.Connection[Any],
+    *,
+    current_only: bool = True,
+    scope_type: str | None = None,
+    silence_id: int | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Row]:
+    """Silences not over yet (or every one), soonest ending first, with what they hold;
+    of one scope type or one id, a page of ``limit`` from ``offset`` (None: all)."""
     return _rows(
         conn,
         "SELECT s.*, (SELECT count(*) FROM notification_deliveries d "
         "WHERE d.status = 'held' AND d.held_by = s.id) AS held "
-        "FROM silences s WHERE NOT %(current)s OR s.ends_at > now() ORDER BY s.ends_at",
-        {"current": current_only},
-    )
+        "FROM silences s WHERE (NOT %(current)s OR s.ends_at > now()) "
+        "AND (%(scope)s::text IS NULL OR s.scope_type = %(scope)s) "
+        "AND (%(id)s::bigint IS NULL OR s.id = %(id)s) "
+        "ORDER BY s.ends_at, s.id LIMIT %(limit)s OFFSET %(offset)s",
+        {"current": current_only, "scope": scope_type, "id": silence_id, "limit": limit,
+         "offset": offset},
+    )  # fmt: skip
 
 
 def end_silence(conn: psycopg.Connection[Any], silence_id: int, by: str) -> None:

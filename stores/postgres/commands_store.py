@@ -122,9 +122,7 @@ def select_targets(conn: psycopg.Connection[Any], target: TargetFilter) -> list[
             clauses.append(sql.SQL(column + " = %s"))
             params.append(value)
     if target.device_type is not None:
-        clauses.append(
-            sql.SQL("d.device_type_id IN (SELECT id FROM device_types WHERE name = %s)")
-        )
+        clauses.append(sql.SQL("d.device_type_id IN (SELECT id FROM device_types WHERE name = %s)"))
         params.append(target.device_type)
     query = sql.SQL(
         "SELECT d.id FROM devices d JOIN device_status s ON s.device_id = d.id "

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from fleetwatch.settings import PostgresSettings
 from stores.errors import StoreUnavailableError
 
 
-def make_engine(settings: PostgresSettings, *, pool_size: int = 5) -> Engine:
-    """An engine with a small pool; connections are checked before use after idle time."""
+def make_engine(settings: PostgresSettings, *, pool_size: int = 5, pooled: bool = True) -> Engine:
+    """An engine with a small pool; connections are checked before use after idle time.
+
+    ``pooled=False``: a connection per use and none kept, for a process that has a pool of
+    its own and needs the engine rarely (nothing to dispose of when it stops).
+    """
+    pooling: dict[str, Any] = (
+        {"pool_size": pool_size, "pool_pre_ping": True} if pooled else {"poolclass": NullPool}
+    )
     return create_engine(
         settings.sqlalchemy_url,
-        pool_size=pool_size,
-        pool_pre_ping=True,
         connect_args={"connect_timeout": 5, "application_name": "fleetwatch"},
+        **pooling,
     )
 
 

@@ -119,13 +119,15 @@ def test_command_send_per_role(
         ["command", "send", kind, "--payload", payload, "--device", "ESG_ALARM_0001"],
         token=tokens[person],
     )  # fmt: skip
-    stored = db.execute("SELECT auth_level, initiated_by FROM command_log").fetchall()
+    stored = db.execute(
+        "SELECT auth_level, initiated_by, fanout_id IS NOT NULL FROM command_log"
+    ).fetchall()
     level, category, actor = _audit(db)[0], _audit(db)[2], _audit(db)[1]
     assert (actor, category) == (person, "command")
     if allowed:
         assert code == 0, err
         assert "ESG_ALARM_0001" in out
-        assert stored == [({"ada": 2, "ana": 1}[person], person)]
+        assert stored == [({"ada": 2, "ana": 1}[person], person, True)]  # its request's id
         assert level == "INFO"
     else:
         assert code == 3

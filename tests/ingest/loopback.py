@@ -17,8 +17,8 @@ from types import TracebackType
 from typing import Self
 
 from ingest.contract import TopicError, TopicKind
-from ingest.decoding import DecodeLimits, Decoder
 from ingest.contract.topics import HOSTNAME_PATTERN
+from ingest.decoding import DecodeLimits, Decoder
 from ingest.transports import (
     AddressError,
     Delivery,
