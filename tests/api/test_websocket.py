@@ -3,6 +3,7 @@ real sockets (the ``websockets`` client), real PostgreSQL and InfluxDB."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from simulator.websocket import WsDevice
@@ -177,3 +178,55 @@ async def test_bad_frames_are_dead_lettered_and_the_other_devices_go_on(fleet: F
     assert len(refused) + sum(1 for i in flood if i in cam.acks) <= len(flood)
     await cam.close()
     await board.close()
+
+
+async def test_a_command_to_every_connected_device_of_a_type_counts_its_successes(
+    fleet: Fleet,
+) -> None:
+    """Seed 003's fan-out: the two connected ESP32s get it (the ESP32-CAM and the ESP32
+    that never connected do not); one succeeds, one fails: ack_error, 1 of 2."""
+    first = fleet.device("board-1", answer_commands="ack_success")
+    second = fleet.device("board-2", answer_commands=None)
+    camera = fleet.device("cam-1")
+    for device in (first, second, camera):
+        await device.connect()
+        await device.wait_acked([await device.heartbeat()])
+    async with fleet.http("ana") as http:
+        sent = await http.post(
+            "/command",
+            json={
+                "kind": "diagnostic",
+                "payload": {},
+                "target": {"device_type": "ESP32", "online": True},
+            },
+        )
+        assert sent.status_code == 201, sent.text
+        queued = sent.json()
+        assert queued["target_device_count"] == 2
+        command_id = queued["command_id"]
+        summary = (await http.get(f"/commands/{command_id}")).json()
+        assert (summary["status"], summary["device_type"]) == ("created", "ESP32")
+        await second.wait_for("the command", lambda: second.commands)
+        await second.answer(second.commands[0], "ack_error", error="lens cap on")
+        await first.wait_for("the command", lambda: first.commands)
+
+        async def finished() -> dict[str, object]:
+            return dict((await http.get(f"/commands/{command_id}")).json())
+
+        for _ in range(100):
+            summary = await finished()
+            if summary["status"] in ("ack_success", "ack_error"):
+                break
+            await asyncio.sleep(0.1)
+    assert (summary["status"], summary["target_device_count"], summary["success_count"]) == (
+        "ack_error",
+        2,
+        1,
+    )
+    assert summary["completed_at"] is not None
+    assert camera.commands == []
+    rows = {c["hostname"]: c for c in summary["commands"]["items"]}
+    assert (rows["board-1"]["status"], rows["board-2"]["status"]) == ("COMPLETED", "FAILED")
+    assert rows["board-2"]["error_message"] == "lens cap on"
+    for device in (first, second, camera):
+        await device.close()
