@@ -26,8 +26,10 @@ __all__ = [
     "DEVICE_PREFIX",
     "ConnectingDevice",
     "DeviceRefused",
+    "NewDeviceToken",
     "identify_device",
     "issue_token",
+    "new_token",
     "revoke_tokens",
 ]
 
@@ -51,8 +53,24 @@ class ConnectingDevice:
     device_type: str
 
 
+@dataclass(frozen=True, slots=True)
+class NewDeviceToken:
+    """A fresh device token: the ``secret`` the device is given (once), and what is stored of
+    it, its ``prefix`` (to recognise it in listings) and SHA-256 ``digest``."""
+
+    secret: str
+    prefix: str
+    digest: str
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_token() -> NewDeviceToken:
+    """A new random device token, not stored anywhere yet."""
+    secret = DEVICE_PREFIX + secrets.token_urlsafe(32)
+    return NewDeviceToken(secret, secret[:12], _digest(secret))
 
 
 def issue_token(conn: psycopg.Connection[Any], who: Identity, hostname: str) -> str:
@@ -66,11 +84,11 @@ def issue_token(conn: psycopg.Connection[Any], who: Identity, hostname: str) -> 
     device = device_tokens_store.websocket_device(conn, hostname)
     if device is None or device.device_type is None:
         raise LookupError(f"no device of a declared type called {hostname!r}")
-    secret = DEVICE_PREFIX + secrets.token_urlsafe(32)
+    token = new_token()
     what = f"issue a device token for {hostname}"
     with acting(conn, who, Permission.CONFIGURE, what, category=_CATEGORY, device=hostname):
-        device_tokens_store.add(conn, device.device_id, secret[:12], _digest(secret), who.username)
-    return secret
+        device_tokens_store.add(conn, device.device_id, token.prefix, token.digest, who.username)
+    return token.secret
 
 
 def revoke_tokens(conn: psycopg.Connection[Any], who: Identity, hostname: str) -> int:

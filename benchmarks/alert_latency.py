@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import statistics
 import subprocess
 import sys
@@ -29,16 +28,15 @@ from typing import Any
 import paho.mqtt.client as paho
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
-from pydantic_settings import BaseSettings
 
 from alerting.book import template_to_row
 from alerting.manage import save_rule
 from alerting.recipients import Recipient
 from alerting.rules import Action, Rule, RuleOperator
 from alerting.templates import Template
-from benchmarks.sandbox import Sandbox, sandbox
+from benchmarks.sandbox import Sandbox, process_env, sandbox
 from fleetwatch import logs
-from fleetwatch.settings import ENV_PREFIX, InfluxSettings, MqttSettings, PostgresSettings, load
+from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings, load
 from ingest.contract import TopicKind, TopicScheme, pb
 from stores.postgres import alerting_store as store
 
@@ -85,19 +83,6 @@ def _receiver(arrivals: _Arrivals) -> Iterator[str]:
         server.server_close()
 
 
-def _env(*groups: BaseSettings) -> dict[str, str]:
-    """The environment that makes a fleetwatch process use these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    for group in groups:
-        for name, value in group.model_dump().items():
-            if value is None:
-                continue
-            text = value.get_secret_value() if hasattr(value, "get_secret_value") else value
-            env[f"{ENV_PREFIX}{name}".upper()] = str(text)
-    env[f"{ENV_PREFIX}HEALTH_PORT"] = "0"
-    return env
-
-
 def _panel(n: int) -> tuple[str, str]:
     return f"ESG_ALARM_{n:05d}", f"02:00:00:{n >> 16 & 255:02x}:{n >> 8 & 255:02x}:{n & 255:02x}"
 
@@ -110,7 +95,7 @@ def run(box: Sandbox, presses: int, interval_s: float) -> list[float]:
     """Latencies (s) of the presses that arrived, in press order."""
     arrivals = _Arrivals()
     scheme = TopicScheme(box.mqtt.topic_prefix)
-    env = _env(box.pg, box.mqtt, box.influx)
+    env = process_env(box.pg, box.mqtt, box.influx)
     with _receiver(arrivals) as url, psycopg.connect(box.database_url, autocommit=True) as db:
         store.save_template(
             db,

@@ -8,6 +8,7 @@ and the bucket for inspection.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,9 +20,10 @@ from influxdb_client.client.exceptions import InfluxDBError
 from paho.mqtt.enums import CallbackAPIVersion
 from psycopg import sql
 from pydantic import PostgresDsn
+from pydantic_settings import BaseSettings
 from urllib3.exceptions import HTTPError
 
-from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
+from fleetwatch.settings import ENV_PREFIX, InfluxSettings, MqttSettings, PostgresSettings
 from stores.influx import make_client
 from stores.postgres.migrate import upgrade
 
@@ -45,6 +47,20 @@ class Sandbox:
     @property
     def database_url(self) -> str:
         return str(self.pg.database_url)
+
+
+def process_env(*groups: BaseSettings) -> dict[str, str]:
+    """The environment that makes a fleetwatch process use these settings (and no other
+    FLEETWATCH_* of ours), without a health endpoint."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    for group in groups:
+        for name, value in group.model_dump().items():
+            if value is None:
+                continue
+            text = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+            env[f"{ENV_PREFIX}{name}".upper()] = str(text)
+    env[f"{ENV_PREFIX}HEALTH_PORT"] = "0"
+    return env
 
 
 def database_url(admin: PostgresSettings, name: str) -> str:

@@ -42,12 +42,16 @@ class WsDevice:
         *,
         answer_commands: str | None = "ack_success",
         use_header: bool = True,
+        compression: bool = True,
     ) -> None:
         self.url = f"{base_url.replace('http', 'ws', 1)}/ws/{device_id}"
         self.device_id = device_id
         self.device_type = device_type
         self._token = token
         self._use_header = use_header
+        # Offer permessage-deflate (the websockets default); ESP-IDF's and Arduino's
+        # WebSocket clients do not, so a simulated fleet as the firmware connects passes False.
+        self._compression: str | None = "deflate" if compression else None
         self.answer_commands = answer_commands
         self.unacked: dict[str, str] = {}
         self._sent_at: dict[str, float] = {}
@@ -71,7 +75,12 @@ class WsDevice:
         url = self.url if self._use_header else f"{self.url}?token={self._token}"
         self.close_code = None
         self._socket = await connect(
-            url, additional_headers=headers, open_timeout=30, max_size=2**21, ping_interval=None
+            url,
+            additional_headers=headers,
+            open_timeout=30,
+            max_size=2**21,
+            ping_interval=None,
+            compression=self._compression,
         )
         self._reader = asyncio.create_task(self._read(self._socket))
         if hello:
