@@ -84,8 +84,11 @@ def _api(args: argparse.Namespace) -> int:
         log_config=None,  # fleetwatch's own logging
         server_header=False,
         ws_max_size=settings.ws_hard_max_bytes,
-        ws_ping_interval=20.0,
-        ws_ping_timeout=20.0,
+        # No keepalive pings: a device's liveness is its frames (FLEETWATCH_WS_IDLE_TIMEOUT_S).
+        # While ingest holds a socket's reading back (a full inbox), a ping's answer goes
+        # unread and uvicorn would close a live device for it (1011), which then reconnects
+        # and resends: the costliest thing it could do to a server that is behind.
+        ws_ping_interval=None,
     )
     return 0
 

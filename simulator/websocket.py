@@ -73,8 +73,7 @@ class WsDevice:
         """Open the socket, say hello (with the device type), then resend what is unacked."""
         headers = {"Authorization": f"Bearer {self._token}"} if self._use_header else {}
         url = self.url if self._use_header else f"{self.url}?token={self._token}"
-        self.close_code = None
-        self._socket = await connect(
+        socket = await connect(
             url,
             additional_headers=headers,
             open_timeout=30,
@@ -82,7 +81,8 @@ class WsDevice:
             ping_interval=None,
             compression=self._compression,
         )
-        self._reader = asyncio.create_task(self._read(self._socket))
+        self._socket, self.close_code = socket, None  # only once it is open
+        self._reader = asyncio.create_task(self._read(socket))
         if hello:
             await self._socket.send(json.dumps({"type": "hello", "device_type": self.device_type}))
         if resend:
