@@ -59,7 +59,7 @@ def test_housekeeping_prints_rows_removed_per_table(
     assert left == 0
     assert "postgresql: dead_letters: 3 rows removed (older than 30 days)" in out
     assert "postgresql: alarm_events: 0 rows removed (older than 180 days)" in out
-    assert out.count("rows removed") == 8  # system_logs too
+    assert out.count("rows removed") == 10  # system_logs, state snapshots, frame ids too
 
 
 def test_housekeeping_refuses_an_unmigrated_database(
