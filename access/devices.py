@@ -8,14 +8,13 @@ is refused, and the refusal is kept in the audit trail with the address it came 
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import psycopg
 
+from access import tokens
 from access.audit import acting, record
 from access.identity import Identity
 from access.roles import Permission
@@ -26,7 +25,6 @@ __all__ = [
     "DEVICE_PREFIX",
     "ConnectingDevice",
     "DeviceRefused",
-    "NewDeviceToken",
     "identify_device",
     "issue_token",
     "new_token",
@@ -53,24 +51,9 @@ class ConnectingDevice:
     device_type: str
 
 
-@dataclass(frozen=True, slots=True)
-class NewDeviceToken:
-    """A fresh device token: the ``secret`` the device is given (once), and what is stored of
-    it, its ``prefix`` (to recognise it in listings) and SHA-256 ``digest``."""
-
-    secret: str
-    prefix: str
-    digest: str
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def new_token() -> NewDeviceToken:
+def new_token() -> tokens.NewToken:
     """A new random device token, not stored anywhere yet."""
-    secret = DEVICE_PREFIX + secrets.token_urlsafe(32)
-    return NewDeviceToken(secret, secret[:12], _digest(secret))
+    return tokens.new_token(DEVICE_PREFIX)
 
 
 def issue_token(conn: psycopg.Connection[Any], who: Identity, hostname: str) -> str:
@@ -110,8 +93,8 @@ def identify_device(
     is retired or not a WebSocket device.
     """
     found = None
-    if token.startswith(DEVICE_PREFIX) and 20 <= len(token) <= 100 and token.isascii():
-        found = device_tokens_store.device_of(conn, _digest(token))
+    if tokens.looks_like_token(token, DEVICE_PREFIX):
+        found = device_tokens_store.device_of(conn, tokens.digest(token))
     if found is None:
         _refuse(conn, claimed, source, "no live device token", {})
         raise DeviceRefused(4401, "send the device's token: Authorization: Bearer fwd_...")

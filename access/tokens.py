@@ -1,4 +1,5 @@
-"""Personal API tokens: how scripts and the CLI act as a person without a password.
+"""Tokens: personal API tokens (how scripts and the CLI act as a person without a password),
+and the same kind of secret under another prefix for devices (``access.devices``).
 
 A token is ``fwt_`` and 43 URL-safe characters (256 random bits). Only its SHA-256 digest is
 stored: with that much entropy a fast hash cannot be reversed, and a lookup stays one index
@@ -30,12 +31,12 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def new_token() -> NewToken:
-    """A fresh token."""
-    secret = PREFIX + secrets.token_urlsafe(32)
+def new_token(prefix: str = PREFIX) -> NewToken:
+    """A fresh token starting with ``prefix`` (a personal one by default)."""
+    secret = prefix + secrets.token_urlsafe(32)
     return NewToken(secret, secret[:_SHOWN], digest(secret))
 
 
-def looks_like_token(text: str) -> bool:
+def looks_like_token(text: str, prefix: str = PREFIX) -> bool:
     """Whether ``text`` has a token's shape (checked before any lookup)."""
-    return text.startswith(PREFIX) and 20 <= len(text) <= 100 and text.isascii()
+    return text.startswith(prefix) and 20 <= len(text) <= 100 and text.isascii()
