@@ -320,6 +320,18 @@ class CdcTracker:
                 self._states[key] = before  # type: ignore[assignment]
         self._undo = None
 
+    def rewritten(self) -> set[StateKey]:
+        """The keys whose reference (the last written point) changed since ``begin``: the
+        states worth persisting whole; the others only moved their redelivery guard."""
+        changed: set[StateKey] = set()
+        for key, before in (self._undo or {}).items():
+            now = self._states.get(key)
+            if now is None:
+                continue
+            if not isinstance(before, CdcState) or before.reference is not now.reference:
+                changed.add(key)
+        return changed
+
     def kind(self, name: str) -> DeviceKind:
         """The declaration readings of kind ``name`` are judged by."""
         return self._kinds.get(name) or registered(name)

@@ -41,12 +41,15 @@ from ingest.messages import (
 )
 
 if TYPE_CHECKING:  # the transports import their decoders from here
-    from ingest.transports.base import Addressing
+    from ingest.transports.base import Addressing, Origin
 
 NETWORK_TYPES = {0: "wifi", 1: "ethernet", 2: "none"}
 ETH_INTERFACES = {0: "wifi", 1: "ethernet"}
 
 M = TypeVar("M", bound=Message)
+
+# Parsed topics kept (about 200 bytes each): a fleet's few topics per device, parsed once.
+ORIGIN_CACHE_SIZE = 300_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +76,8 @@ class Decoder:
     def __init__(self, addressing: Addressing, limits: DecodeLimits | None = None) -> None:
         self._addressing = addressing
         self._limits = limits or DecodeLimits()
+        # A fleet sends on a few topics per device, over and over: each is parsed once.
+        self._origins: dict[str, Origin] = {}
         self._by_kind: dict[TopicKind, Callable[[bytes, Context], DeviceMessage]] = {
             TopicKind.STATUS: _status,
             TopicKind.HEARTBEAT: _heartbeat,
@@ -89,10 +94,15 @@ class Decoder:
 
         Raises Rejected with the reason the message must be dead-lettered.
         """
-        try:
-            parsed = self._addressing.parse(address)
-        except TopicError as exc:
-            raise Rejected(RejectReason.BAD_TOPIC, str(exc)) from exc
+        parsed = self._origins.get(address)
+        if parsed is None:
+            try:
+                parsed = self._addressing.parse(address)
+            except TopicError as exc:
+                raise Rejected(RejectReason.BAD_TOPIC, str(exc)) from exc
+            if len(self._origins) >= ORIGIN_CACHE_SIZE:
+                self._origins.clear()  # a bound on memory; refilled from the next messages
+            self._origins[address] = parsed
         handler = self._by_kind.get(parsed.kind)
         if handler is None:
             return None  # server -> device traffic: not input

@@ -7,6 +7,7 @@ Building one with an impossible value raises ``Rejected`` with a dead-letter rea
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import re
@@ -66,6 +67,7 @@ _MAC = re.compile(r"^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
 _COUNTRY = re.compile(r"^[A-Z]{0,3}$")
 
 
+@functools.lru_cache(maxsize=200_000)  # every message names its device's MAC again
 def normalise_mac(raw: str) -> str:
     """``aa:bb:cc:dd:ee:ff`` from any of the usual spellings; Rejected if it is not a MAC."""
     text = raw.strip().lower()

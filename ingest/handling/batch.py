@@ -276,6 +276,14 @@ class BatchHandler:
 
     def _write(self, tx: BatchTx, walk: Walk, plan: Plan) -> list[int]:
         devices = walk._devices
+        states = self._tracker.snapshot(plan.cdc_devices)
+        # A device's main history keeps its redelivery guard in its status row, which this
+        # batch updates anyway; its reference is written only when a point changed it.
+        for key, state in states.items():
+            if isinstance(key, int) and key in devices:
+                devices[key].set("last_device_ts", state.last_device_ts)
+        rewritten = self._tracker.rewritten()
+        states = {k: s for k, s in states.items() if k in rewritten or not isinstance(k, int)}
         tx.update_devices({i: d.device_patch for i, d in devices.items() if d.device_patch})
         tx.patch_status({i: d.patch for i, d in devices.items() if d.patch})
         tx.apply_alarm_changes(plan.alarm_changes)
@@ -288,7 +296,6 @@ class BatchHandler:
         tx.apply_jobs(plan.jobs)
         tx.insert_snapshots(plan.snapshots)
         tx.record_message_ids(plan.message_ids)
-        states = self._tracker.snapshot(plan.cdc_devices)
         panels = {
             i: s
             for i, s in states.items()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -119,7 +120,15 @@ class PanelState(ConnectionState):
 
     @classmethod
     def of(cls, view: DeviceView) -> PanelState:
-        return cls(**{name: getattr(view, name) for name in cls.__dataclass_fields__})
+        return cls(*_PANEL_COLUMNS(view))
+
+
+# The view's values in the order PanelState declares its fields.
+_PANEL_COLUMNS = operator.attrgetter(*PanelState.__dataclass_fields__)
+
+_HELD: dict[type[ConnectionState], frozenset[str]] = {
+    kind: frozenset(kind.__dataclass_fields__) for kind in (ConnectionState, PanelState)
+}
 
 
 @dataclass(slots=True)
@@ -134,11 +143,13 @@ class _Device:
     patch: dict[str, object] = field(default_factory=dict)
     device_patch: dict[str, object] = field(default_factory=dict)
     open_alarms: set[tuple[str, int]] = field(default_factory=set)
+    held: frozenset[str] = frozenset()  # the columns ``state`` holds
 
     @classmethod
     def of(cls, view: DeviceView, open_alarms: set[tuple[str, int]]) -> _Device:
         state = PanelState.of(view) if view.kind == PANEL.name else ConnectionState.of(view)
-        return cls(view, Identity.of(view), state, open_alarms=open_alarms)
+        held = _HELD[type(state)]
+        return cls(view, Identity.of(view), state, open_alarms=open_alarms, held=held)
 
     @property
     def device_id(self) -> int:
@@ -154,7 +165,7 @@ class _Device:
     def set(self, column: str, value: object) -> None:
         """Change a ``device_status`` column: in the typed state when it holds it, and in
         the patch written at the end of the batch."""
-        if column in type(self.state).__dataclass_fields__:
+        if column in self.held:
             setattr(self.state, column, value)
         self.patch[column] = value
 

@@ -16,13 +16,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from sqlalchemy import Column, Table
 from sqlalchemy.dialects import postgresql
@@ -183,8 +181,8 @@ class ConnectionChange:
 _VIEW_SQL = sql.SQL(
     """
     SELECT d.id AS device_id, d.kind, d.device_type_id, d.mac_address::text AS mac,
-           d.hostname, d.country, d.zone,
-           d.latitude, d.longitude, s.is_online, s.device_state, s.last_alarm_sequence,
+           d.hostname, d.country, d.zone, d.latitude::float8, d.longitude::float8,
+           s.is_online, s.device_state, s.last_alarm_sequence,
            s.panic1, s.panic2, s.box_sw, s.siren, s.turret,
            s.panic1_count, s.panic2_count, s.tamper_count,
            s.temperature, s.humidity, s.fan_pwm_duty, s.uptime,
@@ -195,10 +193,6 @@ _VIEW_SQL = sql.SQL(
        FOR UPDATE OF s
     """
 ).format(devices=sql.Identifier("devices"), status=sql.Identifier("device_status"))
-
-
-def _float(value: Decimal | float | None) -> float | None:
-    return None if value is None else float(value)
 
 
 class BatchTx:
@@ -371,14 +365,8 @@ class BatchTx:
 
     def lock_views(self, device_ids: Iterable[int]) -> dict[int, DeviceView]:
         """Current state of the devices, locked until commit (in id order: no deadlocks)."""
-        with self._conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(_VIEW_SQL, [sorted(set(device_ids))])
-            rows = cur.fetchall()
-        views = {}
-        for row in rows:
-            row["latitude"], row["longitude"] = _float(row["latitude"]), _float(row["longitude"])
-            views[row["device_id"]] = DeviceView(**row)
-        return views
+        rows = self._conn.execute(_VIEW_SQL, [sorted(set(device_ids))]).fetchall()
+        return {row[0]: DeviceView(*row) for row in rows}  # columns in the view's order
 
     def open_alarms(self, device_ids: Iterable[int]) -> set[tuple[int, str, int]]:
         """(device_id, alarm_type, output_type or 0) of every open alarm of these devices."""
@@ -733,15 +721,20 @@ class IngestStore:
     def load_cdc_states(self) -> list[CdcRow]:
         """Every persisted CDC reference (start-up seeding)."""
         names = [c.name for c in schema.heartbeat_cdc_state.c if c.name != "updated_at"]
+        # The guard is the newer of the reference's and the status row's (see 0011).
+        columns = [
+            sql.SQL("GREATEST(c.last_device_ts, s.last_device_ts)")
+            if name == "last_device_ts"
+            else sql.SQL("c.{}").format(sql.Identifier(name))
+            for name in names
+        ]
+        query = sql.SQL(
+            "SELECT {} FROM heartbeat_cdc_state c "
+            "LEFT JOIN device_status s ON s.device_id = c.device_id"
+        ).format(sql.SQL(", ").join(columns))
         with self.batch():
-            conn = self._connection()
-            with conn.cursor(row_factory=dict_row) as cur:
-                cur.execute(
-                    sql.SQL("SELECT {} FROM heartbeat_cdc_state").format(
-                        sql.SQL(", ").join(map(sql.Identifier, names))
-                    )
-                )
-                return [CdcRow(**row) for row in cur.fetchall()]
+            rows = self._connection().execute(query).fetchall()
+        return [CdcRow(*row) for row in rows]
 
     def load_metric_states(self) -> list[MetricStateRow]:
         """Every persisted CDC reference of devices of declared types (start-up seeding)."""
@@ -750,9 +743,14 @@ class IngestStore:
                 self._connection()
                 .execute(
                     "SELECT s.device_id, s.kind, s.written_at, s.values, s.is_online, "
-                    "s.last_device_ts, s.stream FROM (SELECT c.*, CASE WHEN c.stream = '' "
-                    "THEN d.kind ELSE d.kind || '_' || split_part(c.stream, '/', 1) END AS kind "
-                    "FROM device_cdc_state c JOIN devices d ON d.id = c.device_id) s"
+                    "s.last_device_ts, s.stream FROM (SELECT c.device_id, c.written_at, "
+                    "c.values, c.is_online, c.stream, CASE WHEN c.stream = '' "
+                    "THEN d.kind ELSE d.kind || '_' || split_part(c.stream, '/', 1) END AS kind, "
+                    # A device's main history keeps its guard in its status row (see 0011).
+                    "CASE WHEN c.stream = '' THEN GREATEST(c.last_device_ts, t.last_device_ts) "
+                    "ELSE c.last_device_ts END AS last_device_ts "
+                    "FROM device_cdc_state c JOIN devices d ON d.id = c.device_id "
+                    "LEFT JOIN device_status t ON t.device_id = c.device_id) s"
                 )
                 .fetchall()
             )
