@@ -1,13 +1,15 @@
 """The ingest process of the benchmark: the real ``IngestService``, lightly instrumented.
 
 Started with multiprocessing's *spawn* method so it shares no interpreter (and no GIL) with
-the publisher. It talks to the parent over one duplex pipe: it sends ``READY`` once
+the publisher. It talks to the parent over one duplex pipe: it sends ``STARTING`` when the
+interpreter is up and the service built (the moment it starts connecting), ``READY`` once
 subscribed, waits for ``STOP``, and answers with an ``IngestReport``.
 
 Instrumentation, all outside the service's code:
 
 * a task waits on ``IngestService.wait_processed`` and timestamps every committed batch,
-  which gives the first and last commit times;
+  which gives the first and last commit times (from the start: a kept session's backlog is
+  delivered right behind the CONNACK, possibly before ``READY``);
 * ``Pipeline.process`` is wrapped on the instance to add up the time spent in it (decode,
   one PostgreSQL transaction, InfluxDB write) and, with ``profile_dir``, to run it under
   cProfile. The event loop thread (MQTT reading, batching, acknowledging) gets a profiler of
@@ -30,12 +32,13 @@ from pydantic import PostgresDsn
 
 from fleetwatch import logs
 from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
-from ingest.handling import Outcome
+from ingest.handling import Item, Outcome
 from ingest.service import IngestOptions, IngestService
-from ingest.transports import Delivery
+from ingest.transports import Delivery, MqttTransport, Transport
 
 logger = logging.getLogger(__name__)
 
+STARTING = "starting"
 READY = "ready"
 STOP = "stop"
 START_TIMEOUT_S = 30.0
@@ -53,6 +56,7 @@ class IngestSpec:
     batch_wait_s: float
     log_level: str
     profile_dir: str | None = None
+    inbox_size: int = 0  # deliveries the MQTT transport holds before batching; 0: its default
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,20 +92,22 @@ class _TimedProcess:
 
     def __init__(
         self,
-        process: Callable[[Sequence[Delivery]], Outcome],
+        process: Callable[[Sequence[Delivery], Sequence[Item] | None], Outcome],
         profiler: cProfile.Profile | None,
     ) -> None:
         self._process = process
         self._profiler = profiler
         self.busy_s = 0.0
 
-    def __call__(self, deliveries: Sequence[Delivery]) -> Outcome:
+    def __call__(
+        self, deliveries: Sequence[Delivery], items: Sequence[Item] | None = None
+    ) -> Outcome:
         # Batches run one at a time in a worker thread, so one profiler is never shared.
         started = time.perf_counter()
         if self._profiler is not None:
             self._profiler.enable()
         try:
-            return self._process(deliveries)
+            return self._process(deliveries, items)
         finally:
             if self._profiler is not None:
                 self._profiler.disable()
@@ -127,13 +133,18 @@ def _process_cpu() -> float:
 async def _serve(
     spec: IngestSpec, channel: Connection, worker: cProfile.Profile | None
 ) -> IngestReport:
+    mqtt = MqttSettings(topic_prefix=spec.topic_prefix, mqtt_client_id=spec.client_id)
+    transports: list[Transport] = []
+    if spec.inbox_size:  # the transport the service would build, with another inbox size
+        transports.append(MqttTransport(mqtt, client_id=spec.client_id, queue_size=spec.inbox_size))
     service = IngestService(
         PostgresSettings(database_url=PostgresDsn(spec.database_url)),
-        MqttSettings(topic_prefix=spec.topic_prefix, mqtt_client_id=spec.client_id),
+        None if transports else mqtt,
         InfluxSettings(influx_bucket=spec.bucket),
         IngestOptions(
             client_id=spec.client_id, batch_size=spec.batch_size, batch_wait_s=spec.batch_wait_s
         ),
+        transports=transports,
     )
     timed = _TimedProcess(service.pipeline.process, worker)
     service.pipeline.process = timed  # type: ignore[method-assign]
@@ -148,17 +159,22 @@ async def _serve(
 
     loop = asyncio.get_running_loop()
     loop.add_reader(channel.fileno(), on_message)
+    channel.send(STARTING)
+    commits: list[tuple[float, int]] = []
+    recorder = asyncio.create_task(_record_commits(service, commits))
     running = asyncio.create_task(service.run(stop))
     subscribed = asyncio.create_task(service.connected.wait())
-    async with asyncio.timeout(START_TIMEOUT_S):
-        await asyncio.wait({running, subscribed}, return_when=asyncio.FIRST_COMPLETED)
+    # On a failure here asyncio.run cancels what is left: the service and the recorder.
+    try:
+        async with asyncio.timeout(START_TIMEOUT_S):
+            await asyncio.wait({running, subscribed}, return_when=asyncio.FIRST_COMPLETED)
+    except TimeoutError as exc:
+        raise TimeoutError(f"not subscribed within {START_TIMEOUT_S:.0f} s") from exc
     if running.done():
         running.result()  # raises the start-up failure
     channel.send(READY)
     # CPU from here on: start-up (imports, schema check, CDC seeding) is not the workload.
     loop_cpu_start, cpu_start = time.thread_time(), _process_cpu()
-    commits: list[tuple[float, int]] = []
-    recorder = asyncio.create_task(_record_commits(service, commits))
     failure = None
     try:
         await running

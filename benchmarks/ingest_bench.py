@@ -6,7 +6,12 @@ Creates a database, bucket, topic prefix and MQTT client ids of its own; starts 
 ``IngestService`` in a separate (spawned) process; publishes a mixed stream (one status per
 device, then mostly heartbeats, some alarms and statuses, see ``benchmarks.stream``) at QoS 1
 from this process; polls PostgreSQL every 0.5 s until every published message is accounted
-for; then prints a summary. The exit status is 1 when messages were lost (fewer accounted
+for; then prints a summary.
+
+With ``--preload`` ingest is started once (its persistent session then exists) and stopped,
+the whole stream is published into the broker, which keeps it for that session, and only
+then is ingest started again: the drain is timed from that start, with no publisher
+competing for the cores. The exit status is 1 when messages were lost (fewer accounted
 than the broker acknowledged), 2 when the run could not be set up.
 """
 
@@ -24,12 +29,12 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 
 from benchmarks import rules as bench_rules
-from benchmarks.child import READY, STOP, IngestReport, IngestSpec, run_ingest
+from benchmarks.child import READY, STARTING, STOP, IngestReport, IngestSpec, run_ingest
 from benchmarks.probes import (
     Committed,
     CpuMeter,
@@ -38,10 +43,11 @@ from benchmarks.probes import (
     our_backends,
     peak_rss_kib,
 )
-from benchmarks.publisher import PublishError, StreamPublisher
-from benchmarks.report import Measurements, RunSetup, render
+from benchmarks.publisher import Publisher, PublishError, StreamPublisher
+from benchmarks.report import Drain, Measurements, RunSetup, render
 from benchmarks.sandbox import Sandbox, SandboxError, sandbox
 from benchmarks.stream import Stream, StreamShape, build_stream
+from benchmarks.wire_publisher import MAX_PACKET_ID, WirePublisher
 from fleetwatch import logs
 from fleetwatch.settings import (
     InfluxSettings,
@@ -87,6 +93,9 @@ class BenchConfig:
     rounds: int = 1
     rules: int = 0  # enabled alerting rules (built-ins included); 0 for none
     compare_rules: bool = False
+    publisher: Literal["wire", "paho"] = "wire"
+    preload: bool = False  # publish everything while ingest is stopped, then time the drain
+    ingest_inbox: int = 0  # ingest's MQTT inbox size; 0: ingest's default
 
 
 def parse_args(argv: Sequence[str] | None) -> BenchConfig:
@@ -144,6 +153,26 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         action="store_true",
         help="run without rules, then with --rules, and compare their rates (--rounds pairs)",
     )
+    parser.add_argument(
+        "--publisher",
+        choices=["wire", "paho"],
+        default="wire",
+        help="wire: pre-encoded packets over a plain socket, a few µs of CPU per message; "
+        "paho: paho-mqtt's client, ~80 µs per message",
+    )
+    parser.add_argument(
+        "--preload",
+        action="store_true",
+        help="publish the whole stream while ingest is stopped (its session queues it in the "
+        "broker), then start ingest and time the drain",
+    )
+    parser.add_argument(
+        "--ingest-inbox",
+        type=int,
+        default=0,
+        metavar="N",
+        help="deliveries ingest's MQTT transport holds before batching (default: ingest's own)",
+    )
     args = parser.parse_args(argv)
     try:
         shape = StreamShape(
@@ -161,6 +190,10 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         parser.error("--compare needs a --telemetry-share to compare with")
     if args.compare_rules and (args.compare or not args.rules):
         parser.error("--compare-rules needs --rules N, and not --compare")
+    if args.preload and (args.rate or args.compare or args.compare_rules):
+        parser.error("--preload times the drain alone: not with --rate, --compare, --compare-rules")
+    if args.publisher == "wire" and not 1 <= args.window < MAX_PACKET_ID:
+        parser.error(f"--window must be within [1, {MAX_PACKET_ID - 1}] (MQTT packet ids)")
     return BenchConfig(
         shape=shape,
         rate=args.rate,
@@ -176,6 +209,9 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         rounds=max(args.rounds, 1),
         rules=args.rules,
         compare_rules=args.compare_rules,
+        publisher=args.publisher,
+        preload=args.preload,
+        ingest_inbox=max(args.ingest_inbox, 0),
     )
 
 
@@ -184,6 +220,13 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
 
 def _start_ingest(config: BenchConfig, box: Sandbox) -> tuple[BaseProcess, Connection]:
     """Spawn the ingest process and wait until it is subscribed."""
+    process, channel = _spawn_ingest(config, box)
+    _await_ready(process, channel)
+    return process, channel
+
+
+def _spawn_ingest(config: BenchConfig, box: Sandbox) -> tuple[BaseProcess, Connection]:
+    """Spawn the ingest process and wait until its service starts (imports done)."""
     spec = IngestSpec(
         database_url=box.database_url,
         topic_prefix=box.mqtt.topic_prefix,
@@ -193,22 +236,33 @@ def _start_ingest(config: BenchConfig, box: Sandbox) -> tuple[BaseProcess, Conne
         batch_wait_s=config.batch_wait_s,
         log_level=config.log_level,
         profile_dir=config.profile_dir,
+        inbox_size=config.ingest_inbox,
     )
     context = multiprocessing.get_context("spawn")
     channel, child_end = context.Pipe()
     process = context.Process(target=run_ingest, args=(spec, child_end), name="bench-ingest")
     process.start()
     child_end.close()
+    _expect(process, channel, STARTING, "start")
+    return process, channel
+
+
+def _await_ready(process: BaseProcess, channel: Connection) -> None:
+    """Wait until the spawned ingest process is subscribed."""
+    _expect(process, channel, READY, "subscribe")
+    logger.info("ingest running as pid %d", process.pid)
+
+
+def _expect(process: BaseProcess, channel: Connection, signal: str, what: str) -> None:
+    """Wait for ``signal`` from the ingest process; stop it if something else comes."""
     if not channel.poll(START_TIMEOUT_S):
         _stop_ingest(process, channel)
-        raise BenchError(f"ingest did not subscribe within {START_TIMEOUT_S:.0f}s")
+        raise BenchError(f"ingest did not {what} within {START_TIMEOUT_S:.0f}s")
     answer = channel.recv()
-    if answer != READY:
+    if answer != signal:
         process.join(STOP_TIMEOUT_S)
         failure = answer.failure if isinstance(answer, IngestReport) else answer
         raise BenchError(f"ingest failed to start: {failure}")
-    logger.info("ingest running as pid %d", process.pid)
-    return process, channel
 
 
 def _stop_ingest(process: BaseProcess, channel: Connection) -> IngestReport | None:
@@ -234,19 +288,20 @@ def _stop_ingest(process: BaseProcess, channel: Connection) -> IngestReport | No
 
 def _await_accounted(
     conn: psycopg.Connection[Any],
-    publisher: StreamPublisher,
-    publishing: threading.Thread,
+    publisher: Publisher,
+    publishing: threading.Thread | None,
     ingest: BaseProcess,
     stall_timeout_s: float,
 ) -> tuple[Committed, str | None]:
     """Poll PostgreSQL until every acknowledged message is accounted for; what was seen, and
-    why it stopped short (None when it did not)."""
+    why it stopped short (None when it did not). ``publishing`` is the thread still
+    publishing, None when publishing is over."""
     last_change = last_log = time.monotonic()
     seen = -1
     while True:
         committed = count_committed(conn)
         now = time.monotonic()
-        done_publishing = not publishing.is_alive()
+        done_publishing = publishing is None or not publishing.is_alive()
         published = publisher.result.acknowledged
         if done_publishing and committed.messages >= published:
             return committed, None
@@ -288,7 +343,14 @@ def _influx_points(box: Sandbox) -> int | None:
     return int(frame["_value"].sum()) if "_value" in frame.columns else 0
 
 
-def _publish(publisher: StreamPublisher, stream: Stream, errors: list[BaseException]) -> None:
+def _publisher(config: BenchConfig, box: Sandbox) -> Publisher:
+    rate = 0.0 if config.preload else config.rate
+    if config.publisher == "paho":
+        return StreamPublisher(box.mqtt, box.publisher_id, window=config.window, rate=rate)
+    return WirePublisher(box.mqtt, box.publisher_id, window=config.window, rate=rate)
+
+
+def _publish(publisher: Publisher, stream: Stream, errors: list[BaseException]) -> None:
     try:
         publisher.run(stream.messages)
     except (PublishError, OSError) as exc:
@@ -298,8 +360,9 @@ def _publish(publisher: StreamPublisher, stream: Stream, errors: list[BaseExcept
 
 def run(config: BenchConfig, box: Sandbox, stream: Stream) -> Measurements:
     """Start ingest, publish the stream, measure until it is all accounted, stop ingest."""
+    publisher = _publisher(config, box)
+    publisher.prepare(stream.messages)  # before ingest runs: not part of what is measured
     process, channel = _start_ingest(config, box)
-    publisher = StreamPublisher(box.mqtt, box.publisher_id, window=config.window, rate=config.rate)
     measured = Measurements(published=publisher.result)
     watcher = LatencyWatcher(box.database_url, stream.probe_hostnames, config.probe_interval_s)
     errors: list[BaseException] = []
@@ -310,6 +373,7 @@ def run(config: BenchConfig, box: Sandbox, stream: Stream) -> Measurements:
     try:
         with psycopg.connect(box.database_url, autocommit=True) as conn:
             cpu = CpuMeter({"ingest": pid, "publisher": os.getpid()}, lambda: our_backends(conn))
+            measured.cpu_from = time.time()
             cpu.start()
             watcher.start()
             publishing.start()
@@ -333,6 +397,63 @@ def run(config: BenchConfig, box: Sandbox, stream: Stream) -> Measurements:
             measured.ingest = _stop_ingest(process, channel)
     if errors:
         raise BenchError(str(errors[0])) from errors[0]
+    return measured
+
+
+def run_preloaded(config: BenchConfig, box: Sandbox, stream: Stream) -> Measurements:
+    """Create ingest's session, publish the stream into the broker while ingest is stopped,
+    then start ingest and measure its drain until everything is accounted for."""
+    publisher = _publisher(config, box)
+    publisher.prepare(stream.messages)
+    process, channel = _start_ingest(config, box)
+    report = _stop_ingest(process, channel)
+    if report is None or report.failure:
+        raise BenchError(f"ingest did not stop cleanly: {report.failure if report else 'gone'}")
+    logger.info("ingest's session created and left; publishing into the broker")
+    measured = Measurements(published=publisher.result)
+    errors: list[BaseException] = []
+    with psycopg.connect(box.database_url, autocommit=True) as conn:
+        cpu = CpuMeter({"publisher": os.getpid()}, lambda: our_backends(conn))
+        cpu.start()
+        _publish(publisher, stream, errors)
+        publish_cpu = cpu.stop()
+    if errors:
+        raise BenchError(str(errors[0])) from errors[0]
+    logger.info("%d messages queued by the broker; starting ingest", publisher.result.acknowledged)
+    with psycopg.connect(box.database_url, autocommit=True) as conn:
+        spawned = time.time()
+        process, channel = _spawn_ingest(config, box)
+        pid = process.pid or 0
+        try:
+            # From the service's start: the interpreter's start-up and imports are left out.
+            cpu = CpuMeter({"ingest": pid, "benchmark": os.getpid()}, lambda: our_backends(conn))
+            measured.cpu_from = time.time()
+            cpu.start()
+            measured.drain = Drain(
+                spawned=spawned, service_started=measured.cpu_from, publish_cpu=publish_cpu
+            )
+            try:
+                _await_ready(process, channel)
+            except BenchError as exc:
+                if config.ingest_inbox:
+                    raise
+                raise BenchError(
+                    f"{exc} (with a backlog larger than ingest's MQTT inbox, the broker's "
+                    "SUBACK waits behind it while ingest has stopped reading; --ingest-inbox "
+                    f"{len(stream.messages)} lets the whole backlog in)"
+                ) from exc
+            committed, measured.gave_up = _await_accounted(
+                conn, publisher, None, process, config.stall_timeout_s
+            )
+            measured.accounted_at = time.time()
+            measured.cpu = cpu.stop()
+            measured.peak_rss_kib = peak_rss_kib(pid)
+            measured.committed = _await_outbox(conn, committed)
+            if measured.gave_up:
+                logger.error("accounting stopped short: %s", measured.gave_up)
+            measured.influx_points = _influx_points(box)
+        finally:
+            measured.ingest = _stop_ingest(process, channel)
     return measured
 
 
@@ -421,7 +542,7 @@ def _one_run(
                 time.perf_counter() - started,
                 dict(stream.counts),
             )
-            measured = run(config, box, stream)
+            measured = (run_preloaded if config.preload else run)(config, box, stream)
     except (BenchError, SandboxError, StoreError) as exc:
         logger.error("benchmark failed: %s", exc)
         return None
@@ -432,6 +553,9 @@ def _one_run(
         window=config.window,
         probe_interval_s=config.probe_interval_s,
         telemetry_devices=config.shape.telemetry_devices,
+        publisher=config.publisher,
+        preload=config.preload,
+        ingest_inbox=config.ingest_inbox,
     )
     print(render(setup, stream, measured))
     if config.profile_dir:

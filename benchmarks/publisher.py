@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -46,6 +46,20 @@ class PublishResult:
     @property
     def duration_s(self) -> float:
         return max(self.finished - self.started, 1e-9)
+
+
+class Publisher(Protocol):
+    """What the benchmark asks of a publisher (``StreamPublisher``, or the cheaper
+    ``benchmarks.wire_publisher.WirePublisher``)."""
+
+    result: PublishResult
+
+    def prepare(self, messages: Sequence[Outbound]) -> None:
+        """Do ahead whatever per-message work can be done before publishing starts."""
+
+    def run(self, messages: Sequence[Outbound]) -> PublishResult:
+        """Publish every message and wait for the broker's acknowledgements (blocking)."""
+        ...
 
 
 class StreamPublisher:
@@ -117,6 +131,9 @@ class StreamPublisher:
         client.on_connect = self._on_connect
         client.on_publish = self._on_publish
         return client
+
+    def prepare(self, messages: Sequence[Outbound]) -> None:
+        """Nothing to do ahead: paho encodes each packet as it is published."""
 
     def run(self, messages: Sequence[Outbound]) -> PublishResult:
         """Publish every message and wait for the broker's acknowledgements (blocking)."""

@@ -13,6 +13,7 @@ from benchmarks.stream import Stream
 from ingest.contract import TopicKind
 
 LABEL = 34  # width of the first column
+CPU_ORDER = ("ingest", "postgres", "mosquitto", "influxd", "publisher", "benchmark")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,6 +26,19 @@ class RunSetup:
     window: int
     probe_interval_s: float
     telemetry_devices: int = 0
+    publisher: str = "wire"
+    preload: bool = False
+    ingest_inbox: int = 0  # 0: ingest's default
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Drain:
+    """A preloaded run's timeline: the stream was published while ingest was stopped, and
+    the broker held it for ingest's session until ingest was started again."""
+
+    spawned: float  # time.time() when the ingest process was started
+    service_started: float  # when its service began connecting (interpreter and imports done)
+    publish_cpu: dict[str, float]  # CPU seconds while the stream was published into the broker
 
 
 @dataclass(slots=True)
@@ -39,6 +53,8 @@ class Measurements:
     probes_unseen: int = 0
     influx_points: int | None = None
     cpu: dict[str, float] = field(default_factory=dict)
+    cpu_from: float = 0.0  # time.time() when ``cpu`` started counting
+    drain: Drain | None = None  # preloaded runs only
     peak_rss_kib: int | None = None
     ingest: IngestReport | None = None
 
@@ -88,9 +104,10 @@ def _timing(setup: RunSetup, m: Measurements) -> list[str]:
     pub, report = m.published, m.ingest
     lines = [
         _row(
-            "publish rate",
+            "publish rate (ingest stopped)" if m.drain else "publish rate",
             f"{_n(pub.acknowledged / pub.duration_s):>12} msg/s",
-            f"{_s(pub.duration_s)} to the last PUBACK, QoS 1, window {setup.window}",
+            f"{_s(pub.duration_s)} to the last PUBACK, QoS 1, window {setup.window}"
+            + ("; queued by the broker" if m.drain else ""),
         )
     ]
     rate = report.sustained_rate if report else None
@@ -104,6 +121,8 @@ def _timing(setup: RunSetup, m: Measurements) -> list[str]:
                 f"{report.messages / max(report.batches, 1):,.0f} messages each on average",
             )
         )
+    if m.drain:
+        return lines + _drain(m, m.drain)
     waited = m.accounted_at - pub.started
     if m.gave_up:
         lines.append(_row("accounting gave up after", f"{_s(waited):>18}", m.gave_up))
@@ -123,6 +142,35 @@ def _timing(setup: RunSetup, m: Measurements) -> list[str]:
             )
         )
     return lines
+
+
+def _drain(m: Measurements, drain: Drain) -> list[str]:
+    """How long the preloaded backlog took, from the ingest process's start and from its
+    service's (the interpreter's start-up and imports left out)."""
+    if m.gave_up:
+        waited = m.accounted_at - drain.spawned
+        return [_row("accounting gave up after", f"{_s(waited):>18}", m.gave_up)]
+    count = m.committed.messages
+    lines = []
+    for label, since, note in (
+        (
+            "drained after",
+            drain.spawned,
+            f"from the ingest process start, of which spawning, interpreter and imports "
+            f"{_s(drain.service_started - drain.spawned)}",
+        ),
+        ("", drain.service_started, "from the service start: connect, subscribe, backlog"),
+    ):
+        waited = m.accounted_at - since
+        lines.append(_row(label, f"{_s(waited):>18}", f"{_n(count / waited)} msg/s; {note}"))
+    return lines
+
+
+def _per_message(cpu: dict[str, float], messages: int) -> str:
+    """CPU µs per message by process, the named ones first."""
+    names = [name for name in CPU_ORDER if name in cpu]
+    names += [name for name in cpu if name not in names and name != "other"]
+    return ", ".join(f"{name} {cpu[name] * 1e6 / max(messages, 1):.1f}" for name in names)
 
 
 def _cdc(m: Measurements) -> list[str]:
@@ -177,15 +225,34 @@ def _resources(m: Measurements) -> list[str]:
             )
         )
     if m.cpu:
-        wall = m.accounted_at - m.published.started
+        wall = m.accounted_at - (m.cpu_from or m.published.started)
         cores = os.cpu_count() or 1
         parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in m.cpu.items())
         lines.append(
             _row(
-                "CPU seconds while running",
+                "CPU seconds while draining" if m.drain else "CPU seconds while running",
                 parts,
                 f"{sum(m.cpu.values()):.0f} of {cores * wall:.0f} available: "
                 f"{cores} cores x {wall:.1f} s",
+            )
+        )
+        messages = m.published.acknowledged
+        lines.append(
+            _row(
+                "CPU µs per message",
+                _per_message(m.cpu, messages),
+                f"other {m.cpu.get('other', 0.0) * 1e6 / max(messages, 1):.1f}; "
+                + ("over the drain" if m.drain else "from the first publish to all committed"),
+            )
+        )
+    if m.drain:
+        cpu, messages = m.drain.publish_cpu, m.published.acknowledged
+        lines.append(
+            _row(
+                "CPU µs per message published",
+                _per_message(cpu, messages),
+                f"other {cpu.get('other', 0.0) * 1e6 / max(messages, 1):.1f}; "
+                "while publishing into the broker, ingest stopped",
             )
         )
     if report:
@@ -202,8 +269,15 @@ def _resources(m: Measurements) -> list[str]:
 
 def render(setup: RunSetup, stream: Stream, m: Measurements) -> str:
     """The summary table."""
-    pace = f"paced at {_n(setup.rate)} msg/s" if setup.rate else "publisher unpaced"
+    if setup.preload:
+        pace = f"preloaded by the {setup.publisher} publisher while ingest was stopped"
+    elif setup.rate:
+        pace = f"{setup.publisher} publisher paced at {_n(setup.rate)} msg/s"
+    else:
+        pace = f"{setup.publisher} publisher unpaced"
     mix = f" ({_n(setup.telemetry_devices)} of them telemetry)" if setup.telemetry_devices else ""
+    if setup.ingest_inbox:
+        pace += f", ingest's MQTT inbox {_n(setup.ingest_inbox)}"
     lines = [
         f"fleetwatch ingest benchmark: {_n(setup.devices)} devices{mix}, "
         f"{_n(setup.messages)} messages, {pace}",

@@ -119,6 +119,10 @@ class Observation(Protocol):
         """The value of the declared metric ``name``."""
         ...
 
+    def pick(self, names: tuple[str, ...]) -> tuple[Scalar, ...]:
+        """The values of the declared metrics ``names``, in order (one call for many)."""
+        ...
+
     def moved(self, received_at: datetime, device_ts: datetime | None, is_online: bool) -> Self:
         """The same values at another time and connection state (a connection point)."""
         ...
@@ -145,6 +149,10 @@ class MetricReading:
     def value(self, name: str) -> Scalar:
         """The value of metric ``name`` (None when the kind's device never sent it)."""
         return self.values.get(name)
+
+    def pick(self, names: tuple[str, ...]) -> tuple[Scalar, ...]:
+        """The values of metrics ``names``, in order."""
+        return tuple(map(self.values.get, names))
 
     def moved(self, received_at: datetime, device_ts: datetime | None, is_online: bool) -> Self:
         """The same values at another time and connection state."""
@@ -212,24 +220,27 @@ def _field_changes(
     """What moved far enough to be written, and the categories it belongs to."""
     changes: Changes = {}
     categories: set[ChangeType] = set()
-    for metric in kind.discrete:
-        old, new = reference.value(metric.name), reading.value(metric.name)
-        if old != new:
-            changes[metric.name] = {"old": old, "new": new}
-            categories.add(metric.category)
+    names = kind.discrete_names
+    olds, news = reference.pick(names), reading.pick(names)
+    if olds != news:  # most readings change no flag: one comparison of two tuples
+        for metric, old, new in zip(kind.discrete, olds, news, strict=True):
+            if old != new:
+                changes[metric.name] = {"old": old, "new": new}
+                categories.add(metric.category)
     if reference.is_online != reading.is_online:
         changes["is_online"] = {"old": reference.is_online, "new": reading.is_online}
         categories.add(ChangeType.CONNECTION)
     # Compared with the *written* value, not the previous message: a slow drift of 0.1 per
     # reading never moves 0.5 between two messages but must still reach the history.
-    for metric in kind.numeric:
-        old, new = reference.value(metric.name), reading.value(metric.name)
-        band = metric.threshold
+    names = kind.numeric_names
+    olds, news = reference.pick(names), reading.pick(names)
+    for metric, old, new in zip(kind.numeric, olds, news, strict=True):
         if not isinstance(new, int | float) or not isinstance(old, int | float):
             if old != new:  # a value appearing or disappearing is a change of its own
                 changes[metric.name] = {"old": old, "new": new}
                 categories.add(metric.category)
             continue
+        band = metric.threshold
         if abs(new - old) >= band * (1 - _THRESHOLD_SLACK):
             changes[metric.name] = {
                 "old": old,
@@ -263,7 +274,7 @@ def decide(
     if reading.received_at - state.written_at >= kind.periodic:
         return _write(reading, last_device_ts, ChangeType.PERIODIC, {"periodic": True})
     # The reference stays, but the guard remembers this reading so its redelivery is caught.
-    state = replace(state, last_device_ts=last_device_ts)
+    state = CdcState(reference=state.reference, last_device_ts=last_device_ts)
     return Decision(write=False, change_type=None, changes={}, state=state)
 
 

@@ -98,10 +98,20 @@ class Pipeline:
             return Item(delivery.address, delivery.payload, delivery.received_at, None, exc)
         return Item(delivery.address, delivery.payload, delivery.received_at, message)
 
-    def process(self, deliveries: Sequence[Delivery]) -> Outcome:
-        """Commit one batch, then try to flush its points; StoreUnavailableError = retry."""
+    def decode_all(self, deliveries: Sequence[Delivery]) -> list[Item]:
+        """A batch's items, in its order."""
+        return [self.decode(delivery) for delivery in deliveries]
+
+    def process(
+        self, deliveries: Sequence[Delivery], items: Sequence[Item] | None = None
+    ) -> Outcome:
+        """Commit one batch, then try to flush its points; StoreUnavailableError = retry.
+
+        ``items`` are the deliveries already decoded (``decode_all``), when they were.
+        """
         started = time.perf_counter()
-        items = [self.decode(delivery) for delivery in deliveries]
+        if items is None:
+            items = self.decode_all(deliveries)
         outcome = self._handle(items)
         self.totals.add(len(deliveries), outcome)
         kinds = Counter(kind_of(item) for item in items)

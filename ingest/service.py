@@ -25,7 +25,7 @@ from ingest.cdc import CdcTracker
 from ingest.commands import CommandTiming
 from ingest.decoding import DecodeLimits
 from ingest.dispatcher import CommandDispatcher
-from ingest.handling import BatchHandler, Outcome
+from ingest.handling import BatchHandler, Item, Outcome
 from ingest.health import HealthServer, Reply, json_reply
 from ingest.kinds import DeviceKind
 from ingest.loops import Loops, wait_or_stop
@@ -40,6 +40,9 @@ from stores.postgres.migrate import require_current
 from stores.postgres.retention import purge
 
 logger = logging.getLogger(__name__)
+
+# A batch as read from a transport, and its decoded items.
+Fetched = tuple[list[Delivery], list[Item]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,28 +246,55 @@ class IngestService:
             self.connected.clear()
 
     async def _consume(self, transport: Transport, stop: asyncio.Event) -> None:
+        """Take batches, process them one at a time, acknowledge each after its commit.
+
+        The next batch is read and decoded while the current one is being processed (the
+        worker spends much of a batch waiting on PostgreSQL). Batches still commit in the
+        order they were read, so each device's messages stay in order.
+        """
+        ahead: asyncio.Task[Fetched | None] | None = None
+        try:
+            while not stop.is_set():
+                if not self._accepting.is_set() and await _first(self._accepting, stop) is stop:
+                    return
+                if ahead is None:
+                    ahead = asyncio.create_task(self._fetch(transport, stop))
+                fetched = await ahead
+                if fetched is None:
+                    return
+                batch, items = fetched
+                ahead = asyncio.create_task(self._fetch(transport, stop))
+                async with self._processing:
+                    outcome = await self._process(batch, stop, items)
+                    if outcome is None:
+                        return
+                transport.ack(batch, outcome.verdicts)
+                async with self._progress:
+                    self._progress.notify_all()
+        finally:
+            if ahead is not None and not ahead.done():
+                # Read but not processed: unacknowledged, so its sender delivers it again.
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _fetch(self, transport: Transport, stop: asyncio.Event) -> Fetched | None:
+        """The next batch and its decoded items; None when stopped first."""
         options = self._options
-        while not stop.is_set():
-            if not self._accepting.is_set() and await _first(self._accepting, stop) is stop:
-                return
-            fetch = asyncio.ensure_future(
-                transport.next_batch(options.batch_size, options.batch_wait_s)
-            )
-            stopping = asyncio.ensure_future(stop.wait())
+        fetch = asyncio.ensure_future(
+            transport.next_batch(options.batch_size, options.batch_wait_s)
+        )
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
             done, _ = await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if fetch not in done:
+        finally:
+            stopping.cancel()
+            if not fetch.done():
                 fetch.cancel()  # unacknowledged: its sender delivers it again next time
                 await asyncio.gather(fetch, return_exceptions=True)
-                return
-            stopping.cancel()
-            batch = fetch.result()
-            async with self._processing:
-                outcome = await self._process(batch, stop)
-                if outcome is None:
-                    return
-            transport.ack(batch, outcome.verdicts)
-            async with self._progress:
-                self._progress.notify_all()
+        if fetch not in done:
+            return None
+        batch = fetch.result()
+        return batch, await asyncio.to_thread(self.pipeline.decode_all, batch)
 
     async def wait_store_retry(self, timeout_s: float = 10.0) -> None:
         """Wait until a batch has been kept back because PostgreSQL was unreachable."""
@@ -280,12 +310,14 @@ class IngestService:
         if self.failure is not None:
             raise RuntimeError("ingest failed") from self.failure
 
-    async def _process(self, batch: list[Delivery], stop: asyncio.Event) -> Outcome | None:
+    async def _process(
+        self, batch: list[Delivery], stop: asyncio.Event, items: Sequence[Item]
+    ) -> Outcome | None:
         """Process with retries while PostgreSQL is unreachable; None if stopped first."""
         delay = self._options.retry_initial_s
         while True:
             try:
-                return await asyncio.to_thread(self.pipeline.process, batch)
+                return await asyncio.to_thread(self.pipeline.process, batch, items)
             except StoreUnavailableError as exc:
                 logger.warning("%s; batch of %d kept, retry in %.1fs", exc, len(batch), delay)
                 self.store_retries += 1

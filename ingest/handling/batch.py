@@ -40,9 +40,14 @@ from stores.postgres.ingest_store import (
 logger = logging.getLogger("ingest.handling")
 
 
-def _working(view: DeviceView, open_alarms: set[tuple[int, str, int]]) -> _Device:
-    mine = {(t, o) for d, t, o in open_alarms if d == view.device_id}
-    return _Device.of(view, mine)
+def _working(
+    views: dict[int, DeviceView], open_alarms: set[tuple[int, str, int]]
+) -> dict[int, _Device]:
+    """The batch's devices, each with its open alarms."""
+    by_device: dict[int, set[tuple[str, int]]] = {}
+    for device_id, alarm_type, output in open_alarms:
+        by_device.setdefault(device_id, set()).add((alarm_type, output))
+    return {i: _Device.of(v, by_device.get(i, set())) for i, v in views.items()}
 
 
 class BatchHandler:
@@ -185,7 +190,7 @@ class BatchHandler:
             for m in messages
             if isinstance(m, AlarmReport) and m.mac in by_mac
         )
-        devices = {i: _working(v, open_alarms) for i, v in views.items()}
+        devices = _working(views, open_alarms)
         unsynced = {
             m.mac
             for m in messages
@@ -264,7 +269,7 @@ class BatchHandler:
     ) -> Walk:
         ids = tx.silent_devices(cutoff, limit, transports)
         views = tx.lock_views(ids)
-        devices = {i: _working(v, set()) for i, v in views.items()}
+        devices = _working(views, set())
         book = self._rules.book(tx.connection)
         walk = Walk(
             devices, {}, {}, {}, self._tracker, types=_types_of(tx, views), watched=book.watched

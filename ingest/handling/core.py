@@ -169,6 +169,15 @@ class _Device:
             setattr(self.state, column, value)
         self.patch[column] = value
 
+    def set_all(self, values: Mapping[str, object]) -> None:
+        """``set`` for many columns at once."""
+        held = self.held
+        state = self.state
+        for column, value in values.items():
+            if column in held:
+                setattr(state, column, value)
+        self.patch.update(values)
+
     def move(self, column: str, value: object) -> None:
         """Change a ``devices`` column of the identity (hostname, country, zone, ...)."""
         if getattr(self.identity, column) != value:
@@ -387,10 +396,8 @@ class WalkCore:
             return when
         # Compared in whole milliseconds, the precision points are written with: two server
         # times a few microseconds apart would otherwise share one point time.
-        last = _whole_ms(state.written_at)
-        if _whole_ms(when) <= last:
-            return last + _ONE_MS
-        return when
+        earliest = _whole_ms(state.written_at) + _ONE_MS
+        return earliest if when < earliest else when
 
     def _reply(self, msg: CommandReply) -> None:
         row = self._commands.get(msg.request_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 from datetime import datetime
 
 from alerting.rules import Severity
@@ -89,6 +90,8 @@ _HEARTBEAT_COLUMNS = [
 ]
 
 
+_HEARTBEAT_VALUES = operator.attrgetter(*_HEARTBEAT_COLUMNS)
+
 _INPUT_IO = {"PANIC1": "panic1", "PANIC2": "panic2", "TAMPER": "box_sw"}
 
 
@@ -167,11 +170,11 @@ class PanelHandlers(WalkCore):
         if watched:
             values = {name: reading.value(name) for name in watched}
             self._observe(dev, PANEL.name, msg.received_at, values)
-        for column in _HEARTBEAT_COLUMNS:
-            dev.set(column, getattr(msg, column))
+        columns = dict(zip(_HEARTBEAT_COLUMNS, _HEARTBEAT_VALUES(msg), strict=True))
+        columns["last_heartbeat"] = msg.received_at
         if msg.firmware:
-            dev.set("firmware_version", msg.firmware)
-        dev.set("last_heartbeat", msg.received_at)
+            columns["firmware_version"] = msg.firmware
+        dev.set_all(columns)
         self._sync(dev, msg.device_db_id, msg.received_at)
         self.plan.counts[(dev.device_id, hour, "received")] += 1
         if decision.write and decision.change_type is not None:

@@ -143,6 +143,8 @@ class DeviceKind:
     # Read for every reading the CDC judges: worked out once.
     _numeric: tuple[Metric, ...] = field(init=False, repr=False, compare=False)
     _discrete: tuple[Metric, ...] = field(init=False, repr=False, compare=False)
+    _discrete_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _numeric_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -160,6 +162,8 @@ class DeviceKind:
         object.__setattr__(self, "_by_name", {metric.name: metric for metric in self.metrics})
         object.__setattr__(self, "_numeric", tuple(m for m in self.metrics if m.numeric))
         object.__setattr__(self, "_discrete", tuple(m for m in self.metrics if not m.numeric))
+        object.__setattr__(self, "_numeric_names", tuple(m.name for m in self._numeric))
+        object.__setattr__(self, "_discrete_names", tuple(m.name for m in self._discrete))
 
     def metric(self, name: str) -> Metric:
         """The metric called ``name``; KeyError names the kind when there is none."""
@@ -177,6 +181,16 @@ class DeviceKind:
     def discrete(self) -> tuple[Metric, ...]:
         """The metrics written on any change."""
         return self._discrete
+
+    @property
+    def numeric_names(self) -> tuple[str, ...]:
+        """The names of ``numeric``, in order."""
+        return self._numeric_names
+
+    @property
+    def discrete_names(self) -> tuple[str, ...]:
+        """The names of ``discrete``, in order."""
+        return self._discrete_names
 
     def with_dead_bands(
         self, bands: Iterable[tuple[str, float]] = (), periodic: timedelta | None = None

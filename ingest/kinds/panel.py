@@ -9,6 +9,8 @@ state as a state change.
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Self
@@ -111,6 +113,29 @@ class PanelReading:
         value: Scalar = getattr(self, name)
         return value
 
+    def pick(self, names: tuple[str, ...]) -> tuple[Scalar, ...]:
+        """The values of the declared metrics ``names``, in order."""
+        getter = _GETTERS.get(names)
+        if getter is None:
+            getter = _GETTERS[names] = _getter(names)
+        values: tuple[Scalar, ...] = getter(self)
+        return values
+
     def moved(self, received_at: datetime, device_ts: datetime | None, is_online: bool) -> Self:
         """The same values at another time and connection state."""
         return replace(self, received_at=received_at, device_ts=device_ts, is_online=is_online)
+
+
+# One C-level getter per tuple of names a kind asks for (a handful per process).
+_GETTERS: dict[tuple[str, ...], Callable[[PanelReading], tuple[Scalar, ...]]] = {}
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[PanelReading], tuple[Scalar, ...]]:
+    """A function returning the values of ``names`` as a tuple (even for one or none)."""
+    if not names:
+        return lambda reading: ()
+    if len(names) == 1:
+        one = operator.attrgetter(names[0])
+        return lambda reading: (one(reading),)
+    many: Callable[[PanelReading], tuple[Scalar, ...]] = operator.attrgetter(*names)
+    return many

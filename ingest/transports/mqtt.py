@@ -76,7 +76,7 @@ class MqttTransport:
         )
         self._connection += 1
         connection = self._connection
-        wire, _ = await open_wire(
+        wire, kept = await open_wire(
             settings.mqtt_host,
             settings.mqtt_port,
             options,
@@ -85,10 +85,14 @@ class MqttTransport:
         )
         self._wire = wire
         self._inbox.open(wire.closed, on_room=wire.resume)
+        # The whole prefix, not just the device kinds: a message on a wrong topic must reach
+        # the decoder to be dead-lettered, not vanish unseen.
+        subscription = self.addressing.subscription()
         try:
-            # The whole prefix, not just the device kinds: a message on a wrong topic must
-            # reach the decoder to be dead-lettered, not vanish unseen.
-            await wire.subscribe(self.addressing.subscription(), 1, CONNECT_TIMEOUT_S)
+            if kept:  # the answer queues behind the session's backlog: see subscribe_later
+                wire.subscribe_later(subscription, 1)
+            else:
+                await wire.subscribe(subscription, 1, CONNECT_TIMEOUT_S)
         except TransportError as exc:
             await self.__aexit__(type(exc), exc, exc.__traceback__)
             raise TransportError(f"MQTT subscribe: {exc}") from exc

@@ -251,6 +251,29 @@ class MqttWire(asyncio.Protocol):
             raise TransportError(f"MQTT: subscription to {topic_filter} refused")
         return codes[0]
 
+    def subscribe_later(self, topic_filter: str, qos: int) -> None:
+        """Subscribe without waiting for the answer; a refusal ends the connection.
+
+        For a kept session: its backlog follows the CONNACK at once and the SUBACK queues
+        behind it, so waiting for the SUBACK would wait for the backlog to be read, which
+        a full inbox stops (the broker already holds the session's subscription anyway).
+        """
+        pid = self._packet_id()
+        waiter: asyncio.Future[bytes] = self._loop.create_future()
+        self._waiting[pid] = waiter
+
+        def answered(future: asyncio.Future[bytes]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                return  # the connection ended: its own error says why
+            codes = future.result()
+            if not codes or codes[0] == 0x80:
+                self._fail(TransportError(f"MQTT: subscription to {topic_filter} refused"))
+                self._abort()
+
+        waiter.add_done_callback(answered)
+        body = pid.to_bytes(2, "big") + _string(topic_filter) + bytes([qos])
+        self._write(packet(SUBSCRIBE << 4 | 0x02, body))
+
     async def publish(self, topic: str, payload: bytes, timeout_s: float) -> None:
         """Publish at QoS 1 and wait for the broker's PUBACK."""
         pid = self._packet_id()
