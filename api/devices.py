@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from fastapi import FastAPI, WebSocket
 from psycopg_pool import ConnectionPool
@@ -55,7 +53,6 @@ async def running_ingest(
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop), name="websocket ingest")
     task.add_done_callback(_report_end)
-    tamer = asyncio.create_task(_tame_collector(stop), name="gc freezer")
     app.state.devices = transport
     app.state.ingest = service
     # Serve requests once devices can be taken (or after a while without: sockets are then
@@ -71,37 +68,6 @@ async def running_ingest(
         stop.set()
         with contextlib.suppress(Exception):  # reported when it ended
             await task
-        await tamer
-
-
-FREEZE_EVERY_S: Final = 1.0
-FULL_COLLECTION_EVERY_S: Final = 600.0
-
-
-async def _tame_collector(stop: asyncio.Event) -> None:
-    """Keep the garbage collector's full passes off the sockets' path.
-
-    Thousands of open sockets are about a million long-lived objects; a full collection
-    walks them all (0.5 s at 5,000 devices, every ~20 s) and freezes every socket meanwhile,
-    which set the p99 of acknowledgements (benchmarks/README.md). Once a second the young
-    generations are collected and what survived is moved out of the collector's sight
-    (``gc.freeze``); every ten minutes everything is unfrozen and collected once, so cycles
-    that died after being frozen are still reclaimed.
-    """
-    last_full = time.monotonic()
-    try:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), FREEZE_EVERY_S)
-            if time.monotonic() - last_full >= FULL_COLLECTION_EVERY_S:
-                gc.unfreeze()
-                gc.collect()
-                last_full = time.monotonic()
-            else:
-                gc.collect(1)
-            gc.freeze()
-    finally:
-        gc.unfreeze()
 
 
 def _report_end(task: asyncio.Task[None]) -> None:

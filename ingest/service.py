@@ -22,6 +22,7 @@ import psycopg
 
 from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings, RetentionSettings
 from ingest.cdc import CdcTracker
+from ingest.collector import FREEZE_EVERY_S, CollectorTamer
 from ingest.commands import CommandTiming
 from ingest.decoding import DecodeLimits
 from ingest.dispatcher import CommandDispatcher
@@ -149,6 +150,7 @@ class IngestService:
         self.store_retries = 0
         self.loops = Loops(self.pipeline.metrics, self._options.loop_backoff_max_s)
         self._reported = (0, time.monotonic())
+        self._collector = CollectorTamer()
 
     @property
     def accepting(self) -> bool:
@@ -192,6 +194,7 @@ class IngestService:
         finally:
             stop.set()
             await self.loops.join()
+            self._collector.release()
             if self.health is not None:
                 await self.health.close()
             await asyncio.to_thread(self._close)
@@ -329,6 +332,7 @@ class IngestService:
 
     def _start_loops(self, stop: asyncio.Event) -> None:
         options, start = self._options, self.loops.start
+        start("collector", FREEZE_EVERY_S, self._collector.tick, stop, first_now=False)
         start("outbox", options.outbox_drain_interval_s, self._drain_outbox, stop, first_now=False)
         start("report", options.report_interval_s, self._report, stop, first_now=False)
         start("dispatch", options.command_tick_s, self._dispatch, stop, first_now=False)

@@ -64,7 +64,16 @@ async def test_health_and_readiness(served: IngestService) -> None:
         "loops": True,
     }
     loops = json.loads(body)["loops"]
-    assert set(loops) == {"outbox", "report", "dispatch", "liveness", "gauges", "jobs", "rules"}
+    assert set(loops) == {
+        "collector",
+        "outbox",
+        "report",
+        "dispatch",
+        "liveness",
+        "gauges",
+        "jobs",
+        "rules",
+    }
     assert all(state["running"] for state in loops.values())
     assert (await asyncio.to_thread(get, port, "/nope"))[0] == 404
 
