@@ -21,11 +21,12 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from ingest.flusher import PointFlusher, flush_points
 from ingest.handling import BatchHandler, Item, Outcome
 from ingest.messages import Rejected, RejectReason
 from ingest.metrics import IngestMetrics, kind_of
 from ingest.transports import Delivery, MessageDecoder
-from stores.errors import StoreError, StoreUnavailableError
+from stores.errors import StoreUnavailableError
 from stores.influx.writer import LineWriter
 from stores.postgres.ingest_store import IngestStore
 
@@ -86,6 +87,9 @@ class Pipeline:
         self._writer = writer
         self.totals = Totals()
         self.influx_backlog = False
+        # Committed batches' points go to InfluxDB beside the next batches, on a connection
+        # of their own (see ingest.flusher).
+        self.flusher = PointFlusher(writer, store.sibling(), self._backlogged)
         self.metrics = IngestMetrics()
 
     def decode(self, delivery: Delivery) -> Item:
@@ -117,8 +121,12 @@ class Pipeline:
         kinds = Counter(kind_of(item) for item in items)
         self.metrics.observe_batch(kinds, outcome, len(items), time.perf_counter() - started)
         if outcome.lines and not self.influx_backlog:
-            self._flush(outcome.point_ids, outcome.lines)
+            self.flusher.submit(outcome.point_ids, outcome.lines)
         return outcome
+
+    def close(self) -> None:
+        """Write the points still queued, then stop the flusher."""
+        self.flusher.close()
 
     def sweep_silent(
         self, now: datetime, silence: timedelta, transports: Sequence[str] | None = None
@@ -152,29 +160,14 @@ class Pipeline:
             return self._handler.handle([dead])
 
     def _flush(self, ids: Sequence[int], lines: Sequence[str]) -> bool:
-        """Write committed points, then forget them; False when either step failed.
+        """Write committed points and forget them now; False (and a backlog) if that failed."""
+        if flush_points(self._writer, self._store, ids, lines):
+            return True
+        self.influx_backlog = True
+        return False
 
-        Never raises: the batch these points belong to has committed, and an exception here
-        would make the caller handle it again. Points whose deletion failed stay in the
-        outbox and the drainer replays them, which rewrites the same series and timestamps.
-        """
-        try:
-            self._writer.write(lines)
-        except StoreError as exc:
-            logger.warning("InfluxDB write failed, %d points wait in the outbox: %s", len(ids), exc)
-            self.influx_backlog = True
-            return False
-        try:
-            self._store.delete_points(ids)
-        except (StoreError, psycopg.Error) as exc:
-            logger.warning(
-                "%d points written to InfluxDB but not yet removed from the outbox: %s",
-                len(ids),
-                exc,
-            )
-            self.influx_backlog = True
-            return False
-        return True
+    def _backlogged(self) -> None:
+        self.influx_backlog = True
 
     def drain_outbox(self, chunk: int = 10_000) -> int:
         """Replay outbox points to InfluxDB until it is empty or fails; returns points sent."""

@@ -200,6 +200,7 @@ class IngestService:
             await asyncio.to_thread(self._close)
 
     def _close(self) -> None:
+        self.pipeline.close()
         self._store.close()
         self._dispatcher.close()
         self._influx.close()  # type: ignore[no-untyped-call]
@@ -305,13 +306,16 @@ class IngestService:
             await self._progress.wait_for(lambda: self.store_retries > 0)
 
     async def wait_processed(self, messages: int, timeout_s: float = 10.0) -> None:
-        """Wait until at least ``messages`` device messages are committed and acknowledged."""
+        """Wait until at least ``messages`` device messages are committed and acknowledged,
+        and their points were written to InfluxDB or kept in the outbox."""
         async with asyncio.timeout(timeout_s), self._progress:
             await self._progress.wait_for(
                 lambda: self.failure is not None or self.pipeline.totals.device_messages >= messages
             )
         if self.failure is not None:
             raise RuntimeError("ingest failed") from self.failure
+        # ... and their points handed to InfluxDB (or, if that failed, kept in the outbox).
+        await asyncio.to_thread(self.pipeline.flusher.wait_idle, timeout_s)
 
     async def _process(
         self, batch: list[Delivery], stop: asyncio.Event, items: Sequence[Item]

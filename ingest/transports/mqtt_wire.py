@@ -17,6 +17,7 @@ protocol error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -129,7 +130,11 @@ class MqttWire(asyncio.Protocol):
         self._last_read = time.monotonic()
         self._last_write = self._last_read
         self._keepalive: asyncio.Task[None] | None = None
-        self._paused = False
+        self._paused = False  # not reading the socket
+        self._full = False  # the sink asked to stop reading
+        self._publishing = 0  # publishes waiting for their PUBACK: reading goes on meanwhile
+        self._closing = False
+        self._gone = asyncio.Event()
 
     # --- asyncio.Protocol -------------------------------------------------------------
 
@@ -139,8 +144,11 @@ class MqttWire(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self._gone.set()
         if self._keepalive is not None:
             self._keepalive.cancel()
+        if self._closing and not self.closed.done():
+            self.closed.set_result(None)  # the broker hung up after our DISCONNECT
         error = TransportError(f"MQTT connection lost: {exc or 'closed by the broker'}")
         self._fail(error)
 
@@ -156,17 +164,26 @@ class MqttWire(asyncio.Protocol):
             self._abort()
             return
         del buffer[:used]
-        if publishes and not self._sink(publishes):
+        if publishes and not self._closing and not self._sink(publishes):
             self.pause()
 
     def pause(self) -> None:
-        """Stop reading the socket (the consumer is behind): the broker keeps the rest."""
-        if not self._paused and self._transport is not None:
+        """Stop reading the socket (the consumer is behind): the broker keeps the rest.
+
+        Not while a publish waits for its PUBACK, which would wait behind what is not read:
+        reading stops once the last of those is answered.
+        """
+        self._full = True
+        if not self._paused and not self._publishing and self._transport is not None:
             self._paused = True
             self._transport.pause_reading()
 
     def resume(self) -> None:
         """Read the socket again."""
+        self._full = False
+        self._read_on()
+
+    def _read_on(self) -> None:
         if self._paused and self._transport is not None:
             self._paused = False
             self._transport.resume_reading()
@@ -237,7 +254,7 @@ class MqttWire(asyncio.Protocol):
             async with asyncio.timeout(timeout_s):
                 present = await self._first(self._connack)
         except TimeoutError as exc:
-            raise TransportError(f"MQTT: no CONNACK within {timeout_s:.0f} s") from exc
+            raise TransportError(f"MQTT: no CONNACK within {timeout_s:g} s") from exc
         if options.keepalive_s:
             self._keepalive = asyncio.create_task(self._keep_alive(options.keepalive_s))
         return present
@@ -275,23 +292,43 @@ class MqttWire(asyncio.Protocol):
         self._write(packet(SUBSCRIBE << 4 | 0x02, body))
 
     async def publish(self, topic: str, payload: bytes, timeout_s: float) -> None:
-        """Publish at QoS 1 and wait for the broker's PUBACK."""
+        """Publish at QoS 1 and wait for the broker's PUBACK (reading the socket meanwhile,
+        even past the sink's bound: the PUBACK queues behind the publishes sent to us)."""
         pid = self._packet_id()
-        await self._request(pid, publish_packet(topic, payload, pid), timeout_s)
+        self._publishing += 1
+        self._read_on()
+        try:
+            await self._request(pid, publish_packet(topic, payload, pid), timeout_s)
+        finally:
+            self._publishing -= 1
+            if self._full:
+                self.pause()
 
     def ack(self, packet_ids: Iterable[int]) -> None:
-        """Acknowledge received QoS 1 publishes, in one write."""
+        """Acknowledge received QoS 1 publishes, in one write (``TransportError`` once the
+        connection is gone: nothing was acknowledged)."""
         data = pubacks(packet_ids)
-        if data and self._transport is not None:
+        if data:
             self._write(data)
 
-    async def close(self) -> None:
-        """DISCONNECT (the broker then drops the will and keeps the session) and close."""
+    async def close(self, timeout_s: float = 2.0) -> None:
+        """DISCONNECT (the broker then drops the will and keeps the session) and close.
+
+        Waits (up to ``timeout_s``) for the broker to hang up: a broker that is still
+        reading this connection's last acknowledgements when the same client connects again
+        would hand the session over without them and deliver those messages once more.
+        Publishes read meanwhile are not handed over: unacknowledged, they come again.
+        """
+        self._closing = True
         if self._keepalive is not None:
             self._keepalive.cancel()
         transport = self._transport
         if transport is not None:
             self._write(bytes([DISCONNECT << 4, 0]))
+            self._read_on()  # to see the broker hang up
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self._gone.wait()
             transport.close()
         if not self.closed.done():
             self.closed.set_result(None)

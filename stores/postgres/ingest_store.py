@@ -692,6 +692,10 @@ class IngestStore:
         # first's, committed or rolled back with it: transactions take turns instead.
         self._turn = threading.RLock()
 
+    def sibling(self) -> IngestStore:
+        """Another store on the same database, with a connection of its own."""
+        return IngestStore(self._conninfo)
+
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             try:

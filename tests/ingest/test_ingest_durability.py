@@ -329,7 +329,7 @@ async def test_batch_committed_before_postgres_went_away_is_not_handled_again(
                 device = Publisher(client, mqtt_settings.topic_prefix)
                 await device.send(panel, TopicKind.STATUS, panel.status())
                 await service.wait_processed(1)
-                service.pipeline._writer = writer
+                service.pipeline.flusher._writer = writer  # the batches' points go through it
                 # Heartbeats without a device timestamp: only the batch's single handling
                 # keeps them from being counted twice (no redelivery guard applies).
                 await device.raw(
