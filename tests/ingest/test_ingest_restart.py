@@ -16,7 +16,7 @@ from ingest.contract import TopicKind, pb
 from ingest.service import IngestService
 from tests.ingest.conftest import forget_session, running_ingest
 from tests.ingest.test_ingest_flows import one
-from tests.support.devices import FakePanel, Publisher
+from tests.support.devices import FakePanel, Publisher, now_ms
 from tests.support.outbox import outbox_drained, outbox_size
 from tests.support.stored import stored_points
 
@@ -63,11 +63,23 @@ async def test_restart_seeds_cdc_state_without_flood_or_gap(
     services: Services = (migrated_pg, mqtt_settings, influx_settings, session_id)
     async with running(*services) as first:
         await device.send(PANEL, TopicKind.STATUS, PANEL.status())
-        await device.send(PANEL, TopicKind.HEARTBEAT, PANEL.heartbeat(temperature=21.0))
-        last = PANEL.heartbeat(temperature=21.3)  # 0.3 from the written 21.0: not written
+        stamp = now_ms()
+        beat = PANEL.heartbeat(temperature=21.0, timestamp=stamp)
+        await device.send(PANEL, TopicKind.HEARTBEAT, beat)
+        await first.wait_processed(2)
+        # 0.3 from the written 21.0: not written (and in a later batch)
+        last = PANEL.heartbeat(temperature=21.3, timestamp=stamp + 100)
         await device.send(PANEL, TopicKind.HEARTBEAT, last)
         await first.wait_processed(3)
         assert first.pipeline.totals.points == 1
+    # The unwritten 21.3 moved the redelivery guard (kept in the status row), not the stored
+    # reference, which only a batch that wrote a point rewrites.
+    guard, reference = one(
+        db,
+        "SELECT s.last_device_ts, c.last_device_ts FROM device_status s "
+        "JOIN heartbeat_cdc_state c USING (device_id)",
+    )
+    assert guard > reference
 
     async with running(*services) as second:
         await device.send(PANEL, TopicKind.HEARTBEAT, last)  # the same bytes, redelivered
