@@ -92,7 +92,7 @@ class _TimedProcess:
 
     def __init__(
         self,
-        process: Callable[[Sequence[Delivery], Sequence[Item] | None], Outcome],
+        process: Callable[..., Outcome],
         profiler: cProfile.Profile | None,
     ) -> None:
         self._process = process
@@ -107,6 +107,9 @@ class _TimedProcess:
         if self._profiler is not None:
             self._profiler.enable()
         try:
+            # Older services call with the deliveries only (comparisons across revisions).
+            if items is None:
+                return self._process(deliveries)
             return self._process(deliveries, items)
         finally:
             if self._profiler is not None:

@@ -432,16 +432,7 @@ def run_preloaded(config: BenchConfig, box: Sandbox, stream: Stream) -> Measurem
             measured.drain = Drain(
                 spawned=spawned, service_started=measured.cpu_from, publish_cpu=publish_cpu
             )
-            try:
-                _await_ready(process, channel)
-            except BenchError as exc:
-                if config.ingest_inbox:
-                    raise
-                raise BenchError(
-                    f"{exc} (with a backlog larger than ingest's MQTT inbox, the broker's "
-                    "SUBACK waits behind it while ingest has stopped reading; --ingest-inbox "
-                    f"{len(stream.messages)} lets the whole backlog in)"
-                ) from exc
+            _await_ready(process, channel)
             committed, measured.gave_up = _await_accounted(
                 conn, publisher, None, process, config.stall_timeout_s
             )
