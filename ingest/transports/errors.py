@@ -1,7 +1,7 @@
 """The transports' exceptions: what the service and the dispatcher can act on.
 
-A transport converts its library's errors into these at its boundary, so nothing above it
-catches ``aiomqtt.MqttError`` (or a WebSocket server's errors) by name.
+A transport converts its connection's errors into these at its boundary, so nothing above
+it catches socket, protocol or WebSocket server errors by name.
 """
 
 from __future__ import annotations
