@@ -427,6 +427,11 @@ _LOCATION_KEYS = frozenset({"x", "y", "z", "heading"})
 
 def json_object(payload: bytes, keys: frozenset[str]) -> dict[str, object]:
     """The payload as a JSON object with only ``keys``; Rejected(malformed_json) otherwise."""
+    return only_keys(json_document(payload), keys)
+
+
+def json_document(payload: bytes) -> dict[str, object]:
+    """The payload as a JSON object; Rejected(malformed_json) otherwise."""
     try:
         body = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -435,6 +440,11 @@ def json_object(payload: bytes, keys: frozenset[str]) -> dict[str, object]:
         raise Rejected(
             RejectReason.MALFORMED_JSON, f"expected an object, got {type(body).__name__}"
         )
+    return body
+
+
+def only_keys(body: dict[str, object], keys: frozenset[str]) -> dict[str, object]:
+    """``body``, if it holds only ``keys``; Rejected(malformed_json) otherwise."""
     unknown = sorted(set(body) - keys)
     if unknown:
         raise Rejected(RejectReason.MALFORMED_JSON, f"unknown keys {unknown[:5]}"[:200])

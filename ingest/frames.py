@@ -31,7 +31,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Final
 
-from ingest.decoding import Context, DecodeLimits, device_stamp, json_object
+from ingest.decoding import (
+    Context,
+    DecodeLimits,
+    device_stamp,
+    json_document,
+    json_object,
+    only_keys,
+)
 from ingest.messages import (
     CommandReply,
     DeviceMessage,
@@ -164,13 +171,18 @@ class FrameDecoder:
                 RejectReason.TOO_LARGE,
                 f"{len(payload)} bytes exceeds {self._limits.max_payload_bytes}",
             )
-        kind = read_head(payload).kind
-        if kind not in self._by_type:
-            detail = f"unknown frame type {kind[:40]!r}" if kind else "a frame needs a type"
-            if kind is None:
-                json_object(payload, frozenset({"type"}))  # says what is wrong with the JSON
+        body = json_document(payload)  # parsed once, then checked for its type's keys
+        kind = body.get("type")
+        if not isinstance(kind, str) or kind not in self._by_type:
+            if not isinstance(kind, str):
+                only_keys(body, frozenset({"type"}))  # says what else is wrong with it
+            detail = (
+                f"unknown frame type {kind[:40]!r}"
+                if isinstance(kind, str) and kind
+                else "a frame needs a type"
+            )
             raise Rejected(RejectReason.MALFORMED_JSON, f"{detail}; one of {sorted(FRAME_TYPES)}")
-        body = json_object(payload, _KEYS[kind])
+        only_keys(body, _KEYS[kind])
         claimed = body.get("device_id")
         if claimed is not None and claimed != device:
             raise Rejected(
