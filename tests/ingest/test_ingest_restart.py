@@ -83,11 +83,14 @@ async def test_restart_seeds_cdc_state_without_flood_or_gap(
 
     async with running(*services) as second:
         await device.send(PANEL, TopicKind.HEARTBEAT, last)  # the same bytes, redelivered
-        await device.send(PANEL, TopicKind.HEARTBEAT, PANEL.heartbeat(temperature=21.3))
+        # Device times stay explicit and increasing: a restart can take less than 100 ms.
+        newer = PANEL.heartbeat(temperature=21.3, timestamp=stamp + 200)
+        await device.send(PANEL, TopicKind.HEARTBEAT, newer)
         await second.wait_processed(2)
         assert (second.pipeline.totals.duplicates, second.pipeline.totals.points) == (1, 0)
         # 0.2 from the last reading but 0.5 from the last *written* one: the seeded reference.
-        await device.send(PANEL, TopicKind.HEARTBEAT, PANEL.heartbeat(temperature=21.5))
+        drifted = PANEL.heartbeat(temperature=21.5, timestamp=stamp + 300)
+        await device.send(PANEL, TopicKind.HEARTBEAT, drifted)
         await second.wait_processed(3)
         assert second.pipeline.totals.points == 1
 
