@@ -101,6 +101,19 @@ def connect_packet(options: ConnectOptions) -> bytes:
     return packet(CONNECT << 4, header + payload)
 
 
+def subscribe_packet(topic_filter: str, qos: int, packet_id: int) -> bytes:
+    """A SUBSCRIBE to one filter."""
+    body = packet_id.to_bytes(2, "big") + _string(topic_filter) + bytes([qos])
+    return packet(SUBSCRIBE << 4 | 0x02, body)
+
+
+def refusal(topic_filter: str, codes: bytes) -> TransportError | None:
+    """Why a SUBACK's return codes refuse the subscription, or None if they grant it."""
+    if not codes or codes[0] == 0x80:
+        return TransportError(f"MQTT: subscription to {topic_filter} refused")
+    return None
+
+
 def publish_packet(topic: str, payload: bytes, packet_id: int) -> bytes:
     """A QoS 1 PUBLISH."""
     return packet(PUBLISH << 4 | 0x02, _string(topic) + packet_id.to_bytes(2, "big") + payload)
@@ -262,10 +275,10 @@ class MqttWire(asyncio.Protocol):
     async def subscribe(self, topic_filter: str, qos: int, timeout_s: float) -> int:
         """Subscribe; the QoS the broker granted (``TransportError`` if it refused)."""
         pid = self._packet_id()
-        body = pid.to_bytes(2, "big") + _string(topic_filter) + bytes([qos])
-        codes = await self._request(pid, packet(SUBSCRIBE << 4 | 0x02, body), timeout_s)
-        if not codes or codes[0] == 0x80:
-            raise TransportError(f"MQTT: subscription to {topic_filter} refused")
+        codes = await self._request(pid, subscribe_packet(topic_filter, qos, pid), timeout_s)
+        error = refusal(topic_filter, codes)
+        if error is not None:
+            raise error
         return codes[0]
 
     def subscribe_later(self, topic_filter: str, qos: int) -> None:
@@ -282,14 +295,13 @@ class MqttWire(asyncio.Protocol):
         def answered(future: asyncio.Future[bytes]) -> None:
             if future.cancelled() or future.exception() is not None:
                 return  # the connection ended: its own error says why
-            codes = future.result()
-            if not codes or codes[0] == 0x80:
-                self._fail(TransportError(f"MQTT: subscription to {topic_filter} refused"))
+            error = refusal(topic_filter, future.result())
+            if error is not None:
+                self._fail(error)
                 self._abort()
 
         waiter.add_done_callback(answered)
-        body = pid.to_bytes(2, "big") + _string(topic_filter) + bytes([qos])
-        self._write(packet(SUBSCRIBE << 4 | 0x02, body))
+        self._write(subscribe_packet(topic_filter, qos, pid))
 
     async def publish(self, topic: str, payload: bytes, timeout_s: float) -> None:
         """Publish at QoS 1 and wait for the broker's PUBACK (reading the socket meanwhile,
