@@ -67,6 +67,40 @@ class MqttSettings(BaseSettings):
     )
 
 
+class KafkaSettings(BaseSettings):
+    """Where the Kafka cluster of a scaled-out deployment lives, and what ingest uses of it.
+
+    Only the bridge and ``fleetwatch ingest --source kafka`` read these: the default
+    deployment has no Kafka.
+    """
+
+    model_config = _config()
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", min_length=1, description="Kafka bootstrap servers, host:port,…"
+    )
+    kafka_topic: str = Field(
+        default="fleetwatch.device-messages",
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        description="topic the bridges write device messages to, keyed by device",
+    )
+    kafka_partitions: int = Field(
+        default=12,
+        ge=1,
+        le=10_000,
+        description="partitions of the topic when the bridge creates it (the most workers that "
+        "can share the load)",
+    )
+    kafka_replication: int = Field(
+        default=1, ge=1, le=16, description="replicas of the topic when the bridge creates it"
+    )
+    kafka_group: str = Field(
+        default="fleetwatch-ingest",
+        min_length=1,
+        description="consumer group of the ingest workers (their offsets live in PostgreSQL)",
+    )
+
+
 class InfluxSettings(BaseSettings):
     """Where the time-series store lives."""
 
