@@ -19,6 +19,7 @@ from fleetwatch import (
     __version__,
     alerting_cli,
     api_cli,
+    bridge_cli,
     command_cli,
     dashboard_cli,
     device_types_cli,
@@ -33,6 +34,7 @@ from fleetwatch.settings import (
     DashboardSettings,
     InfluxSettings,
     IngestSettings,
+    KafkaSettings,
     LogSettings,
     MqttSettings,
     PostgresSettings,
@@ -367,13 +369,25 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         health_host=ingest_settings.health_host,
         health_port=ingest_settings.health_port or None,
     )
-    service = IngestService(
-        load(PostgresSettings),
-        load(MqttSettings),
-        load(InfluxSettings),
-        options,
-        retention=load(RetentionSettings),
-    )
+    pg, mqtt = load(PostgresSettings), load(MqttSettings)
+    if args.source == "kafka":
+        from ingest.transports.kafka import KafkaTransport  # noqa: PLC0415
+
+        # A worker of the consumer group: its share of the bridged stream, commands out
+        # through the broker.
+        stream = KafkaTransport(load(KafkaSettings), mqtt, str(pg.database_url), worker=args.worker)
+        service = IngestService(
+            pg,
+            None,
+            load(InfluxSettings),
+            options,
+            retention=load(RetentionSettings),
+            transports=[stream],
+        )
+    else:
+        service = IngestService(
+            pg, mqtt, load(InfluxSettings), options, retention=load(RetentionSettings)
+        )
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -507,10 +521,21 @@ def build_parser() -> argparse.ArgumentParser:
     alerting_cli.register(sub)
     users_cli.register(sub)
     api_cli.register(sub)
+    bridge_cli.register(sub)
     ingest = parsers["ingest"]
     ingest.add_argument("--batch-size", type=int, default=2000, help="messages per transaction")
     ingest.add_argument(
         "--batch-wait-ms", type=float, default=50, help="longest wait to fill a batch"
+    )
+    ingest.add_argument(
+        "--source",
+        choices=("mqtt", "kafka"),
+        default="mqtt",
+        help="mqtt: subscribe to the broker (one process); kafka: be one of the workers "
+        "sharing the stream the bridges write (FLEETWATCH_KAFKA_*)",
+    )
+    ingest.add_argument(
+        "--worker", default=None, help="this worker's name in logs and client ids (kafka)"
     )
     parsers["downsample"].add_argument(
         "--hours",

@@ -407,6 +407,7 @@ SETTINGS_GROUPS: tuple[type[BaseSettings], ...] = (
     InfluxSettings,
     RetentionSettings,
     IngestSettings,
+    KafkaSettings,
     AlertSettings,
     DashboardSettings,
     ApiSettings,

@@ -347,6 +347,10 @@ class CdcTracker:
         """The declaration readings of kind ``name`` are judged by."""
         return self._kinds.get(name) or registered(name)
 
+    def clear(self) -> None:
+        """Forget every state (a worker whose devices were handed to another)."""
+        self._states.clear()
+
     def seed(self, states: Mapping[StateKey, CdcState]) -> None:
         """Adopt known states, replacing any held for the same devices."""
         self._states.update(states)

@@ -12,6 +12,7 @@ If InfluxDB is down they wait in the outbox and ``drain_outbox`` replays them la
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -25,7 +26,9 @@ from ingest.flusher import PointFlusher, flush_points
 from ingest.handling import BatchHandler, Item, Outcome
 from ingest.messages import Rejected, RejectReason
 from ingest.metrics import IngestMetrics, kind_of
+from ingest.partitioning import DeviceShare
 from ingest.transports import Delivery, MessageDecoder
+from ingest.transports.positions import Claim, StreamPositions
 from stores.errors import StoreUnavailableError
 from stores.influx.writer import LineWriter
 from stores.postgres.ingest_store import IngestStore
@@ -107,16 +110,27 @@ class Pipeline:
         return [self.decode(delivery) for delivery in deliveries]
 
     def process(
-        self, deliveries: Sequence[Delivery], items: Sequence[Item] | None = None
+        self,
+        deliveries: Sequence[Delivery],
+        items: Sequence[Item] | None = None,
+        positions: StreamPositions | None = None,
     ) -> Outcome:
         """Commit one batch, then try to flush its points; StoreUnavailableError = retry.
 
-        ``items`` are the deliveries already decoded (``decode_all``), when they were.
+        ``items`` are the deliveries already decoded (``decode_all``), when they were. With
+        the ``positions`` of a partitioned stream, only the deliveries still this worker's
+        are handled, and the positions move past them in the batch's transaction.
         """
         started = time.perf_counter()
         if items is None:
             items = self.decode_all(deliveries)
-        outcome = self._handle(items)
+        if positions is None:
+            outcome = self._handle(items)
+        else:
+            with positions.claim(deliveries) as claim:
+                items = [items[i] for i in claim.kept]
+                outcome = self._handle(items, claim) if items else nothing()
+            deliveries = [deliveries[i] for i in claim.kept]
         self.totals.add(len(deliveries), outcome)
         kinds = Counter(kind_of(item) for item in items)
         self.metrics.observe_batch(kinds, outcome, len(items), time.perf_counter() - started)
@@ -129,35 +143,48 @@ class Pipeline:
         self.flusher.close()
 
     def sweep_silent(
-        self, now: datetime, silence: timedelta, transports: Sequence[str] | None = None
+        self,
+        now: datetime,
+        silence: timedelta,
+        transports: Sequence[str] | None = None,
+        share: DeviceShare | None = None,
     ) -> Outcome:
-        """Take silent devices (of ``transports``, or all) offline, then flush their
-        CONNECTION points."""
-        outcome = self._handler.sweep_silent(now, silence, transports=transports)
+        """Take silent devices (of ``transports``, or all; of a worker's ``share``, or all)
+        offline, then flush their CONNECTION points."""
+        outcome = self._handler.sweep_silent(now, silence, transports=transports, share=share)
         if outcome.lines and not self.influx_backlog:
             self._flush(outcome.point_ids, outcome.lines)
         return outcome
 
-    def _handle(self, items: Sequence[Item]) -> Outcome:
+    def _handle(self, items: Sequence[Item], claim: Claim | None = None) -> Outcome:
         try:
-            return self._handler.handle(items)
+            outcome = self._handler.handle(items, None if claim is None else claim.save)
         except StoreUnavailableError:
             raise
         except psycopg.Error as exc:
             # A value the database refuses must not block the stream: find it by handling the
             # items one at a time, keep it as a dead letter, and commit the rest.
             logger.warning("batch refused by PostgreSQL (%s); retrying item by item", exc)
-            return _merge([self._handle_alone(item) for item in items])
+            return _merge([self._handle_alone(item, n, claim) for n, item in enumerate(items, 1)])
+        if claim is not None:
+            claim.committed()
+        return outcome
 
-    def _handle_alone(self, item: Item) -> Outcome:
+    def _handle_alone(self, item: Item, upto: int, claim: Claim | None) -> Outcome:
+        """Handle the ``upto``-th item of a batch in a transaction of its own (which moves
+        the stream positions past it)."""
+        within = None if claim is None else functools.partial(claim.save, upto=upto)
         try:
-            return self._handler.handle([item])
+            outcome = self._handler.handle([item], within)
         except StoreUnavailableError:
             raise
         except psycopg.Error as exc:
             rejection = Rejected(RejectReason.STORE_REJECTED, str(exc).splitlines()[0][:300])
             dead = Item(item.address, item.payload, item.received_at, None, rejection)
-            return self._handler.handle([dead])
+            outcome = self._handler.handle([dead], within)
+        if claim is not None:
+            claim.committed(upto)
+        return outcome
 
     def _flush(self, ids: Sequence[int], lines: Sequence[str]) -> bool:
         """Write committed points and forget them now; False (and a backlog) if that failed."""
@@ -182,6 +209,11 @@ class Pipeline:
             if not self._flush([r[0] for r in rows], [r[1] for r in rows]):
                 return sent
             sent += len(rows)
+
+
+def nothing() -> Outcome:
+    """The outcome of handling nothing."""
+    return _merge([])
 
 
 def _merge(outcomes: Sequence[Outcome]) -> Outcome:

@@ -30,7 +30,7 @@ from ingest.handling import BatchHandler, Item, Outcome
 from ingest.health import HealthServer, Reply, json_reply
 from ingest.kinds import DeviceKind
 from ingest.loops import Loops, wait_or_stop
-from ingest.pipeline import Pipeline
+from ingest.pipeline import Pipeline, nothing
 from ingest.transports import Delivery, MqttTransport, Transport, TransportError, Transports
 from stores.errors import StoreUnavailableError
 from stores.influx.client import make_client
@@ -151,6 +151,14 @@ class IngestService:
         self.loops = Loops(self.pipeline.metrics, self._options.loop_backoff_max_s)
         self._reported = (0, time.monotonic())
         self._collector = CollectorTamer()
+        # A worker of a partitioned stream owns some devices only: their CDC states, their
+        # liveness. (One such transport per service: it decides what the process owns.)
+        streams = [t.positions for t in self.transports if t.positions is not None]
+        if len(streams) > 1:
+            raise ValueError("an ingest service reads at most one partitioned stream")
+        self._positions = streams[0] if streams else None
+        if self._positions is not None:
+            self._positions.on_handover(self._handler.seed, self._handler.release)
 
     @property
     def accepting(self) -> bool:
@@ -178,8 +186,10 @@ class IngestService:
         self._schema_current = True
         if self.health is not None:
             await self.health.start()
-        seeded = await asyncio.to_thread(self.pipeline._handler.seed)
-        logger.info("CDC state seeded for %d devices", seeded)
+        if self._positions is None:
+            seeded = await asyncio.to_thread(self._handler.seed)
+            logger.info("CDC state seeded for %d devices", seeded)
+        # else: a worker loads the states of its partitions' devices when they are assigned.
         # Points an earlier process could not write still wait in the outbox: without this the
         # drainer, which only runs while a backlog is known, would leave them there for good.
         self.pipeline.influx_backlog = await asyncio.to_thread(self._store.outbox_size) > 0
@@ -269,7 +279,7 @@ class IngestService:
                 batch, items = fetched
                 ahead = asyncio.create_task(self._fetch(transport, stop))
                 async with self._processing:
-                    outcome = await self._process(batch, stop, items)
+                    outcome = await self._process(transport, batch, stop, items)
                     if outcome is None:
                         return
                 transport.ack(batch, outcome.verdicts)
@@ -318,13 +328,19 @@ class IngestService:
         await asyncio.to_thread(self.pipeline.flusher.wait_idle, timeout_s)
 
     async def _process(
-        self, batch: list[Delivery], stop: asyncio.Event, items: Sequence[Item]
+        self,
+        transport: Transport,
+        batch: list[Delivery],
+        stop: asyncio.Event,
+        items: Sequence[Item],
     ) -> Outcome | None:
         """Process with retries while PostgreSQL is unreachable; None if stopped first."""
         delay = self._options.retry_initial_s
         while True:
             try:
-                return await asyncio.to_thread(self.pipeline.process, batch, items)
+                return await asyncio.to_thread(
+                    self.pipeline.process, batch, items, transport.positions
+                )
             except StoreUnavailableError as exc:
                 logger.warning("%s; batch of %d kept, retry in %.1fs", exc, len(batch), delay)
                 self.store_retries += 1
@@ -382,12 +398,7 @@ class IngestService:
 
     async def _liveness(self) -> None:
         """Take devices that went silent offline (a device's last will does it at once)."""
-        outcome = await asyncio.to_thread(
-            self.pipeline.sweep_silent,
-            datetime.now(UTC),
-            self._options.offline_after,
-            self._watched,
-        )
+        outcome = await self.sweep_now()
         if outcome.accepted or outcome.points_written:
             logger.info("%d device(s) went offline", outcome.points_written)
 
@@ -471,12 +482,20 @@ class IngestService:
             engine.dispose()
 
     async def sweep_now(self, now: datetime | None = None) -> Outcome:
-        """Run one liveness sweep immediately, as of ``now`` (tests, operators)."""
+        """Run one liveness sweep immediately, as of ``now`` (tests, operators).
+
+        A worker of a partitioned stream sweeps its own devices only (nothing while it owns
+        no partition): their CDC states are its alone to advance.
+        """
+        share = None if self._positions is None else self._positions.share
+        if self._positions is not None and share is None:
+            return nothing()
         return await asyncio.to_thread(
             self.pipeline.sweep_silent,
             now or datetime.now(UTC),
             self._options.offline_after,
             self._watched,
+            share,
         )
 
     async def dispatch_now(self, now: datetime | None = None) -> int:

@@ -7,6 +7,9 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
 
 from alerting import engine as alerting
 from alerting.book import RuleCache
@@ -30,14 +33,19 @@ from ingest.messages import (
     StatusReport,
     TelemetryReport,
 )
+from ingest.partitioning import DeviceShare
 from stores.postgres.ingest_store import (
     BatchTx,
     DeviceView,
     IngestStore,
     NewDevice,
 )
+from stores.postgres.partitions import Share
 
 logger = logging.getLogger("ingest.handling")
+
+# Work a batch's transaction does last, on its connection (a transport saving its position).
+Within = Callable[[psycopg.Connection[Any]], None]
 
 
 def _working(
@@ -73,17 +81,29 @@ class BatchHandler:
         # Batches and liveness sweeps share the tracker: one at a time.
         self._lock = threading.Lock()
 
-    def seed(self) -> int:
-        """Load every persisted CDC state; returns how many."""
-        rows = self._store.load_cdc_states()
-        self._tracker.seed({row.device_id: cdc_state(row) for row in rows})
-        typed = self._store.load_metric_states()
-        self._tracker.seed({state_key(row): metric_state(row) for row in typed})
+    def seed(self, share: DeviceShare | None = None) -> int:
+        """Load every persisted CDC state, or those of the devices of a worker's ``share``;
+        returns how many."""
+        where = None if share is None else share.sql_args
+        rows = self._store.load_cdc_states(where)
+        typed = self._store.load_metric_states(where)
+        with self._lock:
+            self._tracker.seed({row.device_id: cdc_state(row) for row in rows})
+            self._tracker.seed({state_key(row): metric_state(row) for row in typed})
         return len(rows) + len(typed)
 
-    def handle(self, items: Sequence[Item]) -> Outcome:
-        """Write one batch; raises StoreUnavailableError (nothing written) to be retried."""
-        return self._transaction(lambda tx: self._walk(tx, items))
+    def release(self) -> None:
+        """Forget every CDC state: the devices are being handed to another worker, which
+        loads their states as committed, and may hand them back later (``seed`` again)."""
+        with self._lock:
+            self._tracker.clear()
+
+    def handle(self, items: Sequence[Item], within: Within | None = None) -> Outcome:
+        """Write one batch; raises StoreUnavailableError (nothing written) to be retried.
+
+        ``within`` runs last in the batch's transaction (a transport saving how far it read).
+        """
+        return self._transaction(lambda tx: self._walk(tx, items), within)
 
     def sweep_silent(
         self,
@@ -91,12 +111,18 @@ class BatchHandler:
         silence: timedelta,
         limit: int = 10_000,
         transports: Sequence[str] | None = None,
+        share: DeviceShare | None = None,
     ) -> Outcome:
-        """Mark devices (of ``transports``, or all) silent for ``silence`` offline (timeout),
-        with log rows and points."""
+        """Mark devices (of ``transports``, or all; of a worker's ``share``, or all) silent
+        for ``silence`` offline (timeout), with log rows and points."""
         return self._transaction(
             lambda tx: self._silence(
-                tx, cutoff=now - silence, now=now, limit=limit, transports=transports
+                tx,
+                cutoff=now - silence,
+                now=now,
+                limit=limit,
+                transports=transports,
+                share=None if share is None else share.sql_args,
             )
         )
 
@@ -109,7 +135,9 @@ class BatchHandler:
                 return alerting.Effects()
             return alerting.sweep(tx.connection, book, now, link=self._link)
 
-    def _transaction(self, build: Callable[[BatchTx], Walk]) -> Outcome:
+    def _transaction(
+        self, build: Callable[[BatchTx], Walk], within: Within | None = None
+    ) -> Outcome:
         with self._lock:
             # The tracker remembers what the walk changes: a batch that does not commit is
             # undone, so its retry is judged exactly as this attempt was.
@@ -123,6 +151,8 @@ class BatchHandler:
                     with tx.connection.pipeline():
                         point_ids = self._write(tx, walk, plan)
                     effects = self._evaluate(tx, walk)
+                    if within is not None:
+                        within(tx.connection)
             except BaseException:
                 self._tracker.rollback()
                 raise
@@ -269,8 +299,9 @@ class BatchHandler:
         now: datetime,
         limit: int,
         transports: Sequence[str] | None,
+        share: Share | None,
     ) -> Walk:
-        ids = tx.silent_devices(cutoff, limit, transports)
+        ids = tx.silent_devices(cutoff, limit, transports, share)
         views = tx.lock_views(ids)
         devices = _working(views, set())
         book = self._rules.book(tx.connection)

@@ -21,6 +21,7 @@ from ingest.contract import TopicKind
 if TYPE_CHECKING:
     from ingest.decoding import DecodeLimits
     from ingest.messages import DeviceMessage
+    from ingest.transports.positions import StreamPositions
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +122,13 @@ class Transport(Protocol):
 
     def holds(self, device: str) -> bool:
         """Whether this transport has a connection of its own to ``device`` now."""
+        ...
+
+    @property
+    def positions(self) -> StreamPositions | None:
+        """Where a transport reading a partitioned stream keeps its place, saved in each
+        batch's transaction; None for a transport whose senders redeliver what was not
+        acknowledged (MQTT, WebSocket)."""
         ...
 
     async def send(self, device: str, kind: TopicKind, payload: bytes) -> None:

@@ -167,6 +167,11 @@ class MqttTransport:
             return 0  # the connection just ended: the broker delivers them again
         return len(ids)
 
+    @property
+    def positions(self) -> None:
+        """None: what is not acknowledged is delivered again by its sender."""
+        return None
+
     def holds(self, device: str) -> bool:
         """Never: devices are reached through the broker, not a connection of ingest's own."""
         return False

@@ -329,6 +329,11 @@ class WebSocketTransport:
             acked += self._queue(receipt.session, text)
         return acked
 
+    @property
+    def positions(self) -> None:
+        """None: what is not acknowledged is delivered again by its sender."""
+        return None
+
     def holds(self, device: str) -> bool:
         return device in self._sessions
 

@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql
 from stores.errors import StoreUnavailableError
 from stores.postgres import commands_store, jobs_store, schema
 from stores.postgres import device_types as type_store
+from stores.postgres.partitions import Share, share_filter
 
 logger = logging.getLogger(__name__)
 
@@ -538,18 +539,22 @@ class BatchTx:
         return commands_store.open_sync_commands(self._conn, device_ids)
 
     def silent_devices(
-        self, cutoff: datetime, limit: int, transports: Sequence[str] | None = None
+        self,
+        cutoff: datetime,
+        limit: int,
+        transports: Sequence[str] | None = None,
+        share: Share | None = None,
     ) -> list[int]:
-        """Online devices not heard from since ``cutoff`` (of ``transports``, or all),
-        locked."""
+        """Online devices not heard from since ``cutoff`` (of ``transports``, or all; of a
+        worker's ``share``, or all), locked."""
         wanted = None if transports is None else list(transports)
-        rows = self._conn.execute(
+        query = sql.SQL(
             "SELECT s.device_id FROM device_status s JOIN devices d ON d.id = s.device_id "
             "WHERE s.is_online AND s.last_seen < %s "
-            "AND (%s::text[] IS NULL OR d.transport = ANY(%s::text[])) "
-            "ORDER BY s.device_id LIMIT %s FOR UPDATE OF s SKIP LOCKED",
-            [cutoff, wanted, wanted, limit],
-        ).fetchall()
+            "AND (%s::text[] IS NULL OR d.transport = ANY(%s::text[])) AND {} "
+            "ORDER BY s.device_id LIMIT %s FOR UPDATE OF s SKIP LOCKED"
+        ).format(share_filter("d.hostname", share))
+        rows = self._conn.execute(query, [cutoff, wanted, wanted, limit]).fetchall()
         return [row[0] for row in rows]
 
     def enqueue_points(self, lines: Sequence[str]) -> list[int]:
@@ -722,8 +727,8 @@ class IngestStore:
                 self.close()
                 raise StoreUnavailableError(f"PostgreSQL batch failed: {exc}") from exc
 
-    def load_cdc_states(self) -> list[CdcRow]:
-        """Every persisted CDC reference (start-up seeding)."""
+    def load_cdc_states(self, share: Share | None = None) -> list[CdcRow]:
+        """Every persisted CDC reference (start-up seeding), or those of a worker's share."""
         names = [c.name for c in schema.heartbeat_cdc_state.c if c.name != "updated_at"]
         # The guard is the newer of the reference's and the status row's (see 0011).
         columns = [
@@ -734,27 +739,33 @@ class IngestStore:
         ]
         query = sql.SQL(
             "SELECT {} FROM heartbeat_cdc_state c "
-            "LEFT JOIN device_status s ON s.device_id = c.device_id"
-        ).format(sql.SQL(", ").join(columns))
+            "LEFT JOIN device_status s ON s.device_id = c.device_id "
+            "JOIN devices d ON d.id = c.device_id WHERE {}"
+        ).format(sql.SQL(", ").join(columns), share_filter("d.hostname", share))
         with self.batch():
             rows = self._connection().execute(query).fetchall()
         return [CdcRow(*row) for row in rows]
 
-    def load_metric_states(self) -> list[MetricStateRow]:
-        """Every persisted CDC reference of devices of declared types (start-up seeding)."""
+    def load_metric_states(self, share: Share | None = None) -> list[MetricStateRow]:
+        """Every persisted CDC reference of devices of declared types (start-up seeding),
+        or those of a worker's share."""
         with self.batch():
             rows = (
                 self._connection()
                 .execute(
-                    "SELECT s.device_id, s.kind, s.written_at, s.values, s.is_online, "
-                    "s.last_device_ts, s.stream FROM (SELECT c.device_id, c.written_at, "
-                    "c.values, c.is_online, c.stream, CASE WHEN c.stream = '' "
-                    "THEN d.kind ELSE d.kind || '_' || split_part(c.stream, '/', 1) END AS kind, "
-                    # A device's main history keeps its guard in its status row (see 0011).
-                    "CASE WHEN c.stream = '' THEN GREATEST(c.last_device_ts, t.last_device_ts) "
-                    "ELSE c.last_device_ts END AS last_device_ts "
-                    "FROM device_cdc_state c JOIN devices d ON d.id = c.device_id "
-                    "LEFT JOIN device_status t ON t.device_id = c.device_id) s"
+                    sql.SQL(
+                        "SELECT s.device_id, s.kind, s.written_at, s.values, s.is_online, "
+                        "s.last_device_ts, s.stream FROM (SELECT c.device_id, c.written_at, "
+                        "c.values, c.is_online, c.stream, CASE WHEN c.stream = '' THEN d.kind "
+                        "ELSE d.kind || '_' || split_part(c.stream, '/', 1) END AS kind, "
+                        # A device's main history keeps its guard in its status row (see 0011).
+                        "CASE WHEN c.stream = '' "
+                        "THEN GREATEST(c.last_device_ts, t.last_device_ts) "
+                        "ELSE c.last_device_ts END AS last_device_ts "
+                        "FROM device_cdc_state c JOIN devices d ON d.id = c.device_id "
+                        "LEFT JOIN device_status t ON t.device_id = c.device_id "
+                        "WHERE {}) s"
+                    ).format(share_filter("d.hostname", share))
                 )
                 .fetchall()
             )

@@ -1164,6 +1164,19 @@ device_message_ids = Table(
     Index("ix_device_message_ids_received_at", "received_at"),
 )
 
+# How far each ingest worker's consumer group has read in each partition of a stream,
+# committed with the batch that read it (see migration 0012).
+stream_offsets = Table(
+    "stream_offsets",
+    metadata,
+    Column("consumer_group", String(255), primary_key=True),
+    Column("topic", String(255), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("partition >= 0 AND next_offset >= 0", name="ck_stream_offsets_valid"),
+)
+
 TABLES_WITH_UPDATED_AT: Final = tuple(
     table for table in metadata.sorted_tables if "updated_at" in table.c
 )

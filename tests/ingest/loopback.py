@@ -139,6 +139,11 @@ class LoopbackTransport:
                 acked += 1
         return acked
 
+    @property
+    def positions(self) -> None:
+        """None: what is not acknowledged is delivered again by its sender."""
+        return None
+
     def holds(self, device: str) -> bool:
         return device in self._devices
 

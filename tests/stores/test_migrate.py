@@ -54,7 +54,7 @@ def test_upgrade_reaches_head(pg_settings: PostgresSettings, engine: Engine) -> 
     """A fresh database migrated to head reports the code's head revision."""
     assert current_revision(engine) is None
     upgrade(pg_settings)
-    assert current_revision(engine) == head_revision() == "0011"
+    assert current_revision(engine) == head_revision() == "0012"
 
 
 def test_upgrade_again_is_a_no_op(pg_settings: PostgresSettings, engine: Engine) -> None:
@@ -76,7 +76,7 @@ def test_require_current_refuses_unmigrated_database(engine: Engine) -> None:
     with pytest.raises(SchemaError, match=r"run `fleetwatch migrate`") as raised:
         require_current(engine)
     assert f"127.0.0.1:5432/{database}" in str(raised.value)
-    assert "at revision none, code needs 0011" in str(raised.value)
+    assert "at revision none, code needs 0012" in str(raised.value)
 
 
 def test_require_current_passes_after_upgrade(
@@ -220,10 +220,10 @@ def test_cli_migrate_upgrades_and_reports(
     """'fleetwatch migrate' migrates the configured database and prints the revision reached."""
     monkeypatch.setenv("FLEETWATCH_DATABASE_URL", str(pg_settings.database_url))
     assert main(["migrate"]) == 0
-    assert "migrated from revision none to 0011" in capsys.readouterr().out
-    assert current_revision(engine) == "0011"
+    assert "migrated from revision none to 0012" in capsys.readouterr().out
+    assert current_revision(engine) == "0012"
     assert main(["migrate"]) == 0
-    assert "already at revision 0011" in capsys.readouterr().out
+    assert "already at revision 0012" in capsys.readouterr().out
 
 
 @pytest.mark.usefixtures("restore_root_logging")
