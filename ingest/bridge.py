@@ -34,7 +34,7 @@ from ingest.contract import TopicError, TopicScheme
 from ingest.loops import wait_or_stop
 from ingest.partitioning import partition_of
 from ingest.transports.errors import TransportError
-from ingest.transports.kafka import CLIENT_LOG, TOPIC_HEADER
+from ingest.transports.kafka import CLIENT_LOG, REDELIVERED_HEADER, TOPIC_HEADER
 from ingest.transports.mqtt_wire import ConnectOptions, MqttWire, Publish, open_wire
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ CONNECT_TIMEOUT_S = 10.0
 # default); ingest's decoder refuses anything this long, so it is still dead-lettered, with
 # its beginning kept.
 MAX_FORWARDED_BYTES = 256 * 1024
+DUP_HEADER: tuple[str, str | bytes | None] = (REDELIVERED_HEADER, b"1")
 
 
 def producer_config(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
@@ -259,7 +260,7 @@ class Bridge:
             return True  # a closing connection's tail: the broker delivers it again
         produce, topic, count = self._producer.produce, self._kafka.kafka_topic, self._count
         now_ms = int(datetime.now(UTC).timestamp() * 1000)
-        for mqtt_topic, payload, packet_id in publishes:
+        for mqtt_topic, payload, packet_id, dup in publishes:
             key = self._key(mqtt_topic)
             value = payload
             if len(value) > MAX_FORWARDED_BYTES:
@@ -268,6 +269,8 @@ class Bridge:
             pending = _Pending(connection, packet_id)
             self._pending.append(pending)
             headers: list[tuple[str, str | bytes | None]] = [(TOPIC_HEADER, mqtt_topic)]
+            if dup:
+                headers.append(DUP_HEADER)
             report = functools.partial(self._delivered, pending)
             while True:
                 try:

@@ -102,7 +102,14 @@ class Pipeline:
         try:
             message = decoder.decode(delivery.address, delivery.payload, delivery.received_at)
         except Rejected as exc:
-            return Item(delivery.address, delivery.payload, delivery.received_at, None, exc)
+            return Item(
+                delivery.address,
+                delivery.payload,
+                delivery.received_at,
+                None,
+                exc,
+                delivery.redelivered,
+            )
         return Item(delivery.address, delivery.payload, delivery.received_at, message)
 
     def decode_all(self, deliveries: Sequence[Delivery]) -> list[Item]:
@@ -180,7 +187,9 @@ class Pipeline:
             raise
         except psycopg.Error as exc:
             rejection = Rejected(RejectReason.STORE_REJECTED, str(exc).splitlines()[0][:300])
-            dead = Item(item.address, item.payload, item.received_at, None, rejection)
+            dead = Item(
+                item.address, item.payload, item.received_at, None, rejection, item.redelivered
+            )
             outcome = self._handler.handle([dead], within)
         if claim is not None:
             claim.committed(upto)

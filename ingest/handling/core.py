@@ -67,6 +67,7 @@ class Item:
     received_at: datetime
     message: DeviceMessage | None
     rejection: Rejected | None = None
+    redelivered: bool = False  # see Delivery.redelivered
 
 
 @dataclass(slots=True)
@@ -257,6 +258,7 @@ def reject(item: Item, reason: RejectReason, detail: str) -> DeadLetter:
         reason=reason.value,
         detail=detail,
         received_at=item.received_at,
+        redelivered=item.redelivered,
     )
 
 

@@ -34,6 +34,8 @@ class Delivery:
         payload: The message as the device sent it.
         received_at: When ingest received it (timezone-aware).
         receipt: What the transport needs to acknowledge it; opaque to everything else.
+        redelivered: The sender says it may have delivered this message before (MQTT's DUP
+            flag): if it is rejected again, its dead letter is not kept twice.
     """
 
     transport: str
@@ -41,6 +43,7 @@ class Delivery:
     payload: bytes
     received_at: datetime
     receipt: object = None
+    redelivered: bool = False
 
     def __post_init__(self) -> None:
         if self.received_at.tzinfo is None:

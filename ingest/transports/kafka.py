@@ -41,8 +41,10 @@ logger = logging.getLogger(__name__)
 # librdkafka's own log lines (broker connections failing, leaders moving), as log records.
 CLIENT_LOG = logging.getLogger("kafka")
 
-# The header a bridge puts the MQTT topic of each message in.
+# The headers a bridge puts the MQTT topic of each message in, and marks the messages the
+# broker flagged as possibly sent before (DUP) with.
 TOPIC_HEADER = "mqtt_topic"
+REDELIVERED_HEADER = "mqtt_dup"
 READ_MAX = 2000  # messages taken from the consumer per call
 LAG_COMMIT_S = 5.0  # how often the group's offsets in Kafka are brought up to date
 CONNECT_TIMEOUT_S = 10.0
@@ -234,13 +236,15 @@ class KafkaTransport:
             if partition is None or offset is None:
                 continue
             _, millis = message.timestamp()
+            topic, redelivered = _mqtt_of(message)
             out.append(
                 Delivery(
                     transport=name,
-                    address=_topic_of(message),
+                    address=topic,
                     payload=message.value() or b"",
                     received_at=datetime.fromtimestamp(max(millis, 0) / 1000, UTC),
                     receipt=(stamps.get(partition, -1), partition, offset),
+                    redelivered=redelivered,
                 )
             )
         return out
@@ -310,15 +314,19 @@ class KafkaTransport:
         return self._inbox.backlog
 
 
-def _topic_of(message: Message) -> str:
-    """The MQTT topic a bridge recorded ('' if none: the decoder dead-letters it)."""
+def _mqtt_of(message: Message) -> tuple[str, bool]:
+    """The MQTT topic a bridge recorded ('' if none: the decoder dead-letters it), and
+    whether the broker flagged the message as possibly sent before."""
     headers = message.headers()
     if not isinstance(headers, list):  # a consumer hands headers over as a list of pairs
-        return ""
+        return "", False
+    topic, redelivered = "", False
     for key, value in headers:
         if key == TOPIC_HEADER and value is not None:
-            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return ""
+            topic = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        elif key == REDELIVERED_HEADER:
+            redelivered = True
+    return topic, redelivered
 
 
 def _end(ended: asyncio.Future[None], failure: BaseException | None) -> None:

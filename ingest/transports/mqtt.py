@@ -129,8 +129,9 @@ class MqttTransport:
                 payload=payload,
                 received_at=now,
                 receipt=(connection, packet_id),
+                redelivered=dup,
             )
-            for topic, payload, packet_id in publishes
+            for topic, payload, packet_id, dup in publishes
         ]
         return self._inbox.extend(deliveries)
 

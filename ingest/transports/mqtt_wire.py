@@ -60,8 +60,9 @@ class ConnectOptions:
     keepalive_s: int = 60
 
 
-# One received PUBLISH: topic, payload, packet id (0 at QoS 0).
-Publish = tuple[str, bytes, int]
+# One received PUBLISH: topic, payload, packet id (0 at QoS 0), and its DUP flag (the broker
+# may have sent it before: a session's unacknowledged messages sent again on reconnect).
+Publish = tuple[str, bytes, int, bool]
 # Takes one read's publishes; False asks the connection to stop reading until ``resume``.
 PublishSink = Callable[[list[Publish]], bool]
 
@@ -232,9 +233,9 @@ class MqttWire(asyncio.Protocol):
                 topic = buf[i + 2 : cut].decode("utf-8", "replace")
                 if qos == 1:
                     pid = buf[cut] << 8 | buf[cut + 1]
-                    publishes.append((topic, bytes(buf[cut + 2 : end]), pid))
+                    publishes.append((topic, bytes(buf[cut + 2 : end]), pid, bool(first & 0x08)))
                 elif qos == 0:
-                    publishes.append((topic, bytes(buf[cut:end]), 0))
+                    publishes.append((topic, bytes(buf[cut:end]), 0, False))
                 else:
                     raise ProtocolError(f"MQTT: QoS {qos} publish on a QoS 1 subscription")
             else:

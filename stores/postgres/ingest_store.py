@@ -142,6 +142,7 @@ class DeadLetter:
     reason: str
     detail: str
     received_at: datetime
+    redelivered: bool = False  # kept only if the same message was not dead-lettered lately
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,18 +417,22 @@ class BatchTx:
             )
 
     def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Keep rejected messages whole."""
+        """Keep rejected messages whole; a redelivered one only if the same message (topic
+        and payload) was not dead-lettered within the day before (its first delivery)."""
         if letters:
             self._conn.execute(
                 "INSERT INTO dead_letters (topic, payload, reason, detail, received_at) "
-                "SELECT * FROM unnest(%s::text[], %s::bytea[], %s::varchar[], %s::text[], "
-                "%s::timestamptz[])",
+                "SELECT t, p, r, d, at FROM unnest(%s::text[], %s::bytea[], %s::varchar[], "
+                "%s::text[], %s::timestamptz[], %s::bool[]) AS x(t, p, r, d, at, again) "
+                "WHERE NOT (again AND EXISTS (SELECT 1 FROM dead_letters l WHERE l.topic = x.t "
+                "AND l.payload = x.p AND l.received_at > x.at - interval '1 day'))",
                 [
                     [x.topic for x in letters],
                     [x.payload for x in letters],
                     [x.reason for x in letters],
                     [x.detail for x in letters],
                     [x.received_at for x in letters],
+                    [x.redelivered for x in letters],
                 ],
             )
 

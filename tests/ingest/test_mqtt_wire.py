@@ -470,7 +470,7 @@ async def test_an_idle_connection_with_keepalive_1_stays_open(mqtt_settings: Mqt
         assert not done, f"idle connection closed: {wire.closed.exception()}"
         await wire.publish(topic, b"still here", 5)
         await until(lambda: bool(sink.publishes), timeout_s=5)
-        [(got_topic, payload, packet_id)] = sink.publishes
+        [(got_topic, payload, packet_id, _)] = sink.publishes
         assert (got_topic, payload) == (topic, b"still here")
         assert packet_id != 0
         wire.ack([packet_id])
@@ -553,7 +553,8 @@ async def test_a_malformed_remaining_length_ends_the_connection_as_a_protocol_er
 
 async def test_a_packet_trickled_byte_by_byte_is_parsed_once() -> None:
     """A QoS 1 PUBLISH (two-byte remaining length) written one byte at a time is handed to
-    the sink once, whole, before the packet written after it; their PUBACKs reach the peer."""
+    the sink once, whole, before the packet written after it (flagged DUP, which the sink
+    is told); their PUBACKs reach the peer."""
     topic, payload = "fleet/ESG_ALARM_0001/heartbeat", bytes(range(200))
     trickled = publish_packet(topic, payload, 7)
     assert trickled[1] & 0x80  # the remaining length itself is split too
@@ -564,7 +565,9 @@ async def test_a_packet_trickled_byte_by_byte_is_parsed_once() -> None:
         for byte in trickled:
             await link.send(bytes([byte]))
             await asyncio.sleep(0.002)
-        await link.send(publish_packet(topic, b"next", 8))
+        again = bytearray(publish_packet(topic, b"next", 8))
+        again[0] |= 0x08  # DUP: the broker may have sent it before
+        await link.send(bytes(again))
         await link.listen()
 
     sink = Sink()
@@ -572,7 +575,7 @@ async def test_a_packet_trickled_byte_by_byte_is_parsed_once() -> None:
         wire, _ = await open_wire("127.0.0.1", peer.port, ConnectOptions(client_id="c"), sink, 2)
         try:
             await until(lambda: len(sink.publishes) >= 2, timeout_s=5)
-            assert sink.publishes == [(topic, payload, 7), (topic, b"next", 8)]
+            assert sink.publishes == [(topic, payload, 7, False), (topic, b"next", 8, True)]
             assert not wire.closed.done()
             wire.ack([7, 8])
             acks = [(PUBACK << 4, b"\x00\x07"), (PUBACK << 4, b"\x00\x08")]
