@@ -26,15 +26,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 
 from fleetwatch.settings import KafkaSettings, MqttSettings
 from ingest.contract import TopicError, TopicScheme
 from ingest.loops import wait_or_stop
 from ingest.partitioning import partition_of
 from ingest.transports.errors import TransportError
-from ingest.transports.kafka import CLIENT_LOG, REDELIVERED_HEADER, TOPIC_HEADER
+from ingest.transports.kafka import CLIENT_LOG, REDELIVERED_HEADER, TOPIC_HEADER, ensure_topic
 from ingest.transports.mqtt_wire import ConnectOptions, MqttWire, Publish, open_wire
 
 logger = logging.getLogger(__name__)
@@ -63,36 +61,6 @@ def producer_config(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
         "queue.buffering.max.messages": 1_000_000,
         "logger": CLIENT_LOG,
     }
-
-
-def ensure_topic(settings: KafkaSettings, timeout_s: float = 30.0) -> int:
-    """Create the topic if it is missing; returns its partition count."""
-    client: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "logger": CLIENT_LOG,
-    }
-    admin = AdminClient(client)
-    topic = settings.kafka_topic
-    replicas = settings.kafka_replication
-    config = {"min.insync.replicas": str(min(2, replicas))}
-    new = NewTopic(topic, settings.kafka_partitions, replicas, config=config)
-    future = admin.create_topics([new], request_timeout=timeout_s)[topic]
-    try:
-        future.result(timeout=timeout_s)
-        logger.info(
-            "created topic %s (%d partitions, %d replicas)",
-            topic,
-            settings.kafka_partitions,
-            replicas,
-        )
-    except KafkaException as exc:
-        error = exc.args[0]
-        if not (isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-            raise
-    metadata = admin.list_topics(topic, timeout=timeout_s).topics[topic]
-    if metadata.error is not None:
-        raise KafkaException(metadata.error)
-    return len(metadata.partitions)
 
 
 @dataclass(slots=True)

@@ -26,7 +26,16 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from fleetwatch.settings import KafkaSettings, MqttSettings
 from ingest.contract import TopicError, TopicKind, TopicScheme
@@ -67,9 +76,40 @@ def consumer_config(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 1_000,
         "fetch.wait.max.ms": 20,
+        "topic.metadata.refresh.interval.ms": 10_000,
         "socket.keepalive.enable": True,
         "logger": CLIENT_LOG,
     }
+
+
+def ensure_topic(settings: KafkaSettings, timeout_s: float = 30.0) -> int:
+    """Create the topic if it is missing; returns its partition count."""
+    client: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "logger": CLIENT_LOG,
+    }
+    admin = AdminClient(client)
+    topic = settings.kafka_topic
+    replicas = settings.kafka_replication
+    config = {"min.insync.replicas": str(min(2, replicas))}
+    new = NewTopic(topic, settings.kafka_partitions, replicas, config=config)
+    future = admin.create_topics([new], request_timeout=timeout_s)[topic]
+    try:
+        future.result(timeout=timeout_s)
+        logger.info(
+            "created topic %s (%d partitions, %d replicas)",
+            topic,
+            settings.kafka_partitions,
+            replicas,
+        )
+    except KafkaException as exc:
+        error = exc.args[0]
+        if not (isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+            raise
+    metadata = admin.list_topics(topic, timeout=timeout_s).topics[topic]
+    if metadata.error is not None:
+        raise KafkaException(metadata.error)
+    return len(metadata.partitions)
 
 
 class KafkaTransport:
@@ -112,6 +152,10 @@ class KafkaTransport:
 
     async def __aenter__(self) -> Self:
         loop = asyncio.get_running_loop()
+        try:  # whichever starts first, bridge or worker, creates the topic
+            await asyncio.to_thread(ensure_topic, self._kafka)
+        except KafkaException as exc:
+            raise TransportError(f"Kafka: {exc}") from exc
         self._commands = await self._open_commands()
         consumer = Consumer(consumer_config(self._kafka, f"fleetwatch-ingest-{self.worker}"))
         try:
