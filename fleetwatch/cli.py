@@ -19,6 +19,7 @@ from fleetwatch import (
     __version__,
     alerting_cli,
     api_cli,
+    backup_cli,
     bridge_cli,
     command_cli,
     dashboard_cli,
@@ -521,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     alerting_cli.register(sub)
     users_cli.register(sub)
     api_cli.register(sub)
+    backup_cli.register(sub)
     bridge_cli.register(sub)
     ingest = parsers["ingest"]
     ingest.add_argument("--batch-size", type=int, default=2000, help="messages per transaction")
