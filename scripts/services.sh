@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Local PostgreSQL, Mosquitto and InfluxDB 2.x for development and tests on a Debian
+# Local PostgreSQL, Mosquitto, InfluxDB 2.x and Kafka for development and tests on a Debian
 # machine without a Docker engine. Everything listens on loopback only.
 #
-#   scripts/services.sh up        install (if needed), start and initialise all three
-#   scripts/services.sh down      stop them
-#   scripts/services.sh status    say which are reachable
-#   scripts/services.sh env       print the FLEETWATCH_* settings that point at them
-#   scripts/services.sh influxd   only build (or reuse) the influxd binary, print its path
-#   scripts/services.sh pid NAME  print the process id of a running service (influxdb, mosquitto)
+#   scripts/services.sh up          install (if needed), start and initialise all four
+#   scripts/services.sh down        stop them
+#   scripts/services.sh status      say which are reachable
+#   scripts/services.sh env         print the FLEETWATCH_* settings that point at them
+#   scripts/services.sh influxd     only build (or reuse) the influxd binary, print its path
+#   scripts/services.sh kafka-libs  only fetch (or reuse) Kafka's jars, print their directory
+#   scripts/services.sh pid NAME    print the process id of a running service (influxdb,
+#                                   mosquitto, kafka)
 #
 # influxd is built from its Go module source once and cached outside the repository,
 # keyed by version and by the corrections in scripts/influxd-patches; later runs reuse the
-# cached binary.
+# cached binary. Kafka's jars come from Maven Central through Maven (scripts/kafka/pom.xml
+# names the version) and are cached the same way, keyed by version and by that pom.
 set -euo pipefail
 
 # v2.7.12 is the newest 2.x whose whole dependency tree the module proxy serves (v2.10.0
@@ -20,6 +23,8 @@ INFLUXDB_VERSION="${FLEETWATCH_INFLUXDB_VERSION:-v2.7.12}"
 PG_PORT="${FLEETWATCH_PG_PORT:-5432}"
 MQTT_PORT="${FLEETWATCH_MQTT_BROKER_PORT:-1883}"
 INFLUX_PORT="${FLEETWATCH_INFLUX_PORT:-8086}"
+KAFKA_PORT="${FLEETWATCH_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${FLEETWATCH_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
 PG_CLUSTER="fleetwatch"
 PG_USER="fleetwatch"
 PG_PASSWORD="${FLEETWATCH_PG_PASSWORD:-fleetwatch}"
@@ -32,11 +37,16 @@ INFLUX_PASSWORD="${FLEETWATCH_INFLUX_PASSWORD:-fleetwatch-admin}"
 
 CACHE_DIR="${FLEETWATCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/fleetwatch}"
 STATE_DIR="${FLEETWATCH_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/fleetwatch}"
-PATCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/influxd-patches"
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PATCH_DIR="$SCRIPT_DIR/influxd-patches"
 # The corrections applied to the module source before building (see each file's header).
 # Their digest is part of the cache key, so a binary built without them is never reused.
 patches_digest() { cat "$PATCH_DIR"/*.patch | sha256sum | cut -c1-12; }
 INFLUXD_BIN="$CACHE_DIR/influxd-$INFLUXDB_VERSION-$(patches_digest)/influxd"
+KAFKA_POM="$SCRIPT_DIR/kafka/pom.xml"
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM")"
+KAFKA_HOME="$CACHE_DIR/kafka-$KAFKA_VERSION-$(sha256sum <"$KAFKA_POM" | cut -c1-12)"
+KAFKA_LIBS="$KAFKA_HOME/libs"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
@@ -242,12 +252,198 @@ influxdb_up() {
 
 influxdb_down() { stop_pidfile "$STATE_DIR/influxdb/influxd.pid"; }
 
+# --- Kafka ---------------------------------------------------------------------------------
+
+# The JVM of every Kafka process started here: a small heap (the machine also runs the
+# stores, the broker and the tests) and the serial collector, which on a heap this size
+# costs less CPU than G1 and starts no collector threads.
+KAFKA_JAVA_OPTS=(
+  -Xms64m -Xmx384m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
+  "-Dlog4j2.configurationFile=$SCRIPT_DIR/kafka/log4j2.properties"
+)
+# Class data sharing: the classes a node loads while it starts, parsed and verified once
+# into an archive that every later Kafka JVM maps, which halves their start-up. It belongs
+# to the jars next to it and to one JDK build (recorded beside it); a JVM given an archive
+# that no longer fits warns and starts without it.
+KAFKA_CDS="$KAFKA_HOME/kafka.jsa"
+
+kafka_command() {  # kafka_command MAIN ARGS...: the java command line, in KAFKA_COMMAND
+  KAFKA_COMMAND=(java "${KAFKA_JAVA_OPTS[@]}")
+  [ -f "$KAFKA_CDS" ] && KAFKA_COMMAND+=("-XX:SharedArchiveFile=$KAFKA_CDS")
+  KAFKA_COMMAND+=(-cp "$KAFKA_LIBS/*" "$@")
+}
+
+kafka_java() { kafka_command "$@"; "${KAFKA_COMMAND[@]}"; }
+
+need_java() {
+  command -v java >/dev/null || apt_install default-jre-headless
+  local major
+  major="$(java -version 2>&1 | sed -n 's/.* version "\([0-9]*\).*/\1/p' | head -1)"
+  [ "${major:-0}" -ge 17 ] \
+    || die "Kafka $KAFKA_VERSION needs Java 17 or newer (found ${major:-none})"
+}
+
+install_kafka() {
+  need_java
+  if [ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]; then
+    log "Kafka $KAFKA_VERSION: cached jars reused"
+  else
+    fetch_kafka
+  fi
+  [ "$(cat "$KAFKA_CDS.jdk" 2>/dev/null)" = "$(java -version 2>&1)" ] || build_kafka_cds
+}
+
+fetch_kafka() {
+  command -v mvn >/dev/null || apt_install maven
+  local started=$SECONDS partial="$KAFKA_HOME.partial.$$"
+  rm -rf "$partial" "$KAFKA_HOME"
+  mkdir -p "$partial"
+  log "fetching Kafka $KAFKA_VERSION from Maven Central"
+  # Maven prints its errors on standard output: keep them for the failure message only.
+  if ! mvn -B -q -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$partial/libs" >"$partial/mvn.log" 2>&1; then
+    cat "$partial/mvn.log" >&2
+    rm -rf "$partial"
+    die "Maven could not fetch Kafka $KAFKA_VERSION (see its output above)"
+  fi
+  rm -f "$partial/mvn.log"
+  # The directory appears whole or not at all; a concurrent install that won the rename
+  # left an equal one.
+  mv -T "$partial" "$KAFKA_HOME" 2>/dev/null || rm -rf "$partial"
+  [ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ] \
+    || die "Kafka $KAFKA_VERSION: no server jar in $KAFKA_LIBS"
+  log "Kafka $KAFKA_VERSION fetched in $((SECONDS - started))s ($(ls "$KAFKA_LIBS" | wc -l) jars)"
+}
+
+build_kafka_cds() {
+  local started=$SECONDS work port pid
+  work="$(mktemp -d "${TMPDIR:-/tmp}/kafka-cds.XXXXXX")"
+  # A throwaway node on two ports nothing listens on (below the ephemeral range).
+  port=$((20000 + RANDOM % 12000))
+  while kafka_answers "$port" || kafka_answers $((port + 1)); do
+    port=$((20000 + RANDOM % 12000))
+  done
+  write_kafka_conf "$work" "$port" $((port + 1))
+  kafka_format "$work"
+  java "${KAFKA_JAVA_OPTS[@]}" "-XX:ArchiveClassesAtExit=$work/kafka.jsa" -cp "$KAFKA_LIBS/*" \
+    kafka.Kafka "$work/server.properties" >"$work/kafka.log" 2>&1 &
+  pid=$!
+  local deadline=$((SECONDS + 60))
+  until kafka_answers "$port"; do
+    if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then break; fi
+    sleep 0.2
+  done
+  # The archive is written when the JVM exits normally, after the node's controlled stop.
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  if [ -s "$work/kafka.jsa" ]; then
+    mv -f "$work/kafka.jsa" "$KAFKA_CDS"
+    java -version >"$KAFKA_CDS.jdk" 2>&1
+    log "Kafka class archive made in $((SECONDS - started))s"
+  else
+    log "warning: no Kafka class archive (Kafka starts without one); see $work/kafka.log"
+    return 0
+  fi
+  rm -rf "$work"
+}
+
+# A broker answers an ApiVersions request (v0: size 10, api key 18, version 0, correlation
+# id 1, no client id) only once it processes requests, that is once it has caught up with
+# the metadata and been unfenced; the reply starts with its size, then correlation id 1 and
+# error code 0.
+kafka_answers() {  # kafka_answers [PORT]
+  local reply
+  reply="$(timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf "\x00\x00\x00\x0a\x00\x12\x00\x00\x00\x00\x00\x01\xff\xff" >&3
+    head -c 10 <&3 | od -An -tx1' _ "${1:-$KAFKA_PORT}" 2>/dev/null | tr -d ' \n')"
+  [ "${reply:8:12}" = 000000010000 ]
+}
+
+write_kafka_conf() {  # write_kafka_conf DIR PORT CONTROLLER_PORT
+  local dir=$1 port=$2 controller_port=$3
+  # One node that is both broker and controller (KRaft); one replica of everything.
+  cat >"$dir/server.properties" <<CONF
+# Written by scripts/services.sh; loopback only, for development and tests.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# Topics are created on purpose (the bridge does, with its partitions and replicas); a
+# mistyped name fails instead of making a one-partition topic.
+auto.create.topics.enable=false
+# Tests start and stop many consumer groups: no waiting for more members to join, and
+# fewer coordinator partitions than the default 50 to create on first use.
+group.initial.rebalance.delay.ms=0
+offsets.topic.num.partitions=12
+transaction.state.log.num.partitions=12
+CONF
+}
+
+kafka_format() {  # kafka_format DIR: a new cluster's storage in DIR/data
+  local cluster_id
+  # The last line: a JVM that cannot use the class archive says so first.
+  cluster_id="$(kafka_java kafka.tools.StorageTool random-uuid | tail -n 1)"
+  [[ $cluster_id =~ ^[A-Za-z0-9_-]{22}$ ]] || die "not a Kafka cluster id: $cluster_id"
+  kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$1/server.properties" >/dev/null
+}
+
+kafka_up() {
+  install_kafka
+  local dir="$STATE_DIR/kafka" pid
+  mkdir -p "$dir"
+  pid="$(cat "$dir/kafka.pid" 2>/dev/null || true)"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$KAFKA_LIBS/"; then
+      kafka_answers || wait_for Kafka 60 kafka_answers
+      log "Kafka already running on 127.0.0.1:$KAFKA_PORT"
+      return 0
+    fi
+    log "restarting Kafka: the running one is not Kafka $KAFKA_VERSION from $KAFKA_LIBS"
+    kafka_down
+  fi
+  kafka_answers && die "something else answers Kafka requests on 127.0.0.1:$KAFKA_PORT"
+  write_kafka_conf "$dir" "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    kafka_format "$dir"
+    log "Kafka storage formatted in $dir/data"
+  fi
+  kafka_command kafka.Kafka "$dir/server.properties"
+  nohup "${KAFKA_COMMAND[@]}" >"$dir/kafka.log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$dir/kafka.pid"
+  local deadline=$((SECONDS + 60))
+  until kafka_answers; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 30 "$dir/kafka.log" >&2
+      die "Kafka exited while starting (log: $dir/kafka.log)"
+    fi
+    [ $SECONDS -ge $deadline ] && die "Kafka did not become ready within 60s (log: $dir/kafka.log)"
+    sleep 0.2
+  done
+  log "Kafka ready on 127.0.0.1:$KAFKA_PORT"
+}
+
+kafka_down() { stop_pidfile "$STATE_DIR/kafka/kafka.pid"; }
+
 print_pid() {
   local pidfile
   case "${1:-}" in
     influxdb) pidfile="$STATE_DIR/influxdb/influxd.pid" ;;
     mosquitto) pidfile="$STATE_DIR/mosquitto/mosquitto.pid" ;;
-    *) die "usage: $0 pid influxdb|mosquitto" ;;
+    kafka) pidfile="$STATE_DIR/kafka/kafka.pid" ;;
+    *) die "usage: $0 pid influxdb|mosquitto|kafka" ;;
   esac
   [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null \
     || die "${1} is not running from this script (no live process in $pidfile)"
@@ -275,6 +471,7 @@ export FLEETWATCH_INFLUX_URL=http://127.0.0.1:$INFLUX_PORT
 export FLEETWATCH_INFLUX_TOKEN=$INFLUX_TOKEN
 export FLEETWATCH_INFLUX_ORG=$INFLUX_ORG
 export FLEETWATCH_INFLUX_BUCKET=$INFLUX_BUCKET
+export FLEETWATCH_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 ENV
 }
 
@@ -283,19 +480,21 @@ print_status() {
   if pg_isready -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; then echo "postgresql: up (127.0.0.1:$PG_PORT)"; else echo "postgresql: down"; rc=1; fi
   if mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -t '$SYS/broker/version' -C 1 -W 2 >/dev/null 2>&1; then echo "mosquitto: up (127.0.0.1:$MQTT_PORT)"; else echo "mosquitto: down"; rc=1; fi
   if influx_healthy; then echo "influxdb: up (http://127.0.0.1:$INFLUX_PORT)"; else echo "influxdb: down"; rc=1; fi
+  if kafka_answers; then echo "kafka: up (127.0.0.1:$KAFKA_PORT)"; else echo "kafka: down"; rc=1; fi
   return $rc
 }
 
 case "${1:-}" in
   influxd) build_influxd; echo "$INFLUXD_BIN" ;;
+  kafka-libs) install_kafka; echo "$KAFKA_LIBS" ;;
   up)
     started=$SECONDS
-    postgres_up; mosquitto_up; influxdb_up
+    postgres_up; mosquitto_up; influxdb_up; kafka_up
     log "all services up in $((SECONDS - started))s"
     ;;
-  down) influxdb_down; mosquitto_down; postgres_down; log "services stopped" ;;
+  down) kafka_down; influxdb_down; mosquitto_down; postgres_down; log "services stopped" ;;
   status) print_status ;;
   env) print_env ;;
   pid) print_pid "${2:-}" ;;
-  *) echo "usage: $0 up|down|status|env|influxd|pid NAME" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|env|influxd|kafka-libs|pid NAME" >&2; exit 2 ;;
 esac

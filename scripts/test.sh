@@ -2,7 +2,8 @@
 # Runs the whole test suite against real services, from a fresh clone or a warm checkout:
 #   1. a virtual environment (.venv) with fleetwatch and its test tools,
 #   2. PostgreSQL, Mosquitto and InfluxDB: containers when a Docker engine answers, otherwise
-#      the local services that scripts/services.sh installs and starts,
+#      the local services that scripts/services.sh installs and starts, Kafka with them;
+#      Kafka's jars in any case, from which the Kafka tests start clusters of their own,
 #   3. lint, type check and pytest (extra arguments go to pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,8 @@ if [ -z "${FLEETWATCH_DATABASE_URL:-}" ] && ! .venv/bin/python -c \
   scripts/services.sh up
   eval "$(scripts/services.sh env)"
 fi
+# Fetched here rather than inside a test's time limit the first time (Java 17 and Maven).
+scripts/services.sh kafka-libs >/dev/null
 
 log "ruff"
 .venv/bin/ruff check .

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import re
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ MOSQUITTO_DIR = ROOT / "deploy" / "mosquitto"
 MOSQUITTO_CONF = MOSQUITTO_DIR / "mosquitto.conf"
 MOSQUITTO_ACL = MOSQUITTO_DIR / "acl"
 MOSQUITTO_PASSWORDS = MOSQUITTO_DIR / "passwords"
+# The pom that scripts/services.sh fetches Kafka's jars with: the Kafka the tests run.
+KAFKA_POM = ROOT / "scripts" / "kafka" / "pom.xml"
 
 INGEST_USER = "fleetwatch-ingest"
 SIMULATOR_USER = "fleetwatch-simulator"
@@ -37,6 +40,15 @@ _HASH = re.compile(
 )
 SALT_BYTES = 12
 HASH_BYTES = 64
+
+
+def kafka_version(path: Path = KAFKA_POM) -> str:
+    """The Kafka version the pom names (its ``kafka.version`` property)."""
+    namespace = {"pom": "http://maven.apache.org/POM/4.0.0"}
+    found = ET.parse(path).getroot().findtext("pom:properties/pom:kafka.version", None, namespace)
+    if not found:
+        raise ValueError(f"{path.name} names no kafka.version property")
+    return found.strip()
 
 
 def read_env_file(path: Path = ENV_EXAMPLE) -> dict[str, str]:

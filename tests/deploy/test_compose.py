@@ -6,6 +6,7 @@ and checked against what fleetwatch reads, what the tests run against and each o
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import tomllib
@@ -32,26 +33,32 @@ from tests.deploy.files import (
     ROOT,
     SERVICE_PASSWORD_VARIABLES,
     SIMULATOR_USER,
+    kafka_version,
     read_env_file,
     read_password_file,
 )
 
 SERVICES = {
     "postgres", "influxdb", "mosquitto", "migrate", "ingest", "notify", "api", "dashboard",
-    "simulator",
+    "simulator", "kafka", "bridge", "ingest-worker",
 }  # fmt: skip
 ONE_SHOT = {"migrate"}
+# The services of the scaled-out deployment, which take the single ingest's place.
+SCALE_PROFILE = {"kafka", "bridge", "ingest-worker"}
 # The variables each official image reads (its documentation), by service.
 OFFICIAL_IMAGE_ENV = {
     "postgres": ("POSTGRES_",),
     "influxdb": ("DOCKER_INFLUXDB_INIT_", "INFLUXD_"),
     "mosquitto": (),
+    "kafka": ("KAFKA_", "CLUSTER_ID"),
 }
-# The images the test suite runs against (tests/services.py), by service.
+# The images the test suite runs against (tests/services.py), by service; for Kafka the
+# official image of the version the tests fetch from Maven Central (scripts/kafka/pom.xml).
 TESTED_IMAGES = {
     "postgres": test_services.POSTGRES_IMAGE,
     "influxdb": test_services.INFLUXDB_IMAGE,
     "mosquitto": test_services.MOSQUITTO_IMAGE,
+    "kafka": f"apache/kafka:{kafka_version()}",
 }
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET")
 # A *_FILE setting names where a secret is kept (a path in a volume), not the secret itself.
@@ -159,14 +166,17 @@ def _settings_read_by_fleetwatch() -> set[str]:
 
 
 def test_compose_file_has_the_expected_services(services: dict[str, dict[str, Any]]) -> None:
-    """compose.yaml parses, names every service, and only the simulator needs the demo profile."""
+    """compose.yaml parses and names every service; the simulator needs the demo profile,
+    the scaled-out services the scale profile, and nothing else a profile."""
     assert set(services) == SERVICES
     assert set(_fleetwatch_services(services)) == {
-        "migrate", "ingest", "notify", "api", "dashboard", "simulator",
+        "migrate", "ingest", "notify", "api", "dashboard", "simulator", "bridge", "ingest-worker",
     }  # fmt: skip
     profiles = {name: spec.get("profiles") for name, spec in services.items()}
     assert profiles.pop("simulator") == ["demo"]
-    assert set(profiles.values()) == {None}, "only the simulator should be behind a profile"
+    for name in SCALE_PROFILE:
+        assert profiles.pop(name) == ["scale"], f"{name} belongs to the scale profile"
+    assert set(profiles.values()) == {None}, "only the demo and scale services need a profile"
     commands = {name: spec["command"][0] for name, spec in _fleetwatch_services(services).items()}
     assert commands == {
         "migrate": "migrate",
@@ -175,6 +185,8 @@ def test_compose_file_has_the_expected_services(services: dict[str, dict[str, An
         "api": "api",
         "dashboard": "dashboard",
         "simulator": "simulate",
+        "bridge": "bridge",
+        "ingest-worker": "ingest",
     }
 
 
@@ -201,10 +213,16 @@ def test_official_images_get_only_their_documented_variables(
 
 
 def test_mqtt_clients_log_in_with_their_own_demo_user(services: dict[str, dict[str, Any]]) -> None:
-    """Ingest and simulator log in as their own users, whose .env.example passwords match."""
+    """Ingest (with its scaled-out halves, bridge and workers) and simulator log in as their
+    own users, whose .env.example passwords match."""
     logins = read_password_file()
     env = read_env_file()
-    expected = {"ingest": INGEST_USER, "simulator": SIMULATOR_USER}
+    expected = {
+        "ingest": INGEST_USER,
+        "bridge": INGEST_USER,
+        "ingest-worker": INGEST_USER,
+        "simulator": SIMULATOR_USER,
+    }
     for name, spec in _fleetwatch_services(services).items():
         environment = _environment(spec)
         if "FLEETWATCH_MQTT_HOST" not in environment:
@@ -284,6 +302,37 @@ def test_ingest_health_check_asks_readyz_on_the_health_port(
     probe = " ".join(ingest["healthcheck"]["test"])
     assert "FLEETWATCH_HEALTH_PORT" in probe
     assert "/readyz" in probe
+
+
+def test_scale_profile_bridges_to_kafka_and_runs_three_workers(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    """The bridge and three workers reach Kafka where it advertises itself and wait for it;
+    the workers read Kafka, not the broker; Kafka keeps its data in a volume, publishes no
+    port and is formatted with a valid cluster id."""
+    kafka = services["kafka"]
+    kafka_env = _environment(kafka)
+    listener = kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+    assert listener.startswith("PLAINTEXT://"), listener
+    for name in ("bridge", "ingest-worker"):
+        environment = _environment(services[name])
+        assert environment["FLEETWATCH_KAFKA_BOOTSTRAP_SERVERS"] == listener.split("://")[1]
+        assert services[name]["depends_on"]["kafka"] == {"condition": "service_healthy"}
+    worker = services["ingest-worker"]
+    assert worker["command"] == ["ingest", "--source", "kafka"]
+    assert worker["deploy"]["replicas"] == 3
+    assert "ports" not in worker, "replicas cannot share a published port"
+    assert "ports" not in kafka, "Kafka takes no credentials: keep it on compose's network"
+    volume, read_only = _volume_mounts(kafka)[kafka_env["KAFKA_LOG_DIRS"]]
+    assert volume in compose["volumes"], f"{volume} is not a declared volume"
+    assert not read_only
+    # One node: one replica of the internal topics, or they could never be created.
+    for key, value in kafka_env.items():
+        if key.endswith(("_REPLICATION_FACTOR", "_MIN_ISR")):
+            assert value == "1", f"{key}={value} on a single node"
+    cluster_id = kafka_env["CLUSTER_ID"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cluster_id), cluster_id
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
 
 
 def test_published_ports_bind_loopback_by_default(services: dict[str, dict[str, Any]]) -> None:
