@@ -219,9 +219,11 @@ class Client:
             pytest.fail(f"no CONNACK within {WAIT_S}s")
 
     def close(self) -> None:
-        """Log out and stop the network thread."""
+        """Log out, stop the network thread and close its sockets (paho leaves the wake-up
+        socket pair of ``loop_start`` to the garbage collector, which warns about it)."""
         self._client.disconnect()
         self._client.loop_stop()
+        self._client._reset_sockets()  # no public way to close them
 
     def subscribe(self, topic: str) -> None:
         """Subscribe at QoS 1 and wait for the SUBACK."""
