@@ -8,7 +8,7 @@ import logging
 import signal
 from typing import Any
 
-from fleetwatch.settings import KafkaSettings, MqttSettings, load
+from fleetwatch.settings import IngestSettings, KafkaSettings, MqttSettings, load
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +39,15 @@ def register(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers 
 
 def _bridge(args: argparse.Namespace) -> int:
     from ingest.bridge import Bridge  # noqa: PLC0415 - the Kafka client loads a C library
+    from ingest.health import HealthPortError  # noqa: PLC0415
 
+    settings = load(IngestSettings)  # the health endpoints' address, as ingest's
     bridge = Bridge(
         load(MqttSettings),
         load(KafkaSettings),
         client_id=args.client_id,
         max_pending=args.max_pending,
+        health=(settings.health_host, settings.health_port) if settings.health_port else None,
     )
 
     async def run() -> None:
@@ -56,6 +59,9 @@ def _bridge(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(run())
+    except HealthPortError as exc:
+        logger.error("%s", exc)
+        return 2
     except RuntimeError as exc:
         logger.error("bridge stopped: %s", exc)
         return 1

@@ -29,6 +29,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from fleetwatch.settings import KafkaSettings, MqttSettings
 from ingest.contract import TopicError, TopicScheme
+from ingest.health import HealthServer, Reply, json_reply
 from ingest.loops import wait_or_stop
 from ingest.partitioning import partition_of
 from ingest.transports.errors import TransportError
@@ -43,6 +44,7 @@ CONNECT_TIMEOUT_S = 10.0
 # its beginning kept.
 MAX_FORWARDED_BYTES = 256 * 1024
 DUP_HEADER: tuple[str, str | bytes | None] = (REDELIVERED_HEADER, b"1")
+STALL_S = 30.0  # a message unacknowledged by Kafka this long makes the bridge not ready
 
 
 def producer_config(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
@@ -69,6 +71,7 @@ class _Pending:
 
     connection: int
     packet_id: int
+    since: float  # time.monotonic() when it was given to the producer
     delivered: bool = False
 
 
@@ -94,6 +97,7 @@ class Bridge:
         client_id: str = "fleetwatch-bridge",
         max_pending: int = 50_000,
         retry_max_s: float = 15.0,
+        health: tuple[str, int] | None = None,
     ) -> None:
         self._mqtt = mqtt
         self._kafka = kafka
@@ -110,11 +114,37 @@ class Bridge:
         self._failed: asyncio.Future[None] | None = None
         self.totals = BridgeTotals()
         self.connected = asyncio.Event()
+        # /healthz: the bridge runs (it exits when Kafka refuses a record for good);
+        # /readyz: the broker session is up and Kafka acknowledged lately what it was given.
+        routes = {"/healthz": self._healthz, "/readyz": self._readyz}
+        self.health = None if health is None else HealthServer(routes, *health)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Bridge until ``stop``; raises if Kafka refuses a record for good."""
         self._loop = asyncio.get_running_loop()
         self._failed = self._loop.create_future()
+        if self.health is not None:
+            await self.health.start()
+        try:
+            await self._run(stop)
+        finally:
+            if self.health is not None:
+                await self.health.close()
+
+    async def _healthz(self) -> Reply:
+        failed = self._failed is not None and self._failed.done()
+        return json_reply(not failed, {"failed": failed})
+
+    async def _readyz(self) -> Reply:
+        """Ready while connected to the broker and Kafka keeps up: nothing has waited for
+        its acknowledgement longer than STALL_S."""
+        oldest = self._pending[0].since if self._pending else None
+        stalled = oldest is not None and time.monotonic() - oldest > STALL_S
+        checks = {"broker": self.connected.is_set(), "kafka": not stalled}
+        return json_reply(all(checks.values()), {"checks": checks, "waiting": len(self._pending)})
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        assert self._failed is not None
         self._count = await self._partition_count(stop)
         if stop.is_set():
             return
@@ -227,14 +257,14 @@ class Bridge:
         if connection != self._connection or self._producer is None:
             return True  # a closing connection's tail: the broker delivers it again
         produce, topic, count = self._producer.produce, self._kafka.kafka_topic, self._count
-        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        now_ms, since = int(datetime.now(UTC).timestamp() * 1000), time.monotonic()
         for mqtt_topic, payload, packet_id, dup in publishes:
             key = self._key(mqtt_topic)
             value = payload
             if len(value) > MAX_FORWARDED_BYTES:
                 value = value[: MAX_FORWARDED_BYTES + 1]
                 self.totals.truncated += 1
-            pending = _Pending(connection, packet_id)
+            pending = _Pending(connection, packet_id, since)
             self._pending.append(pending)
             headers: list[tuple[str, str | bytes | None]] = [(TOPIC_HEADER, mqtt_topic)]
             if dup:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -43,7 +46,9 @@ async def running_bridge(
 ) -> AsyncIterator[Bridge]:
     """A bridge in this process, connected to the broker, until the block ends."""
     client_id = f"bridge-{uuid.uuid4().hex[:8]}"
-    bridge = Bridge(mqtt, kafka, client_id=client_id, max_pending=max_pending)
+    bridge = Bridge(
+        mqtt, kafka, client_id=client_id, max_pending=max_pending, health=("127.0.0.1", 0)
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(bridge.run(stop))
     try:
@@ -143,6 +148,21 @@ def child(args: list[str], env: dict[str, str], ready: str) -> Iterator[subproce
 def _drain(stream: IO[str]) -> None:
     for _ in stream:
         pass
+
+
+async def readiness(bridge: Bridge) -> tuple[int, dict[str, Any]]:
+    """The status and body of the bridge's /readyz."""
+    assert bridge.health is not None
+    url = f"http://127.0.0.1:{bridge.health.port}/readyz"
+
+    def get() -> tuple[int, dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.loads(refused.read())
+
+    return await asyncio.to_thread(get)
 
 
 def counted(db: psycopg.Connection[Any]) -> tuple[int, int]:

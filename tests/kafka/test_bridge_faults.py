@@ -25,6 +25,7 @@ from tests.kafka.scale import (
     counted,
     kafka_settings,
     publish_mixed,
+    readiness,
     running_bridge,
     running_worker,
     same_counts,
@@ -105,8 +106,11 @@ async def test_kafka_away_for_a_minute_holds_the_backlog_in_the_broker(
             held = bridge.totals.received - bridge.totals.forwarded
             assert 0 < held <= bound + 100  # the bound, plus at most one socket read over it
             assert counted(db)[0] == before
+            status, body = await readiness(bridge)  # Kafka has kept it waiting past 30 s
+            assert (status, body["checks"]) == (503, {"broker": True, "kafka": False})
             cluster.start(1)
             await wait_counted(db, sent.heartbeats, timeout_s=90)
+            assert (await readiness(bridge))[0] == 200
             await outbox_drained(db)
             await asyncio.sleep(1)
     assert same_counts(stored(db), sent)
