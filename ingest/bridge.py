@@ -34,7 +34,8 @@ from ingest.loops import wait_or_stop
 from ingest.partitioning import partition_of
 from ingest.transports.errors import TransportError
 from ingest.transports.kafka import CLIENT_LOG, REDELIVERED_HEADER, TOPIC_HEADER, ensure_topic
-from ingest.transports.mqtt_wire import ConnectOptions, MqttWire, Publish, open_wire
+from ingest.transports.mqtt import connect, subscribe_all
+from ingest.transports.mqtt_wire import MqttWire, Publish
 
 logger = logging.getLogger(__name__)
 
@@ -221,29 +222,21 @@ class Bridge:
             delay = min(delay * 2, self._retry_max_s)
 
     async def _connect(self) -> MqttWire:
-        settings = self._mqtt
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        options = ConnectOptions(
-            client_id=self._client_id,
-            username=settings.mqtt_username,
-            password=password,
-            clean_session=False,
-        )
         self._connection += 1
         connection = self._connection
-        wire, kept = await open_wire(
-            settings.mqtt_host,
-            settings.mqtt_port,
-            options,
+        wire, kept = await connect(
+            self._mqtt,
+            self._client_id,
             functools.partial(self._receive, connection),
-            CONNECT_TIMEOUT_S,
+            clean_session=False,
         )
         self._wire = wire
+        try:
+            await subscribe_all(wire, self._scheme, kept)
+        except TransportError:
+            await self._disconnect()
+            raise
         subscription = self._scheme.subscription()
-        if kept:
-            wire.subscribe_later(subscription, 1)
-        else:
-            await wire.subscribe(subscription, 1, CONNECT_TIMEOUT_S)
         logger.info("bridging %s to Kafka topic %s", subscription, self._kafka.kafka_topic)
         return wire
 

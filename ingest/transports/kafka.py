@@ -38,12 +38,13 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from fleetwatch.settings import KafkaSettings, MqttSettings
-from ingest.contract import TopicError, TopicKind, TopicScheme
+from ingest.contract import TopicKind, TopicScheme
 from ingest.decoding import DecodeLimits, Decoder
 from ingest.transports.base import Delivery
-from ingest.transports.errors import AddressError, TransportError
+from ingest.transports.errors import TransportError
 from ingest.transports.inbox import Inbox
-from ingest.transports.mqtt_wire import ConnectOptions, MqttWire, open_wire
+from ingest.transports.mqtt import connect, publish_command
+from ingest.transports.mqtt_wire import MqttWire
 from ingest.transports.positions import StreamPositions
 
 logger = logging.getLogger(__name__)
@@ -202,17 +203,8 @@ class KafkaTransport:
         await self._close_commands()
 
     async def _open_commands(self) -> MqttWire:
-        settings = self._mqtt
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        options = ConnectOptions(
-            client_id=f"{settings.mqtt_client_id}-commands-{self.worker}",
-            username=settings.mqtt_username,
-            password=password,
-            clean_session=True,
-        )
-        wire, _ = await open_wire(
-            settings.mqtt_host, settings.mqtt_port, options, lambda _: True, CONNECT_TIMEOUT_S
-        )
+        client_id = f"{self._mqtt.mqtt_client_id}-commands-{self.worker}"
+        wire, _ = await connect(self._mqtt, client_id, lambda _: True, clean_session=True)
         return wire
 
     async def _close_commands(self) -> None:
@@ -341,16 +333,7 @@ class KafkaTransport:
 
     async def send(self, device: str, kind: TopicKind, payload: bytes) -> None:
         """Publish to the device's topic of ``kind`` at QoS 1, as the MQTT transport does."""
-        try:
-            topic = self.addressing.topic(device, kind)
-        except TopicError as exc:
-            raise AddressError(str(exc)) from exc
-        if self._commands is None:
-            raise TransportError("Kafka transport is not connected")
-        try:
-            await self._commands.publish(topic, payload, CONNECT_TIMEOUT_S)
-        except TransportError as exc:
-            raise TransportError(f"MQTT publish: {exc}") from exc
+        await publish_command(self._commands, self.addressing, device, kind, payload)
 
     @property
     def backlog(self) -> int:

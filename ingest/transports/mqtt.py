@@ -24,12 +24,58 @@ from ingest.decoding import DecodeLimits, Decoder
 from ingest.transports.base import Delivery
 from ingest.transports.errors import AddressError, TransportError
 from ingest.transports.inbox import Inbox
-from ingest.transports.mqtt_wire import ConnectOptions, MqttWire, Publish, open_wire
+from ingest.transports.mqtt_wire import ConnectOptions, MqttWire, Publish, PublishSink, open_wire
 
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
 KEEPALIVE_S = 60
+
+
+async def connect(
+    settings: MqttSettings, client_id: str, sink: PublishSink, *, clean_session: bool
+) -> tuple[MqttWire, bool]:
+    """A connection to the configured broker as ``client_id``, and whether the broker kept
+    a session for it."""
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    options = ConnectOptions(
+        client_id=client_id,
+        username=settings.mqtt_username,
+        password=password,
+        clean_session=clean_session,
+        keepalive_s=KEEPALIVE_S,
+    )
+    return await open_wire(settings.mqtt_host, settings.mqtt_port, options, sink, CONNECT_TIMEOUT_S)
+
+
+async def subscribe_all(wire: MqttWire, addressing: TopicScheme, kept: bool) -> None:
+    """Subscribe to the whole prefix at QoS 1: not just the device kinds, for a message on
+    a wrong topic must reach the decoder to be dead-lettered, not vanish unseen."""
+    subscription = addressing.subscription()
+    try:
+        if kept:  # the answer queues behind the session's backlog: see subscribe_later
+            wire.subscribe_later(subscription, 1)
+        else:
+            await wire.subscribe(subscription, 1, CONNECT_TIMEOUT_S)
+    except TransportError as exc:
+        raise TransportError(f"MQTT subscribe: {exc}") from exc
+
+
+async def publish_command(
+    wire: MqttWire | None, addressing: TopicScheme, device: str, kind: TopicKind, payload: bytes
+) -> None:
+    """Publish to ``device``'s topic of ``kind`` at QoS 1 (the broker keeps it for a device's
+    persistent session while the device is away)."""
+    try:
+        topic = addressing.topic(device, kind)
+    except TopicError as exc:
+        raise AddressError(str(exc)) from exc
+    if wire is None:
+        raise TransportError("MQTT is not connected")
+    try:
+        await wire.publish(topic, payload, CONNECT_TIMEOUT_S)
+    except TransportError as exc:
+        raise TransportError(f"MQTT publish: {exc}") from exc
 
 
 # What acknowledging one MQTT message takes: the connection that delivered it (a packet id
@@ -65,37 +111,21 @@ class MqttTransport:
         return self._wire is not None
 
     async def __aenter__(self) -> Self:
-        settings = self._settings
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-        options = ConnectOptions(
-            client_id=self._client_id,
-            username=settings.mqtt_username,
-            password=password,
-            clean_session=False,
-            keepalive_s=KEEPALIVE_S,
-        )
         self._connection += 1
         connection = self._connection
-        wire, kept = await open_wire(
-            settings.mqtt_host,
-            settings.mqtt_port,
-            options,
+        wire, kept = await connect(
+            self._settings,
+            self._client_id,
             lambda publishes: self._receive(connection, publishes),
-            CONNECT_TIMEOUT_S,
+            clean_session=False,
         )
         self._wire = wire
         self._inbox.open(wire.closed, on_room=wire.resume)
-        # The whole prefix, not just the device kinds: a message on a wrong topic must reach
-        # the decoder to be dead-lettered, not vanish unseen.
-        subscription = self.addressing.subscription()
         try:
-            if kept:  # the answer queues behind the session's backlog: see subscribe_later
-                wire.subscribe_later(subscription, 1)
-            else:
-                await wire.subscribe(subscription, 1, CONNECT_TIMEOUT_S)
+            await subscribe_all(wire, self.addressing, kept)
         except TransportError as exc:
             await self.__aexit__(type(exc), exc, exc.__traceback__)
-            raise TransportError(f"MQTT subscribe: {exc}") from exc
+            raise
         logger.info("subscribed to %s/# as %s", self.addressing.prefix, self._client_id)
         return self
 
@@ -178,18 +208,8 @@ class MqttTransport:
         return False
 
     async def send(self, device: str, kind: TopicKind, payload: bytes) -> None:
-        """Publish to the device's topic of ``kind`` at QoS 1 (the broker keeps it for a
-        device's persistent session while the device is away)."""
-        try:
-            topic = self.addressing.topic(device, kind)
-        except TopicError as exc:
-            raise AddressError(str(exc)) from exc
-        if self._wire is None:
-            raise TransportError("MQTT transport is not connected")
-        try:
-            await self._wire.publish(topic, payload, CONNECT_TIMEOUT_S)
-        except TransportError as exc:
-            raise TransportError(f"MQTT publish: {exc}") from exc
+        """Publish to the device's topic of ``kind`` at QoS 1."""
+        await publish_command(self._wire, self.addressing, device, kind, payload)
 
     @property
     def backlog(self) -> int:

@@ -6,12 +6,11 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import Any
 
 import psycopg
 from pydantic import PostgresDsn
@@ -23,6 +22,7 @@ from stores.influx.writer import LineWriter
 from tests.ingest.conftest import forget_session, start_ingest
 from tests.support.devices import FakePanel, Publisher, now_ms
 from tests.support.outbox import outbox_drained, outbox_size
+from tests.support.processes import child
 from tests.support.robots import job as robot_job
 from tests.support.robots import state as robot_state
 from tests.support.stored import count_points
@@ -61,34 +61,8 @@ def ingest_process(
         "FLEETWATCH_INFLUX_ORG": influx.influx_org,
         "FLEETWATCH_INFLUX_BUCKET": influx.influx_bucket,
     }
-    child = subprocess.Popen(
-        [sys.executable, "-m", "fleetwatch", "ingest", "--batch-size", "200"],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stderr is not None
-    drain = threading.Thread(target=_drain, args=(child.stderr,), daemon=True)
-    try:
-        for line in child.stderr:  # blocks until the child logs; it ends if the child dies
-            if "subscribed to" in line:
-                break
-        else:
-            raise AssertionError(f"ingest exited with {child.wait()} before subscribing")
-        drain.start()  # keep reading, or a full pipe would block the child's logging
-        yield child
-    finally:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            child.wait(timeout=20)
-        if drain.is_alive():
-            drain.join(timeout=5)
-        child.stderr.close()
-
-
-def _drain(stream: IO[str]) -> None:
-    for _ in stream:
-        pass
+    with child(["ingest", "--batch-size", "200"], env, "subscribed to") as process:
+        yield process
 
 
 async def publish_stream(mqtt: MqttSettings, per_panel: int) -> int:

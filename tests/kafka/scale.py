@@ -5,17 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
-import threading
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 import psycopg
 
@@ -115,39 +111,6 @@ def child_env(
         "FLEETWATCH_KAFKA_GROUP": kafka.kafka_group,
         "FLEETWATCH_HEALTH_PORT": "0",
     }
-
-
-@contextmanager
-def child(args: list[str], env: dict[str, str], ready: str) -> Iterator[subprocess.Popen[str]]:
-    """``fleetwatch ARGS`` as a child process, returned once it logged ``ready``."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fleetwatch", *args], env=env, stderr=subprocess.PIPE, text=True
-    )
-    assert process.stderr is not None
-    drain = threading.Thread(target=_drain, args=(process.stderr,), daemon=True)
-    try:
-        said: list[str] = []
-        for line in process.stderr:  # blocks until the child logs; ends if it dies
-            said = [*said[-30:], line]
-            if ready in line:
-                break
-        else:
-            tail = "".join(said)
-            raise AssertionError(f"fleetwatch {args[0]} exited with {process.wait()}:\n{tail}")
-        drain.start()  # keep reading, or a full pipe would block the child's logging
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
-        if drain.is_alive():
-            drain.join(timeout=5)
-        process.stderr.close()
-
-
-def _drain(stream: IO[str]) -> None:
-    for _ in stream:
-        pass
 
 
 async def readiness(bridge: Bridge) -> tuple[int, dict[str, Any]]:

@@ -20,7 +20,6 @@ from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
 from tests.ingest.conftest import forget_session
 from tests.kafka.scale import (
     Sent,
-    child,
     child_env,
     counted,
     kafka_settings,
@@ -34,6 +33,7 @@ from tests.kafka.scale import (
 )
 from tests.support.kafka_cluster import KafkaCluster, kafka_libs
 from tests.support.outbox import outbox_drained
+from tests.support.processes import child
 from tests.support.stored import count_points
 
 ROUNDS = 200  # 4,000 heartbeats from 20 panels

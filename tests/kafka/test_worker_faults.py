@@ -17,7 +17,6 @@ import psycopg
 from fleetwatch.settings import InfluxSettings, MqttSettings, PostgresSettings
 from tests.kafka.scale import (
     Sent,
-    child,
     child_env,
     counted,
     kafka_settings,
@@ -28,6 +27,7 @@ from tests.kafka.scale import (
     wait_counted,
 )
 from tests.support.outbox import outbox_drained
+from tests.support.processes import child
 from tests.support.stored import count_points
 
 ROUNDS = 300  # 6,000 heartbeats from 20 panels
