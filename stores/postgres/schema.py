@@ -1174,7 +1174,7 @@ stream_offsets = Table(
     Column("partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    CheckConstraint("partition >= 0 AND next_offset >= 0", name="ck_stream_offsets_valid"),
+    CheckConstraint("partition >= 0 AND next_offset >= 0", name="valid"),
 )
 
 TABLES_WITH_UPDATED_AT: Final = tuple(

@@ -32,6 +32,7 @@ from stores.postgres.schema import (
     metadata,
     notification_templates,
     rules,
+    stream_offsets,
     users,
 )
 
@@ -212,6 +213,10 @@ def test_update_sets_updated_at(engine: Engine, table: Table) -> None:
             conn.execute(table.insert().values(name="vibration_sensor"))
         elif table is notification_templates:
             conn.execute(table.insert().values(name="ops", message_template="{rule}"))
+        elif table is stream_offsets:
+            conn.execute(
+                table.insert().values(consumer_group="g", topic="t", partition=0, next_offset=0)
+            )
         elif table is users:
             conn.execute(
                 table.insert().values(

@@ -28,13 +28,14 @@ def upgrade() -> None:
     """Create stream_offsets."""
     op.create_table(
         "stream_offsets",
-        sa.Column("consumer_group", sa.String(255), primary_key=True),
-        sa.Column("topic", sa.String(255), primary_key=True),
-        sa.Column("partition", sa.Integer, primary_key=True),
+        sa.Column("consumer_group", sa.String(255)),
+        sa.Column("topic", sa.String(255)),
+        sa.Column("partition", sa.Integer),
         sa.Column("next_offset", sa.BigInteger, nullable=False),
         sa.Column(
             "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
+        sa.PrimaryKeyConstraint("consumer_group", "topic", "partition", name="pk_stream_offsets"),
         sa.CheckConstraint("partition >= 0 AND next_offset >= 0", name="ck_stream_offsets_valid"),
     )
     op.execute(
