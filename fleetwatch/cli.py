@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from pydantic import PostgresDsn, SecretStr
@@ -77,7 +77,7 @@ def _print_group(settings: BaseSettings) -> None:
         sys.stdout.write(f"{ENV_PREFIX}{name.upper()}={shown}  # {field.description}\n")
 
 
-def _cmd_check(_: argparse.Namespace) -> int:
+def _cmd_check(args: argparse.Namespace) -> int:
     """Reach each service once and say which are up."""
     from ingest.broker import BrokerUnavailableError, probe  # noqa: PLC0415 - heavy imports
     from stores import (  # noqa: PLC0415
@@ -92,7 +92,7 @@ def _cmd_check(_: argparse.Namespace) -> int:
         nonlocal failures
         try:
             sys.stdout.write(f"{name}: ok ({check()})\n")
-        except (StoreUnavailableError, BrokerUnavailableError) as exc:
+        except (StoreUnavailableError, BrokerUnavailableError, ConnectionError) as exc:
             failures += 1
             sys.stdout.write(f"{name}: FAILED - {exc}\n")
 
@@ -115,9 +115,36 @@ def _cmd_check(_: argparse.Namespace) -> int:
     report("postgresql", check_postgres)
     report("mqtt", check_mqtt)
     report("influxdb", check_influx)
+    if args.kafka:
+        report("kafka", _check_kafka)
     if failures:
         sys.stdout.write("start the local services with: scripts/services.sh up\n")
     return 1 if failures else 0
+
+
+def _check_kafka() -> str:
+    """The brokers of a scaled-out deployment answer; what they hold of the topic."""
+    from confluent_kafka import KafkaException  # noqa: PLC0415 - loads a C library
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+
+    settings = load(KafkaSettings)
+    # librdkafka's own lines go to the log, not straight to the terminal.
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "logger": logging.getLogger("kafka"),
+    }
+    admin = AdminClient(config)
+    try:
+        metadata = admin.list_topics(settings.kafka_topic, timeout=5)
+    except KafkaException as exc:
+        raise ConnectionError(f"{settings.kafka_bootstrap_servers}: {exc}") from exc
+    topic = metadata.topics[settings.kafka_topic]
+    held = (
+        "not created yet (the bridge or a worker creates it)"
+        if topic.error is not None
+        else f"{len(topic.partitions)} partitions"
+    )
+    return f"{len(metadata.brokers)} broker(s); topic {settings.kafka_topic}: {held}"
 
 
 def _install_builtin_rules(settings: PostgresSettings) -> None:
@@ -524,6 +551,11 @@ def build_parser() -> argparse.ArgumentParser:
     api_cli.register(sub)
     backup_cli.register(sub)
     bridge_cli.register(sub)
+    parsers["check"].add_argument(
+        "--kafka",
+        action="store_true",
+        help="also check Kafka (FLEETWATCH_KAFKA_*), when scaled out",
+    )
     ingest = parsers["ingest"]
     ingest.add_argument("--batch-size", type=int, default=2000, help="messages per transaction")
     ingest.add_argument(
