@@ -11,46 +11,73 @@ for; then prints a summary.
 With ``--preload`` ingest is started once (its persistent session then exists) and stopped,
 the whole stream is published into the broker, which keeps it for that session, and only
 then is ingest started again: the drain is timed from that start, with no publisher
-competing for the cores. The exit status is 1 when messages were lost (fewer accounted
-than the broker acknowledged), 2 when the run could not be set up.
+competing for the cores.
+
+With ``--source kafka --workers N`` the stream takes the scaled-out path: publisher ->
+broker -> ``fleetwatch bridge`` (a child process) -> a Kafka topic of the run's own ->
+N ingest workers of one consumer group (child processes, ``--source kafka``) -> the stores.
+With ``--preload`` the stream is put into the topic through the broker and the bridge while
+no worker runs, then the N workers are started and their drain is timed. The panels are
+then registered in the database beforehand: workers register devices in the order of their
+partitions, not of publishing, and a panel reporting another id than the one it was given
+is sent SET_DEVICE_ID, work the single-process run does not have.
+
+The exit status is 1 when messages were lost (fewer accounted than the broker
+acknowledged), 2 when the run could not be set up.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import os
 import statistics
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
 
 from benchmarks import rules as bench_rules
-from benchmarks.child import READY, STARTING, STOP, IngestReport, IngestSpec, run_ingest
+from benchmarks.child import (
+    BridgeReport,
+    BridgeSpec,
+    IngestReport,
+    IngestSpec,
+    combined_rate,
+    run_bridge,
+    run_ingest,
+)
+from benchmarks.children import Child, ChildError, await_ready, await_started, stop_all
 from benchmarks.probes import (
     Committed,
     CpuMeter,
     LatencyWatcher,
     count_committed,
+    listening_pid,
     our_backends,
     peak_rss_kib,
 )
 from benchmarks.publisher import Publisher, PublishError, StreamPublisher
 from benchmarks.report import Drain, Measurements, RunSetup, render
-from benchmarks.sandbox import Sandbox, SandboxError, sandbox
+from benchmarks.sandbox import Sandbox, SandboxError, register_panels, sandbox
 from benchmarks.stream import Stream, StreamShape, build_stream
+from benchmarks.stream_topic import (
+    StreamTopicError,
+    await_backlog,
+    await_group,
+    backlog,
+    stream_topic,
+)
 from benchmarks.wire_publisher import MAX_PACKET_ID, WirePublisher
 from fleetwatch import logs
 from fleetwatch.settings import (
     InfluxSettings,
+    KafkaSettings,
     MqttSettings,
     PostgresSettings,
     SettingsError,
@@ -66,9 +93,8 @@ logger = logging.getLogger(__name__)
 FLUX_DIR = Path(__file__).parent  # heartbeat_points.flux
 ACCOUNT_INTERVAL_S = 0.5
 PROGRESS_LOG_S = 5.0
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 60.0
 OUTBOX_TIMEOUT_S = 30.0
+GROUP_TIMEOUT_S = 60.0  # for the workers' consumer group to settle before a paced run
 
 
 class BenchError(RuntimeError):
@@ -96,6 +122,10 @@ class BenchConfig:
     publisher: Literal["wire", "paho"] = "wire"
     preload: bool = False  # publish everything while ingest is stopped, then time the drain
     ingest_inbox: int = 0  # ingest's MQTT inbox size; 0: ingest's default
+    source: Literal["mqtt", "kafka"] = "mqtt"
+    workers: int = 1  # ingest workers of the consumer group (kafka)
+    partitions: int = 12  # of the run's Kafka topic
+    preregister: bool = False  # register the panels before ingest starts (always on Kafka)
 
 
 def parse_args(argv: Sequence[str] | None) -> BenchConfig:
@@ -171,7 +201,27 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         type=int,
         default=0,
         metavar="N",
-        help="deliveries ingest's MQTT transport holds before batching (default: ingest's own)",
+        help="deliveries ingest's transport holds before batching (default: ingest's own)",
+    )
+    parser.add_argument(
+        "--source",
+        choices=["mqtt", "kafka"],
+        default="mqtt",
+        help="mqtt: one ingest process subscribed to the broker; kafka: the broker's "
+        "messages through a bridge into a Kafka topic of the run's own, read by --workers "
+        "ingest workers (FLEETWATCH_KAFKA_BOOTSTRAP_SERVERS)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="ingest workers of the consumer group (kafka)"
+    )
+    parser.add_argument(
+        "--partitions", type=int, default=12, help="partitions of the run's Kafka topic"
+    )
+    parser.add_argument(
+        "--preregister",
+        action="store_true",
+        help="register the panels in the database before ingest starts, in the order of "
+        "the ids they report (always so with --source kafka)",
     )
     args = parser.parse_args(argv)
     try:
@@ -194,6 +244,10 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         parser.error("--preload times the drain alone: not with --rate, --compare, --compare-rules")
     if args.publisher == "wire" and not 1 <= args.window < MAX_PACKET_ID:
         parser.error(f"--window must be within [1, {MAX_PACKET_ID - 1}] (MQTT packet ids)")
+    if args.workers < 1 or (args.workers > 1 and args.source != "kafka"):
+        parser.error("--workers N needs --source kafka (one MQTT ingest process at a time)")
+    if args.source == "kafka" and not args.workers <= args.partitions <= 10_000:
+        parser.error("--partitions must be at least --workers (and at most 10,000)")
     return BenchConfig(
         shape=shape,
         rate=args.rate,
@@ -212,75 +266,84 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         publisher=args.publisher,
         preload=args.preload,
         ingest_inbox=max(args.ingest_inbox, 0),
+        source=args.source,
+        workers=args.workers,
+        partitions=args.partitions,
+        preregister=args.preregister or args.source == "kafka",
     )
 
 
-# --- the ingest process --------------------------------------------------------------------
+# --- the child processes ------------------------------------------------------------------
 
 
-def _start_ingest(config: BenchConfig, box: Sandbox) -> tuple[BaseProcess, Connection]:
-    """Spawn the ingest process and wait until it is subscribed."""
-    process, channel = _spawn_ingest(config, box)
-    _await_ready(process, channel)
-    return process, channel
+Ingests = list[Child[IngestReport]]
 
 
-def _spawn_ingest(config: BenchConfig, box: Sandbox) -> tuple[BaseProcess, Connection]:
-    """Spawn the ingest process and wait until its service starts (imports done)."""
-    spec = IngestSpec(
-        database_url=box.database_url,
+def _spawn_ingest(config: BenchConfig, box: Sandbox, kafka: KafkaSettings | None) -> Ingests:
+    """Spawn the ingest process (or, on Kafka, the workers), and wait until their services
+    start (imports done)."""
+    names = ["ingest"] if kafka is None else [f"ingest-{n}" for n in range(1, config.workers + 1)]
+    children = [
+        Child.spawn(
+            name,
+            run_ingest,
+            IngestSpec(
+                database_url=box.database_url,
+                topic_prefix=box.mqtt.topic_prefix,
+                client_id=box.mqtt.mqtt_client_id,
+                bucket=box.influx.influx_bucket,
+                batch_size=config.batch_size,
+                batch_wait_s=config.batch_wait_s,
+                log_level=config.log_level,
+                profile_dir=config.profile_dir,
+                inbox_size=config.ingest_inbox,
+                name=name,
+                kafka=kafka,
+            ),
+            IngestReport,
+        )
+        for name in names
+    ]
+    return await_started(children)
+
+
+def _start_ingest(config: BenchConfig, box: Sandbox, kafka: KafkaSettings | None) -> Ingests:
+    """Spawn the ingest processes and wait until they are subscribed (MQTT) or have joined
+    the consumer group (Kafka)."""
+    return await_ready(_spawn_ingest(config, box, kafka))
+
+
+def _start_bridge(config: BenchConfig, box: Sandbox, kafka: KafkaSettings) -> Child[BridgeReport]:
+    """Spawn the bridge and wait until it is subscribed to the broker."""
+    spec = BridgeSpec(
         topic_prefix=box.mqtt.topic_prefix,
-        client_id=box.mqtt.mqtt_client_id,
-        bucket=box.influx.influx_bucket,
-        batch_size=config.batch_size,
-        batch_wait_s=config.batch_wait_s,
+        client_id=box.bridge_id,
+        kafka=kafka,
         log_level=config.log_level,
-        profile_dir=config.profile_dir,
-        inbox_size=config.ingest_inbox,
     )
-    context = multiprocessing.get_context("spawn")
-    channel, child_end = context.Pipe()
-    process = context.Process(target=run_ingest, args=(spec, child_end), name="bench-ingest")
-    process.start()
-    child_end.close()
-    _expect(process, channel, STARTING, "start")
-    return process, channel
+    return await_ready(await_started([Child.spawn("bridge", run_bridge, spec, BridgeReport)]))[0]
 
 
-def _await_ready(process: BaseProcess, channel: Connection) -> None:
-    """Wait until the spawned ingest process is subscribed."""
-    _expect(process, channel, READY, "subscribe")
-    logger.info("ingest running as pid %d", process.pid)
+def _stop_ingest(children: Ingests) -> dict[str, IngestReport]:
+    """Stop the ingest processes; their reports, of every one that sent one."""
+    reports = stop_all(children)
+    for child in children:
+        if child.name not in reports:
+            logger.error("%s sent no report", child.name)
+    return reports
 
 
-def _expect(process: BaseProcess, channel: Connection, signal: str, what: str) -> None:
-    """Wait for ``signal`` from the ingest process; stop it if something else comes."""
-    if not channel.poll(START_TIMEOUT_S):
-        _stop_ingest(process, channel)
-        raise BenchError(f"ingest did not {what} within {START_TIMEOUT_S:.0f}s")
-    answer = channel.recv()
-    if answer != signal:
-        process.join(STOP_TIMEOUT_S)
-        failure = answer.failure if isinstance(answer, IngestReport) else answer
-        raise BenchError(f"ingest failed to start: {failure}")
-
-
-def _stop_ingest(process: BaseProcess, channel: Connection) -> IngestReport | None:
-    """Ask ingest to finish its batch and stop; its report, if it sent one."""
-    report = None
-    try:
-        channel.send(STOP)
-        if channel.poll(STOP_TIMEOUT_S):
-            answer = channel.recv()
-            report = answer if isinstance(answer, IngestReport) else None
-    except (OSError, EOFError):
-        logger.warning("ingest process already gone")
-    process.join(STOP_TIMEOUT_S)
-    if process.is_alive():
-        logger.error("ingest did not stop; terminating pid %d", process.pid)
-        process.terminate()
-        process.join(STOP_TIMEOUT_S)
-    return report
+def _broker_pid(kafka: KafkaSettings | None) -> dict[str, int]:
+    """The Kafka broker's process, when it runs on this machine (its CPU is counted)."""
+    if kafka is None:
+        return {}
+    port = int(kafka.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+    pid = listening_pid(port)
+    if pid is None:
+        logger.warning("no local process listens on Kafka's port %d: its CPU is not counted", port)
+        return {}
+    logger.info("Kafka broker: pid %d", pid)
+    return {"kafka": pid}
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -290,12 +353,12 @@ def _await_accounted(
     conn: psycopg.Connection[Any],
     publisher: Publisher,
     publishing: threading.Thread | None,
-    ingest: BaseProcess,
+    processes: Sequence[Child[IngestReport] | Child[BridgeReport]],
     stall_timeout_s: float,
 ) -> tuple[Committed, str | None]:
     """Poll PostgreSQL until every acknowledged message is accounted for; what was seen, and
     why it stopped short (None when it did not). ``publishing`` is the thread still
-    publishing, None when publishing is over."""
+    publishing, None when publishing is over; ``processes`` must stay alive."""
     last_change = last_log = time.monotonic()
     seen = -1
     while True:
@@ -309,8 +372,9 @@ def _await_accounted(
             seen, last_change = committed.messages, now
         elif done_publishing and now - last_change > stall_timeout_s:
             return committed, f"no progress for {stall_timeout_s:.0f} s"
-        if not ingest.is_alive():
-            return committed, "the ingest process died"
+        for process in processes:
+            if not process.is_alive():
+                return committed, f"the {process.name} process died"
         if now - last_log >= PROGRESS_LOG_S:
             last_log = now
             logger.info(
@@ -358,31 +422,49 @@ def _publish(publisher: Publisher, stream: Stream, errors: list[BaseException]) 
         errors.append(exc)
 
 
-def run(config: BenchConfig, box: Sandbox, stream: Stream) -> Measurements:
-    """Start ingest, publish the stream, measure until it is all accounted, stop ingest."""
+def run(
+    config: BenchConfig, box: Sandbox, stream: Stream, kafka: KafkaSettings | None
+) -> Measurements:
+    """Start ingest (on Kafka: the bridge and the workers), publish the stream, measure until
+    it is all accounted, stop ingest."""
     publisher = _publisher(config, box)
     publisher.prepare(stream.messages)  # before ingest runs: not part of what is measured
-    process, channel = _start_ingest(config, box)
     measured = Measurements(published=publisher.result)
     watcher = LatencyWatcher(box.database_url, stream.probe_hostnames, config.probe_interval_s)
     errors: list[BaseException] = []
     publishing = threading.Thread(
         target=_publish, args=(publisher, stream, errors), name="publisher"
     )
-    pid = process.pid or 0
-    try:
+    with ExitStack() as stack:
+        bridge = None
+        if kafka is not None:
+            bridge = _start_bridge(config, box, kafka)
+            stack.callback(_keep_bridge_report, measured, bridge)
+        children = _start_ingest(config, box, kafka)
+        stack.callback(_keep_ingest_reports, measured, children)
+        stack.callback(watcher.stop)
+        if kafka is not None:  # every worker owns its partitions before the first publish
+            await_group(kafka, len(children), GROUP_TIMEOUT_S)
+        pids = {child.name: child.pid for child in children}
+        if bridge is not None:
+            pids["bridge"] = bridge.pid
         with psycopg.connect(box.database_url, autocommit=True) as conn:
-            cpu = CpuMeter({"ingest": pid, "publisher": os.getpid()}, lambda: our_backends(conn))
+            cpu = CpuMeter(
+                {**pids, "publisher": os.getpid(), **_broker_pid(kafka)},
+                lambda: our_backends(conn),
+            )
             measured.cpu_from = time.time()
             cpu.start()
             watcher.start()
             publishing.start()
+            alive: list[Child[IngestReport] | Child[BridgeReport]] = [*children]
+            alive += [bridge] if bridge else []
             committed, measured.gave_up = _await_accounted(
-                conn, publisher, publishing, process, config.stall_timeout_s
+                conn, publisher, publishing, alive, config.stall_timeout_s
             )
             measured.accounted_at = time.time()
             measured.cpu = cpu.stop()
-            measured.peak_rss_kib = peak_rss_kib(pid)
+            measured.peak_rss_kib = _peak_rss(children)
             watcher.stop()
             measured.committed = _await_outbox(conn, committed)
         if measured.gave_up:
@@ -390,62 +472,112 @@ def run(config: BenchConfig, box: Sandbox, stream: Stream) -> Measurements:
         publishing.join()
         measured.latencies, measured.probes_unseen = watcher.latencies(publisher.result.probes)
         measured.influx_points = _influx_points(box)
-    finally:
-        try:
-            watcher.stop()
-        finally:
-            measured.ingest = _stop_ingest(process, channel)
     if errors:
         raise BenchError(str(errors[0])) from errors[0]
     return measured
 
 
-def run_preloaded(config: BenchConfig, box: Sandbox, stream: Stream) -> Measurements:
-    """Create ingest's session, publish the stream into the broker while ingest is stopped,
-    then start ingest and measure its drain until everything is accounted for."""
+def _keep_ingest_reports(measured: Measurements, children: Ingests) -> None:
+    measured.workers = _stop_ingest(children)
+
+
+def _keep_bridge_report(measured: Measurements, bridge: Child[BridgeReport]) -> None:
+    measured.bridge = bridge.stop()
+
+
+def _peak_rss(children: Ingests) -> dict[str, int]:
+    peaks = {child.name: peak_rss_kib(child.pid) for child in children}
+    return {name: kib for name, kib in peaks.items() if kib is not None}
+
+
+def run_preloaded(
+    config: BenchConfig, box: Sandbox, stream: Stream, kafka: KafkaSettings | None
+) -> Measurements:
+    """Put the whole stream where ingest will find it while ingest is stopped (the broker
+    keeps it for ingest's session; on Kafka, the bridge puts it in the topic), then start
+    ingest (the workers) and measure the drain until everything is accounted for."""
     publisher = _publisher(config, box)
     publisher.prepare(stream.messages)
-    process, channel = _start_ingest(config, box)
-    report = _stop_ingest(process, channel)
-    if report is None or report.failure:
-        raise BenchError(f"ingest did not stop cleanly: {report.failure if report else 'gone'}")
-    logger.info("ingest's session created and left; publishing into the broker")
     measured = Measurements(published=publisher.result)
-    errors: list[BaseException] = []
-    with psycopg.connect(box.database_url, autocommit=True) as conn:
-        cpu = CpuMeter({"publisher": os.getpid()}, lambda: our_backends(conn))
-        cpu.start()
-        _publish(publisher, stream, errors)
-        publish_cpu = cpu.stop()
-    if errors:
-        raise BenchError(str(errors[0])) from errors[0]
-    logger.info("%d messages queued by the broker; starting ingest", publisher.result.acknowledged)
+    if kafka is None:
+        _create_session(config, box)
+        publish_cpu, publish_s = _preload(config, publisher, stream, box, None)
+    else:
+        bridge = _start_bridge(config, box, kafka)
+        try:
+            publish_cpu, publish_s = _preload(config, publisher, stream, box, (bridge, kafka))
+            measured.kafka_records = backlog(kafka)
+        finally:
+            measured.bridge = bridge.stop()  # idle from here on: not part of the drain
+    logger.info("%d messages wait for ingest; starting it", publisher.result.acknowledged)
     with psycopg.connect(box.database_url, autocommit=True) as conn:
         spawned = time.time()
-        process, channel = _spawn_ingest(config, box)
-        pid = process.pid or 0
+        children = _spawn_ingest(config, box, kafka)
         try:
-            # From the service's start: the interpreter's start-up and imports are left out.
-            cpu = CpuMeter({"ingest": pid, "benchmark": os.getpid()}, lambda: our_backends(conn))
+            # From the services' start: the interpreters' start-up and imports are left out.
+            pids = {child.name: child.pid for child in children}
+            cpu = CpuMeter(
+                {**pids, "benchmark": os.getpid(), **_broker_pid(kafka)},
+                lambda: our_backends(conn),
+            )
             measured.cpu_from = time.time()
             cpu.start()
             measured.drain = Drain(
-                spawned=spawned, service_started=measured.cpu_from, publish_cpu=publish_cpu
+                spawned=spawned,
+                service_started=measured.cpu_from,
+                publish_cpu=publish_cpu,
+                publish_s=publish_s,
             )
-            _await_ready(process, channel)
+            await_ready(children)
             committed, measured.gave_up = _await_accounted(
-                conn, publisher, None, process, config.stall_timeout_s
+                conn, publisher, None, children, config.stall_timeout_s
             )
             measured.accounted_at = time.time()
             measured.cpu = cpu.stop()
-            measured.peak_rss_kib = peak_rss_kib(pid)
+            measured.peak_rss_kib = _peak_rss(children)
             measured.committed = _await_outbox(conn, committed)
             if measured.gave_up:
                 logger.error("accounting stopped short: %s", measured.gave_up)
             measured.influx_points = _influx_points(box)
         finally:
-            measured.ingest = _stop_ingest(process, channel)
+            measured.workers = _stop_ingest(children)
     return measured
+
+
+def _create_session(config: BenchConfig, box: Sandbox) -> None:
+    """Start ingest once and stop it, so that the broker keeps a session for it."""
+    reports = _stop_ingest(_start_ingest(config, box, None))
+    report = reports.get("ingest")
+    if report is None or report.failure:
+        raise BenchError(f"ingest did not stop cleanly: {report.failure if report else 'gone'}")
+    logger.info("ingest's session created and left; publishing into the broker")
+
+
+def _preload(
+    config: BenchConfig,
+    publisher: Publisher,
+    stream: Stream,
+    box: Sandbox,
+    bridged: tuple[Child[BridgeReport], KafkaSettings] | None,
+) -> tuple[dict[str, float], float]:
+    """Publish the stream with no ingest running; the CPU seconds it took by process and
+    how long (on Kafka: until the topic holds every message the broker acknowledged)."""
+    errors: list[BaseException] = []
+    pids = {"publisher": os.getpid()}
+    if bridged is not None:
+        pids["bridge"] = bridged[0].pid
+    kafka = bridged[1] if bridged else None
+    with psycopg.connect(box.database_url, autocommit=True) as conn:
+        cpu = CpuMeter({**pids, **_broker_pid(kafka)}, lambda: our_backends(conn))
+        cpu.start()
+        _publish(publisher, stream, errors)
+        if errors:
+            raise BenchError(str(errors[0])) from errors[0]
+        done = publisher.result.finished
+        if kafka is not None:
+            await_backlog(kafka, publisher.result.acknowledged, config.stall_timeout_s)
+            done = time.time()
+        return cpu.stop(), done - publisher.result.started
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -454,6 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(config.log_level)
     try:
         pg, mqtt, influx = load(PostgresSettings), load(MqttSettings), load(InfluxSettings)
+        kafka = load(KafkaSettings) if config.source == "kafka" else None
     except SettingsError as exc:
         logger.error("%s", exc)
         return 2
@@ -465,7 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configs = [replace(config, rules=0), config] * config.rounds
     runs: list[Measurements] = []
     for run_config in configs:
-        measured = _one_run(run_config, pg, mqtt, influx)
+        measured = _one_run(run_config, pg, mqtt, influx, kafka)
         if measured is None:
             return 2
         if measured.missing:
@@ -506,21 +639,33 @@ def _comparison(title: str, runs: Sequence[Measurements]) -> str:
 
 
 def _rate(measured: Measurements) -> float | None:
-    return measured.ingest.sustained_rate if measured.ingest else None
+    return combined_rate(list(measured.workers.values()))
 
 
 def _relative_cpu(measured: Measurements) -> float | None:
-    ingest, publisher = measured.cpu.get("ingest"), measured.cpu.get("publisher")
+    ingest = sum(measured.cpu.get(name, 0.0) for name in measured.workers)
+    publisher = measured.cpu.get("publisher")
     return ingest / publisher if ingest and publisher else None
 
 
 def _one_run(
-    config: BenchConfig, pg: PostgresSettings, mqtt: MqttSettings, influx: InfluxSettings
+    config: BenchConfig,
+    pg: PostgresSettings,
+    mqtt: MqttSettings,
+    influx: InfluxSettings,
+    kafka: KafkaSettings | None,
 ) -> Measurements | None:
-    """One stream through its own sandbox, its report printed; None if it could not run."""
-    started = time.perf_counter()
+    """One stream through its own sandbox (and Kafka topic), its report printed; None if it
+    could not run."""
+    began = time.perf_counter()
     try:
-        with sandbox(pg, mqtt, influx, keep=config.keep) as box:
+        with ExitStack() as stack:
+            box = stack.enter_context(sandbox(pg, mqtt, influx, keep=config.keep))
+            topic = None
+            if kafka is not None:
+                topic = stack.enter_context(
+                    stream_topic(kafka, box.run_id, config.partitions, keep=config.keep)
+                )
             if config.rules:
                 enabled = bench_rules.install(box.database_url, config.rules)
                 logger.info("%d alerting rules enabled", enabled)
@@ -530,11 +675,13 @@ def _one_run(
             logger.info(
                 "built %d messages in %.1fs: %s",
                 len(stream.messages),
-                time.perf_counter() - started,
+                time.perf_counter() - began,
                 dict(stream.counts),
             )
-            measured = (run_preloaded if config.preload else run)(config, box, stream)
-    except (BenchError, SandboxError, StoreError) as exc:
+            if config.preregister:
+                register_panels(box, stream.registrations)
+            measured = (run_preloaded if config.preload else run)(config, box, stream, topic)
+    except (BenchError, ChildError, SandboxError, StoreError, StreamTopicError) as exc:
         logger.error("benchmark failed: %s", exc)
         return None
     setup = RunSetup(
@@ -547,10 +694,15 @@ def _one_run(
         publisher=config.publisher,
         preload=config.preload,
         ingest_inbox=config.ingest_inbox,
+        source=config.source,
+        workers=config.workers,
+        partitions=config.partitions,
+        preregistered=config.preregister,
     )
     print(render(setup, stream, measured))
     if config.profile_dir:
-        print(f"profiles written to {config.profile_dir}/ingest-{{worker,loop}}.pstats")
+        names = ",".join(measured.workers) or "ingest"
+        print(f"profiles written to {config.profile_dir}/{{{names}}}-{{worker,loop}}.pstats")
     return measured
 
 

@@ -8,8 +8,9 @@ ingest applies a device's messages in order, so the first read showing ``uptime 
 proves the heartbeat carrying ``u`` (and all before it) is committed. Its latency is that
 read's start time minus the publish time: an upper bound, late by at most one interval.
 
-CPU and memory come from ``/proc``: per process for ingest, the publisher and the services,
-and the whole machine's busy time, so that competing load shows in the report.
+CPU and memory come from ``/proc``: per process for ingest, the publisher and the services
+(and on Kafka the bridge and the broker), and the whole machine's busy time, so that
+competing load shows in the report.
 """
 
 from __future__ import annotations
@@ -177,6 +178,37 @@ def peak_rss_kib(pid: int) -> int | None:
                 return int(line.split()[1])
     except OSError:
         return None
+    return None
+
+
+_LISTEN = "0A"  # TCP state LISTEN in /proc/net/tcp
+
+
+def listening_pid(port: int) -> int | None:
+    """The process of this machine listening on TCP ``port`` (e.g. the Kafka broker's JVM,
+    whose program name, ``java``, says nothing); None if there is none or it is not ours
+    to see."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == _LISTEN and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    return int(entry.name)
+        except OSError:  # gone, or not ours
+            continue
     return None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
@@ -43,6 +43,7 @@ class Sandbox:
     mqtt: MqttSettings  # topic prefix and ingest client id of this run
     influx: InfluxSettings
     publisher_id: str
+    bridge_id: str  # the MQTT client id of a run's bridge to Kafka
 
     @property
     def database_url(self) -> str:
@@ -150,6 +151,34 @@ def _declare_device_types(pg: PostgresSettings) -> None:
             device_types.create(conn, to_row(device_type))
 
 
+def register_panels(box: Sandbox, registrations: Sequence[tuple[str, str]]) -> None:
+    """Register panels (hostname, MAC) in the run's fresh database, numbered 1, 2, ... in
+    the order given, as ingest would on their first status messages arriving in that order;
+    raises if the ids came out otherwise."""
+    hostnames = [hostname for hostname, _ in registrations]
+    try:
+        with psycopg.connect(box.database_url) as conn:
+            conn.execute(
+                """
+                WITH added AS (
+                  INSERT INTO devices (mac_address, hostname)
+                  SELECT mac, hostname
+                    FROM unnest(%s::macaddr[], %s::varchar[]) WITH ORDINALITY AS r(mac, hostname, n)
+                   ORDER BY n
+                  RETURNING id)
+                INSERT INTO device_status (device_id) SELECT id FROM added
+                """,
+                [[mac for _, mac in registrations], hostnames],
+            )
+            ids: dict[str, int] = dict(conn.execute("SELECT hostname, id FROM devices").fetchall())
+    except psycopg.Error as exc:
+        raise SandboxError(f"cannot register the panels: {exc}") from exc
+    wrong = sum(ids.get(hostname) != n for n, hostname in enumerate(hostnames, start=1))
+    if wrong or len(ids) != len(hostnames):
+        raise SandboxError(f"{wrong} of {len(hostnames)} panels registered with another id")
+    logger.info("%d panels registered ahead of their messages", len(hostnames))
+
+
 @contextmanager
 def sandbox(
     pg: PostgresSettings, mqtt: MqttSettings, influx: InfluxSettings, *, keep: bool
@@ -163,12 +192,16 @@ def sandbox(
         mqtt_run = mqtt.model_copy(
             update={"topic_prefix": f"bench-{run_id}", "mqtt_client_id": f"bench-ingest-{run_id}"}
         )
-        # Ingest's session is persistent: the broker would keep it (and queue for it) forever.
+        # Ingest's and the bridge's sessions are persistent: the broker would keep them (and
+        # queue for them) forever.
+        bridge_id = f"bench-bridge-{run_id}"
         stack.callback(forget_session, mqtt_run, mqtt_run.mqtt_client_id)
+        stack.callback(forget_session, mqtt_run, bridge_id)
         yield Sandbox(
             run_id=run_id,
             pg=pg_run,
             mqtt=mqtt_run,
             influx=influx_run,
             publisher_id=f"bench-publisher-{run_id}",
+            bridge_id=bridge_id,
         )

@@ -103,6 +103,9 @@ class Stream:
     messages: list[Outbound]
     counts: Counter[TopicKind]
     probe_hostnames: tuple[str, ...]
+    # (hostname, MAC) of each panel in the order of their first status messages: a fresh
+    # database that registers them in this order gives them the ids they report.
+    registrations: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -304,7 +307,8 @@ class _Fleet:
 def build_stream(shape: StreamShape, scheme: TopicScheme, now_ms: int) -> Stream:
     """Every message of the run, serialised, in publishing order."""
     fleet = _Fleet(shape, scheme, now_ms)
-    messages = [fleet.status(panel) for panel in fleet.registration_order()]
+    order = fleet.registration_order()
+    messages = [fleet.status(panel) for panel in order]
     messages += [fleet.reading(index) for index in range(len(fleet.sensors))]
     devices: list[_Panel | int] = [*fleet.panels, *range(len(fleet.sensors))]
     while len(messages) < shape.messages:
@@ -316,4 +320,9 @@ def build_stream(shape: StreamShape, scheme: TopicScheme, now_ms: int) -> Stream
             )
     counts = Counter(message.kind for message in messages)
     probes = tuple(sorted(panel.hostname for panel in fleet.panels if panel.probe))
-    return Stream(messages=messages, counts=counts, probe_hostnames=probes)
+    return Stream(
+        messages=messages,
+        counts=counts,
+        probe_hostnames=probes,
+        registrations=tuple((panel.hostname, panel.mac) for panel in order),
+    )

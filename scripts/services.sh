@@ -231,13 +231,14 @@ influxdb_up() {
     influxdb_down
   fi
   if ! influx_healthy; then
-    nohup "$INFLUXD_BIN" \
+    # A session of its own: not stopped with the shell (or the process group) that ran us.
+    setsid "$INFLUXD_BIN" \
       --http-bind-address "127.0.0.1:$INFLUX_PORT" \
       --bolt-path "$dir/influxd.bolt" \
       --engine-path "$dir/engine" \
       --sqlite-path "$dir/influxd.sqlite" \
       --reporting-disabled \
-      --log-level warn >"$dir/influxd.log" 2>&1 &
+      --log-level warn </dev/null >"$dir/influxd.log" 2>&1 &
     echo $! >"$dir/influxd.pid"
     wait_for InfluxDB 60 influx_healthy
   fi
@@ -420,7 +421,8 @@ kafka_up() {
     log "Kafka storage formatted in $dir/data"
   fi
   kafka_command kafka.Kafka "$dir/server.properties"
-  nohup "${KAFKA_COMMAND[@]}" >"$dir/kafka.log" 2>&1 &
+  # A session of its own, as influxd's.
+  setsid "${KAFKA_COMMAND[@]}" </dev/null >"$dir/kafka.log" 2>&1 &
   pid=$!
   echo "$pid" >"$dir/kafka.pid"
   local deadline=$((SECONDS + 60))
