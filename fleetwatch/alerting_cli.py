@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from fleetwatch.acting import acts, add_identity
+from fleetwatch.running import run_until_signalled
 from fleetwatch.settings import AlertSettings, PostgresSettings, load
 
 if TYPE_CHECKING:
@@ -569,21 +570,13 @@ def _deliveries_retry(
 
 
 def _notify(args: argparse.Namespace) -> int:
-    import signal  # noqa: PLC0415
 
     from alerting.worker import DeliveryWorker  # noqa: PLC0415
 
     settings = load(AlertSettings)
     worker = DeliveryWorker(str(load(PostgresSettings).database_url), settings, args.channel)
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await worker.run(stop)
-
-    asyncio.run(run())
+    run_until_signalled(worker.run)
     return 0
 
 

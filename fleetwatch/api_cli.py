@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fleetwatch.running import run_until_signalled
 from fleetwatch.settings import (
     AlertSettings,
     ApiSettings,
@@ -119,8 +120,6 @@ def device_ingest(settings: ApiSettings) -> DeviceIngest:
 
 
 def _simulate_ws(args: argparse.Namespace) -> int:
-    import asyncio  # noqa: PLC0415
-    import signal  # noqa: PLC0415
 
     from simulator.errors import SimulatorConfigError  # noqa: PLC0415
     from simulator.ws_fleet import read_boards, run_boards  # noqa: PLC0415
@@ -133,12 +132,5 @@ def _simulate_ws(args: argparse.Namespace) -> int:
     settings = load(ApiSettings)
     url = args.api or f"http://{settings.api_host}:{settings.api_port}"
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_boards(boards, url, stop)
-
-    asyncio.run(run())
+    run_until_signalled(lambda stop: run_boards(boards, url, stop))
     return 0

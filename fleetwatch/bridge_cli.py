@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 from typing import Any
 
+from fleetwatch.running import run_until_signalled
 from fleetwatch.settings import IngestSettings, KafkaSettings, MqttSettings, load
 
 logger = logging.getLogger(__name__)
@@ -50,15 +49,8 @@ def _bridge(args: argparse.Namespace) -> int:
         health=(settings.health_host, settings.health_port) if settings.health_port else None,
     )
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await bridge.run(stop)
-
     try:
-        asyncio.run(run())
+        run_until_signalled(bridge.run)
     except HealthPortError as exc:
         logger.error("%s", exc)
         return 2

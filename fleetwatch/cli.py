@@ -28,6 +28,7 @@ from fleetwatch import (
     logs,
     users_cli,
 )
+from fleetwatch.running import run_until_signalled
 from fleetwatch.settings import (
     ENV_PREFIX,
     SETTINGS_GROUPS,
@@ -381,7 +382,6 @@ def _cmd_downsample(args: argparse.Namespace) -> int:
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     """Run the ingest service until SIGINT/SIGTERM."""
-    import signal  # noqa: PLC0415
 
     from ingest.health import HealthPortError  # noqa: PLC0415
     from ingest.service import IngestOptions, IngestService  # noqa: PLC0415
@@ -417,15 +417,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             pg, mqtt, load(InfluxSettings), options, retention=load(RetentionSettings)
         )
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await service.run(stop)
-
     try:
-        asyncio.run(run())
+        run_until_signalled(service.run)
     except (SchemaError, StoreUnavailableError, HealthPortError) as exc:
         sys.stderr.write(f"fleetwatch ingest: {exc}\n")
         return 2
@@ -435,7 +428,6 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     """Publish a simulated fleet's messages until the duration is over or SIGINT/SIGTERM."""
-    import signal  # noqa: PLC0415
 
     from simulator import (  # noqa: PLC0415 - heavy imports
         FleetOptions,
@@ -461,15 +453,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         return 2
     simulator = Simulator(load(MqttSettings), fleet, options)
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await simulator.run(stop)
-
     try:
-        asyncio.run(run())
+        run_until_signalled(simulator.run)
     except SimulatorError as exc:
         sys.stderr.write(f"fleetwatch simulate: {exc}\n")
         return 1
