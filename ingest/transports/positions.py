@@ -69,13 +69,18 @@ class Claim:
         self.kept = kept
         self._expected = expected
         self._generations = generations
+        self._after: tuple[int, dict[int, int]] | None = None
 
     def _next(self, upto: int) -> dict[int, int]:
-        """The next offset of each partition after the first ``upto`` kept deliveries."""
+        """The next offset of each partition after the first ``upto`` kept deliveries (kept
+        for ``committed``, which asks for what ``save`` just saved)."""
+        if self._after is not None and self._after[0] == upto:
+            return self._after[1]
         after: dict[int, int] = {}
         for index in self.kept[:upto]:
             _, partition, offset = _receipt(self._deliveries[index])
             after[partition] = offset + 1
+        self._after = (upto, after)
         return after
 
     def save(self, conn: psycopg.Connection[Any], upto: int | None = None) -> None:
