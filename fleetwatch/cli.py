@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from pydantic import PostgresDsn, SecretStr
@@ -126,15 +126,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _check_kafka() -> str:
     """The brokers of a scaled-out deployment answer; what they hold of the topic."""
     from confluent_kafka import KafkaException  # noqa: PLC0415 - loads a C library
-    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+
+    from ingest.transports.kafka import admin_client  # noqa: PLC0415
 
     settings = load(KafkaSettings)
-    # librdkafka's own lines go to the log, not straight to the terminal.
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "logger": logging.getLogger("kafka"),
-    }
-    admin = AdminClient(config)
+    admin = admin_client(settings)  # librdkafka's lines go to the log, not the terminal
     try:
         metadata = admin.list_topics(settings.kafka_topic, timeout=5)
     except KafkaException as exc:

@@ -86,13 +86,18 @@ def consumer_config(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
     }
 
 
-def ensure_topic(settings: KafkaSettings, timeout_s: float = 30.0) -> int:
-    """Create the topic if it is missing; returns its partition count."""
+def admin_client(settings: KafkaSettings) -> AdminClient:
+    """An admin client of the configured cluster, logging through ``CLIENT_LOG``."""
     client: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "logger": CLIENT_LOG,
     }
-    admin = AdminClient(client)
+    return AdminClient(client)
+
+
+def ensure_topic(settings: KafkaSettings, timeout_s: float = 30.0) -> int:
+    """Create the topic if it is missing; returns its partition count."""
+    admin = admin_client(settings)
     topic = settings.kafka_topic
     replicas = settings.kafka_replication
     config = {"min.insync.replicas": str(min(2, replicas))}
