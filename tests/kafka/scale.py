@@ -21,6 +21,7 @@ from ingest.broker import make_client
 from ingest.contract import TopicKind, pb
 from ingest.service import IngestOptions, IngestService
 from ingest.transports.kafka import KafkaTransport
+from tests.ingest.conftest import forget_session
 from tests.support.devices import FakePanel, Publisher, now_ms
 
 
@@ -58,8 +59,7 @@ async def running_bridge(
         stop.set()
         async with asyncio.timeout(30):
             await task
-        async with make_client(mqtt, client_id=client_id, clean_session=True):
-            pass  # the bridge's session goes with it
+        await forget_session(mqtt, client_id)  # the bridge's session goes with it
 
 
 @asynccontextmanager
